@@ -1,0 +1,31 @@
+// Shared by dump and explain: files + flags -> model, config, compiled ruleset.
+import { buildModel } from '../model/build-model.js';
+import { formatDiagnostic, type Diagnostic } from '../model/diagnostic.js';
+import type { ProxyConfig } from '../model/config.js';
+import type { Ruleset } from '../ir/types.js';
+import { compile } from '../compile/compile.js';
+import { formatManifestError, readManifests } from '../sources/manifests.js';
+import { type ConfigFlags, loadBaseConfig, resolveConfig } from './config.js';
+
+export interface Loaded {
+  readonly config: ProxyConfig;
+  readonly ruleset: Ruleset;
+  readonly diagnostics: readonly Diagnostic[];
+  readonly ignored: readonly { ref: string; reason: string }[];
+}
+
+export class UsageError extends Error {}
+
+export async function loadInputs(files: string[], flags: ConfigFlags, warn: (line: string) => void): Promise<Loaded> {
+  if (files.length === 0) throw new UsageError('-f FILE_OR_DIR is required (repeatable)');
+  const base = await loadBaseConfig(flags);
+  if (!base.ok) throw new UsageError(base.error);
+  const objects = await readManifests(files);
+  if (!objects.ok) throw new UsageError(formatManifestError(objects.error));
+  const { model, diagnostics, ignored } = buildModel(objects.value);
+  const { config, notes } = resolveConfig(base.value, model);
+  for (const n of notes) warn(`note: ${n}`);
+  const ruleset = compile(model, config);
+  for (const d of diagnostics) warn(formatDiagnostic(d));
+  return { config, ruleset, diagnostics, ignored };
+}

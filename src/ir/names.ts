@@ -1,0 +1,39 @@
+// Chain and set names: a hash of the object's identity plus a readable suffix, as
+// kube-proxy does. The suffix is built only from validated DNS labels, protocol names,
+// digits, and IP text, so it can never contain nft syntax.
+import { createHash } from 'node:crypto';
+
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+// nft allows 255 characters; leave room so the prefix and hash always fit.
+const MAX_NAME = 200;
+
+export function shortHash(s: string): string {
+  const digest = createHash('sha256').update(s).digest();
+  let bits = 0, value = 0, out = '';
+  for (const byte of digest) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5 && out.length < 8) {
+      out += BASE32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+    if (out.length >= 8) break;
+  }
+  return out;
+}
+
+/** identity of a service port: "ns/name/proto/portName" */
+export function servicePortId(ns: string, name: string, proto: string, portName: string): string {
+  return `${ns}/${name}/${proto}/${portName}`;
+}
+
+export type ChainPrefix = 'service' | 'local' | 'external' | 'firewall' | 'endpoint' | 'affinity';
+
+export function objectName(prefix: ChainPrefix, id: string): string {
+  const full = `${prefix}-${shortHash(id)}-${id.replace(/:/g, '.')}`;
+  return full.length <= MAX_NAME ? full : `${full.slice(0, MAX_NAME - 3)}...`;
+}
+
+export function endpointId(spId: string, addr: string, port: number): string {
+  return `${spId}__${addr}/${port}`;
+}

@@ -1,0 +1,113 @@
+// Raw API objects (any order, any mix) -> Model + one diagnostic per skipped object.
+import type { Diagnostic } from './diagnostic.js';
+import { type Raw, isObj, obj, str } from './raw.js';
+import { normalizeService } from './service.js';
+import { normalizeEndpointSlice } from './endpoint-slice.js';
+import { normalizeNode } from './node.js';
+import { printable } from './ip.js';
+import { type EndpointSlice, type Model, type Node, type Service, refString } from './types.js';
+
+export interface SourceObject {
+  readonly object: unknown;
+  /** where it came from, for messages: "examples/web.yaml:12" */
+  readonly origin?: string;
+}
+
+export interface BuildResult {
+  readonly model: Model;
+  readonly diagnostics: readonly Diagnostic[];
+  /** objects deliberately not proxied (headless, ExternalName, other proxy), for explain */
+  readonly ignored: readonly { ref: string; reason: string }[];
+}
+
+export function buildModel(objects: readonly SourceObject[], proxyName = 'nftproxy'): BuildResult {
+  const diagnostics: Diagnostic[] = [];
+  const ignored: { ref: string; reason: string }[] = [];
+  const services: Service[] = [];
+  const slicesBySvc = new Map<string, EndpointSlice[]>();
+  const nodes = new Map<string, Node>();
+
+  for (const { object, origin } of objects) {
+    if (!isObj(object)) {
+      diagnostics.push({ kind: 'Object', object: origin ?? '?', code: 'not-an-object', reason: 'not a Kubernetes object' });
+      continue;
+    }
+    const kind = str(object.kind);
+    const where = `${printable(str(obj(object.metadata).namespace) ?? 'default')}/${printable(str(obj(object.metadata).name) ?? '')}`;
+    switch (kind) {
+      case 'Service': {
+        const r = normalizeService(object, proxyName);
+        if (r.kind === 'service') services.push(r.service);
+        else if (r.kind === 'ignored') ignored.push({ ref: where, reason: r.reason });
+        else diagnostics.push({ kind: 'Service', object: where, code: r.code, reason: r.reason });
+        break;
+      }
+      case 'EndpointSlice': {
+        const r = normalizeEndpointSlice(object);
+        if (r.kind === 'slice') {
+          const key = `${r.slice.ref.namespace}/${r.slice.serviceName}`;
+          const list = slicesBySvc.get(key) ?? [];
+          list.push(r.slice);
+          slicesBySvc.set(key, list);
+        } else if (r.kind === 'ignored') ignored.push({ ref: where, reason: r.reason });
+        else diagnostics.push({ kind: 'EndpointSlice', object: where, code: r.code, reason: r.reason });
+        break;
+      }
+      case 'Node': {
+        const r = normalizeNode(object);
+        if (r.kind === 'node') nodes.set(r.node.name, r.node);
+        else diagnostics.push({ kind: 'Node', object: printable(str(obj(object.metadata).name) ?? ''), code: r.code, reason: r.reason });
+        break;
+      }
+      default:
+        // Other kinds (Pods, ConfigMaps, ...) in a `kubectl get -o yaml` dump are not ours to read.
+        break;
+    }
+  }
+
+  services.sort((a, b) => cmp(refString(a.ref), refString(b.ref)));
+  const deduped = dropDuplicateServices(services, diagnostics);
+  const accepted = dropNodePortConflicts(deduped, diagnostics);
+  for (const list of slicesBySvc.values()) list.sort((a, b) => cmp(a.ref.name, b.ref.name));
+  return { model: { services: accepted, slices: slicesBySvc, nodes }, diagnostics, ignored };
+}
+
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+function dropDuplicateServices(services: Service[], diagnostics: Diagnostic[]): Service[] {
+  const out: Service[] = [];
+  for (const s of services) {
+    const prev = out[out.length - 1];
+    if (prev && refString(prev.ref) === refString(s.ref)) {
+      diagnostics.push({ kind: 'Service', object: refString(s.ref), code: 'duplicate-object', reason: 'defined twice; the first definition is used' });
+      continue;
+    }
+    out.push(s);
+  }
+  return out;
+}
+
+// Two services cannot own one NodePort: the one sorted first keeps it, the other is skipped
+// whole so that no port of it half-works.
+function dropNodePortConflicts(services: Service[], diagnostics: Diagnostic[]): Service[] {
+  const owner = new Map<string, string>();
+  const out: Service[] = [];
+  for (const s of services) {
+    const mine = new Map<string, string>();
+    let conflict: string | undefined;
+    const claims = s.ports.filter((p) => p.nodePort !== undefined).map((p) => ({ key: `${p.protocol}/${p.nodePort}`, text: `nodePort ${p.nodePort}/${p.protocol.toUpperCase()}` }));
+    if (s.healthCheckNodePort !== undefined) claims.push({ key: `tcp/${s.healthCheckNodePort}`, text: `healthCheckNodePort ${s.healthCheckNodePort}` });
+    for (const c of claims) {
+      const other = owner.get(c.key) ?? (mine.has(c.key) ? refString(s.ref) : undefined);
+      if (other !== undefined) { conflict = `${c.text} already used by ${other}`; break; }
+      mine.set(c.key, refString(s.ref));
+    }
+    if (conflict) {
+      diagnostics.push({ kind: 'Service', object: refString(s.ref), code: 'nodeport-conflict', reason: conflict });
+      continue;
+    }
+    for (const [k, v] of mine) owner.set(k, v);
+    out.push(s);
+  }
+  return out;
+}

@@ -1,0 +1,91 @@
+// Manifest files -> raw objects. YAML or JSON, multi-document, `kind: List` (what
+// `kubectl get svc,endpointslices,nodes -A -o yaml` prints); directories recursively.
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import type { SourceObject } from '../model/build-model.js';
+import { type Result, ok, err } from '../model/result.js';
+
+export interface ManifestError {
+  readonly code: 'UNREADABLE' | 'SYNTAX';
+  readonly file: string;
+  readonly line?: number;
+  readonly message: string;
+}
+
+export const formatManifestError = (e: ManifestError): string => `${e.file}${e.line !== undefined ? `:${e.line}` : ''}: ${e.message}`;
+
+const MANIFEST = /\.(ya?ml|json)$/i;
+
+export async function listManifestFiles(path: string): Promise<Result<string[], ManifestError>> {
+  let st;
+  try {
+    st = await stat(path);
+  } catch (e) {
+    return err({ code: 'UNREADABLE', file: path, message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
+  }
+  if (!st.isDirectory()) return ok([path]);
+  const out: string[] = [];
+  const entries = (await readdir(path, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+  for (const ent of entries) {
+    if (ent.name.startsWith('.')) continue;
+    const p = join(path, ent.name);
+    if (ent.isDirectory()) {
+      const sub = await listManifestFiles(p);
+      if (!sub.ok) return sub;
+      out.push(...sub.value);
+    } else if (MANIFEST.test(ent.name)) out.push(p);
+  }
+  return ok(out);
+}
+
+export function parseManifest(text: string, file: string): Result<SourceObject[], ManifestError> {
+  const docs = parseAllDocuments(text, { prettyErrors: false, uniqueKeys: false });
+  const out: SourceObject[] = [];
+  const lineOf = (offset: number): number => text.slice(0, offset).split('\n').length;
+  for (const doc of Array.isArray(docs) ? docs : [docs]) {
+    const e = doc.errors[0];
+    if (e) return err({ code: 'SYNTAX', file, line: e.linePos?.[0]?.line ?? lineOf(e.pos[0]), message: `YAML syntax error: ${e.message.split('\n')[0]}` });
+    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    if (value === null || value === undefined) continue;
+    const line = doc.range ? lineOf(doc.range[0]) : undefined;
+    const origin = `${file}${line !== undefined ? `:${line}` : ''}`;
+    if (typeof value === 'object' && !Array.isArray(value) && (value as { kind?: unknown }).kind === 'List') {
+      const items = (value as { items?: unknown }).items;
+      for (const item of Array.isArray(items) ? items : []) out.push({ object: withListKind(item), origin });
+    } else out.push({ object: value, origin });
+  }
+  return ok(out);
+}
+
+// A real API server's list items carry no kind; `kubectl get -o yaml` adds it back, but
+// hand-made Lists may not. Recognize the three kinds we read by their shape.
+function withListKind(item: unknown): unknown {
+  if (typeof item !== 'object' || item === null || (item as { kind?: unknown }).kind !== undefined) return item;
+  const o = item as Record<string, unknown>;
+  if ('addressType' in o) return { ...o, kind: 'EndpointSlice' };
+  const spec = o.spec as Record<string, unknown> | undefined;
+  if (spec && ('ports' in spec || 'clusterIP' in spec || 'type' in spec)) return { ...o, kind: 'Service' };
+  if (o.status && typeof o.status === 'object' && 'addresses' in (o.status as object)) return { ...o, kind: 'Node' };
+  return item;
+}
+
+export async function readManifests(paths: readonly string[]): Promise<Result<SourceObject[], ManifestError>> {
+  const out: SourceObject[] = [];
+  for (const p of paths) {
+    const files = await listManifestFiles(p);
+    if (!files.ok) return files;
+    for (const f of files.value) {
+      let text: string;
+      try {
+        text = await readFile(f, 'utf8');
+      } catch (e) {
+        return err({ code: 'UNREADABLE', file: f, message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
+      }
+      const r = parseManifest(text, f);
+      if (!r.ok) return r;
+      out.push(...r.value);
+    }
+  }
+  return ok(out);
+}
