@@ -7,6 +7,7 @@
 import type { AddrMatch, Chain, Family, KeyAtom, Match, NamedSet, Rule, Ruleset, SetElement, Statement, Table, Verdict } from '../ir/types.js';
 import { MASQ_MARK } from '../ir/types.js';
 import { assertNever } from '../model/result.js';
+import { nftComment } from './nft-text.js';
 
 type J = unknown;
 
@@ -25,7 +26,7 @@ function tableCommands(t: Table): J[] {
   const out: J[] = [];
   for (const s of t.sets) out.push({ add: { [s.isMap ? 'map' : 'set']: setObject(t.family, base, s) } });
   for (const c of t.chains) out.push({ add: { chain: chainObject(base, c) } });
-  for (const c of t.chains) for (const r of c.rules) out.push({ add: { rule: { ...base, chain: c.name, expr: ruleExpr(t.family, r), ...(r.comment ? { comment: r.comment } : {}) } } });
+  for (const c of t.chains) for (const r of c.rules) out.push({ add: { rule: { ...base, chain: c.name, expr: ruleExpr(t.family, r), ...(r.comment ? { comment: nftComment(r.comment) } : {}) } } });
   for (const s of t.sets) if (s.elements.length) out.push({ add: { element: { ...base, name: s.name, elem: s.elements.map((e) => element(s, e)) } } });
   return out;
 }
@@ -41,7 +42,7 @@ function setObject(f: Family, base: object, s: NamedSet): J {
     ...(s.isMap ? { map: 'verdict' } : {}),
     ...(flags.length ? { flags } : {}),
     ...(s.timeoutSeconds !== undefined ? { timeout: s.timeoutSeconds } : {}),
-    ...(s.comment ? { comment: s.comment } : {}),
+    ...(s.comment ? { comment: nftComment(s.comment) } : {}),
   };
 }
 
@@ -57,7 +58,7 @@ const atomJ = (k: KeyAtom): J => {
 
 function element(s: NamedSet, e: SetElement): J {
   const val = e.key.length === 1 ? atomJ(e.key[0]!) : { concat: e.key.map(atomJ) };
-  const key = e.comment ? { elem: { val, comment: e.comment } } : val;
+  const key = e.comment ? { elem: { val, comment: nftComment(e.comment) } } : val;
   return s.isMap && e.verdict ? [key, verdictJ(e.verdict)] : key;
 }
 

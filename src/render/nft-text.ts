@@ -138,6 +138,12 @@ function verdict(v: Verdict): string {
 }
 
 // Comments come from our own code or validated names; escaping is belt and braces.
+// nft refuses comments over 128 characters; "ns/name:port" can reach 191.
 export function quote(s: string): string {
-  return `"${s.replace(/[^A-Za-z0-9 _.,:/()+=<>@-]/g, '_')}"`;
+  return `"${nftComment(s).replace(/[^A-Za-z0-9 _.,:/()+=<>@-]/g, '_')}"`;
+}
+
+export const NFT_COMMENT_MAX = 128;
+export function nftComment(s: string): string {
+  return s.length <= NFT_COMMENT_MAX ? s : `${s.slice(0, NFT_COMMENT_MAX - 3)}...`;
 }

@@ -113,3 +113,12 @@ describe.skipIf(!canUseKernel)(`dump loads into the kernel (${canUseKernel ? 'ro
     });
   });
 });
+
+describe('explain names the service even when a dispatch map decides alone', () => {
+  it('REJECT from no-endpoint-services shows the service port and its decisions', async () => {
+    const r = await run(['explain', '-f', 'examples/no-endpoints.yaml', '--node', 'node-a', '--src', '10.244.1.5', '--dst', '10.96.0.90:80']);
+    expect(r.out).toMatch(/verdict: REJECT/);
+    expect(r.out).toMatch(/service port: \S+ port/);
+    expect(r.out).toContain('no usable endpoint anywhere');
+  });
+});
