@@ -640,7 +640,7 @@ describe('hostile input (property)', () => {
         expect(reordered.text, 'shuffled objects, same text').toBe(first.text);
         expect(reordered.json, 'shuffled objects, same JSON').toBe(first.json);
       }),
-      { numRuns: 30 },
+      { numRuns: Number(process.env.NPX_RUNS ?? 30) },
     );
   });
 
@@ -687,7 +687,7 @@ describe('hostile input (property)', () => {
           await nftCheck(textFile, false, c.text);
           await nftCheck(jsonFile, true, c.json);
         }),
-        { numRuns: 30 },
+        { numRuns: Number(process.env.NPX_RUNS ?? 30) },
       );
     }, 120_000);
   });
