@@ -168,12 +168,12 @@ const sliceArb = fc.record({
   include: fc.tuple(fc.boolean(), fc.boolean(), fc.boolean()),
   portNums: fc.tuple(fc.integer({ min: 1, max: 65535 }), fc.integer({ min: 1, max: 65535 }), fc.integer({ min: 1, max: 65535 })),
   allPortsEntry: fc.boolean(),
-  endpoints: fc.array(endpointArb, { maxLength: 4 }),
+  endpoints: fc.array(endpointArb, { maxLength: 6 }),
 });
 
 const svcPortArb = fc.record({
   port: fc.integer({ min: 1, max: 65535 }),
-  proto: fc.constantFrom('TCP', 'UDP', undefined),
+  proto: fc.constantFrom('TCP', 'UDP', undefined, 'TCP', 'UDP', 'SCTP'),
   target: fc.oneof(fc.constant(undefined), fc.integer({ min: 1, max: 65535 }), fc.constantFrom('http', `${MARK}"; flush ruleset; #`)),
   withNodePort: fc.boolean(),
 });
@@ -600,8 +600,8 @@ function checkNoLeaks(c: Compiled): void {
   for (const [what, out] of [['text', c.text], ['json', c.json]] as const) {
     const lower = out.toLowerCase();
     for (const needle of LEAK_NEEDLES) {
-      const at = lower.indexOf(needle);
-      expect(at, `${what} output contains "${needle}": ...${out.slice(Math.max(0, at - 80), at + 80)}...`).toBe(-1);
+      const pos = lower.indexOf(needle);
+      expect(pos, `${what} output contains "${needle}": ...${out.slice(Math.max(0, pos - 80), pos + 80)}...`).toBe(-1);
     }
   }
 }
@@ -640,9 +640,9 @@ describe('hostile input (property)', () => {
         expect(reordered.text, 'shuffled objects, same text').toBe(first.text);
         expect(reordered.json, 'shuffled objects, same JSON').toBe(first.json);
       }),
-      { numRuns: Number(process.env.NPX_RUNS ?? 30) },
+      { numRuns: 30, examples: [[{ snap: maxLengthExample(), shuffled: [...maxLengthExample().entries].reverse() }]] },
     );
-  });
+  }, 120_000);
 
   describe('kernel', () => {
     let dir: string | undefined;
@@ -687,8 +687,91 @@ describe('hostile input (property)', () => {
           await nftCheck(textFile, false, c.text);
           await nftCheck(jsonFile, true, c.json);
         }),
-        { numRuns: Number(process.env.NPX_RUNS ?? 30) },
+        // Shrinking a failure costs two nft runs per step: cap it so that a failing run still
+        // ends (with the smallest counterexample found so far) well inside the test timeout.
+        { numRuns: 30, examples: [[maxLengthExample()]], interruptAfterTimeLimit: 45_000, markInterruptAsFailure: true },
       );
     }, 120_000);
+
+    // BUG (nftproxy): destination keys are only checked for NodePorts. Two Services that
+    // claim one (IP, protocol, port) put two elements with one key and different verdicts
+    // into map service-ips, and the kernel refuses the whole transaction ("Could not process
+    // rule: File exists"): one hostile Service (externalIPs can be set by any user who may
+    // create a Service) stops every Service on the node from being programmed. build-model.ts
+    // only drops NodePort conflicts, and the comment in compile.ts ("Two services can never add
+    // the same key (the model refuses conflicts)") does not hold for IPs. Each case is marked
+    // `fails` so that it flips to red as soon as the bug is fixed; then make it a plain `it`.
+    for (const c of IP_COLLISIONS) {
+      it.skipIf(kernelSkipReason !== undefined).fails(`BUG ip-collision: ${c.title} is rejected by the kernel${kernelSkipReason ? ` [skipped: ${kernelSkipReason}]` : ''}`, async () => {
+        let rejection: string | undefined;
+        try {
+          const compiled = compileAll(c.entries);
+          const file = join(dir!, `collision-${c.title.replace(/[^a-z0-9]+/gi, '-')}.nft`);
+          await writeFile(file, compiled.text);
+          await nftCheck(file, false, compiled.text);
+        } catch (e) {
+          rejection = String(e);
+        }
+        // Only the known failure may count as the expected one: anything else (a throw from
+        // compile, a different nft error) returns normally, which turns this `fails` test red.
+        if (rejection !== undefined && !rejection.includes('Could not process rule: File exists')) {
+          console.error(`unexpected failure, not the known bug:\n${rejection}`);
+          return;
+        }
+        expect(rejection, 'the kernel accepts the ruleset').toBeUndefined();
+      });
+    }
   });
 });
+
+// Two valid services whose destinations collide; each alone loads fine.
+function collisionService(name: string, clusterIP: string, externalIPs: string[], epIP: string): Entry[] {
+  return [
+    {
+      object: { apiVersion: 'v1', kind: 'Service', metadata: { namespace: 'default', name }, spec: { clusterIP, externalIPs, ports: [{ port: 80, protocol: 'TCP' }] } },
+      origin: `collision-${name}`, expect: { t: 'none' },
+    },
+    {
+      object: {
+        apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+        metadata: { namespace: 'default', name: `${name}-1`, labels: { 'kubernetes.io/service-name': name } },
+        addressType: 'IPv4', ports: [{ port: 8080, protocol: 'TCP' }], endpoints: [{ addresses: [epIP], conditions: { ready: true } }],
+      },
+      origin: `collision-${name}-slice`, expect: { t: 'none' },
+    },
+  ];
+}
+
+const IP_COLLISIONS: readonly { title: string; entries: Entry[] }[] = [
+  { title: 'two services with one externalIP', entries: [...collisionService('a', '10.96.0.10', ['192.0.2.1'], '10.244.0.1'), ...collisionService('b', '10.96.0.11', ['192.0.2.1'], '10.244.0.2')] },
+  { title: "an externalIP equal to another service's clusterIP", entries: [...collisionService('a', '10.96.0.10', [], '10.244.0.1'), ...collisionService('b', '10.96.0.11', ['10.96.0.10'], '10.244.0.2')] },
+  { title: 'an externalIP equal to its own clusterIP', entries: collisionService('a', '10.96.0.10', ['10.96.0.10'], '10.244.0.1') },
+  { title: 'two services with one clusterIP', entries: [...collisionService('a', '10.96.0.10', [], '10.244.0.1'), ...collisionService('b', '10.96.0.10', [], '10.244.0.2')] },
+];
+
+// Every name at its maximum length (63-character namespace, name and port names), with
+// session affinity and several endpoints: the longest chain, set and comment texts.
+function maxLengthExample(): Snapshot {
+  const endpoints = [0, 1, 2].map((b): EndpointParams => ({
+    a: 3, b: b + 1, style: 'canonical', ready: true, serving: true, terminating: false,
+    nodeName: b === 0 ? 'node-a' : 'node-b', zone: 'zone-a', hintZones: undefined, hintNodes: undefined, extraAddress: false,
+  }));
+  const p: ServiceParams = {
+    ns: `n${'x'.repeat(62)}`, long: true, type: 'LoadBalancer', stack: ['v6', 'v4'], clusterIPx: 200, ipStyle: 'canonical', useClusterIPField: false,
+    ports: [
+      { port: 65535, proto: 'TCP', target: 65535, withNodePort: true },
+      { port: 1, proto: 'UDP', target: undefined, withNodePort: true },
+      { port: 443, proto: 'SCTP', target: 'http', withNodePort: true },
+    ],
+    longPortNames: true, etp: 'Local', itp: 'Local', healthCheck: true, affinity: { timeout: 86400 },
+    externalIPs: [['v4', 0], ['v6', 1]], lbIngress: [{ fam: 'v4', ipMode: undefined, hostnameOnly: false }, { fam: 'v6', ipMode: 'VIP', hostnameOnly: false }],
+    sourceRanges: ['192.168.0.2/32', 'fd00::/8'], trafficDistribution: 'PreferClose', proxyLabel: true,
+    slices: [
+      { fam: 'v4', include: [true, true, true], portNums: [65535, 1, 8443], allPortsEntry: false, endpoints },
+      { fam: 'v6', include: [true, true, true], portNums: [65535, 1, 8443], allPortsEntry: false, endpoints },
+    ],
+  };
+  const pool = Array.from({ length: 28 }, (_, k) => 32767 - k);
+  return { entries: [...buildValidService(p, 0, pool).entries, ...validNodes] };
+}
+
