@@ -60,7 +60,7 @@ export function compileServicePort(ctx: FamilyContext, svc: Service, sp: Service
 
   const elements: [string, SetElement][] = [];
   const add = (set: string, key: (string | number)[], verdict?: Verdict): void => {
-    elements.push([set, verdict ? { key, verdict, comment: label } : { key }]);
+    elements.push([set, verdict ? { key, verdict, comment: label, owner: id } : { key }]);
   };
 
   // Dispatch: where each destination of this port goes first.

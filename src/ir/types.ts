@@ -80,6 +80,8 @@ export interface SetElement {
   /** prefixes in interval sets are written as Cidr text */
   readonly verdict?: Verdict;
   readonly comment?: string;
+  /** the service port it dispatches for, for explain and partial sync */
+  readonly owner?: string;
 }
 
 export interface NamedSet {

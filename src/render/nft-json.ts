@@ -7,7 +7,7 @@
 import type { AddrMatch, Chain, Family, KeyAtom, Match, NamedSet, Rule, Ruleset, SetElement, Statement, Table, Verdict } from '../ir/types.js';
 import { MASQ_MARK } from '../ir/types.js';
 import { assertNever } from '../model/result.js';
-import { nftComment } from './nft-text.js';
+import { nftComment } from './nft-comment.js';
 
 type J = unknown;
 

@@ -6,6 +6,7 @@ import type { Chain, Family, Match, NamedSet, Rule, Ruleset, SetElement, Stateme
 import { MASQ_MARK } from '../ir/types.js';
 import { assertNever } from '../model/result.js';
 import { addrKeyword, collectDnatGroups, dnatGroupNames } from './lower-dnat.js';
+import { nftComment } from './nft-comment.js';
 
 const hex = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
 
@@ -138,12 +139,6 @@ function verdict(v: Verdict): string {
 }
 
 // Comments come from our own code or validated names; escaping is belt and braces.
-// nft refuses comments over 128 characters; "ns/name:port" can reach 191.
 export function quote(s: string): string {
   return `"${nftComment(s).replace(/[^A-Za-z0-9 _.,:/()+=<>@-]/g, '_')}"`;
-}
-
-export const NFT_COMMENT_MAX = 128;
-export function nftComment(s: string): string {
-  return s.length <= NFT_COMMENT_MAX ? s : `${s.slice(0, NFT_COMMENT_MAX - 3)}...`;
 }

@@ -42,8 +42,6 @@ interface State {
   masqWhy: string[];
   steps: string[];
   owner: string | undefined;
-  /** "ns/name:port" from a dispatch element, when no service chain was entered */
-  label: string | undefined;
 }
 
 type R = { kind: 'return' | 'accept'; st: State } | { kind: 'drop' | 'reject'; st: State; why: string };
@@ -57,7 +55,7 @@ export function trace(rs: Ruleset, nodeIPs: readonly IP[], p: Packet): Trace {
   const table = rs.tables.find((t) => t.family === family);
   const local = (ip: IP): boolean => nodeIPs.includes(ip);
   const origin = local(p.src) ? 'node' : 'remote';
-  const init: State = { daddr: p.dst, dport: p.dport, mark: false, dnat: false, masqWhy: [], steps: [], owner: undefined, label: undefined };
+  const init: State = { daddr: p.dst, dport: p.dport, mark: false, dnat: false, masqWhy: [], steps: [], owner: undefined };
   if (!table) return { packet: p, origin, outcome: { kind: 'not-proxied', why: `no ${family} table` }, servicePort: undefined, steps: [] };
   const ev = new Evaluator(table, p, local);
 
@@ -78,8 +76,7 @@ export function trace(rs: Ruleset, nodeIPs: readonly IP[], p: Packet): Trace {
 
   const steps = states[0]?.st.steps ?? [];
   const owner = states.find((s) => s.st.owner)?.st.owner;
-  const label = states.find((s) => s.st.label)?.st.label;
-  const servicePort = rs.servicePorts.find((sp) => sp.family === family && (owner !== undefined ? sp.id === owner : `${sp.service}:${sp.portName}` === label));
+  const servicePort = rs.servicePorts.find((sp) => sp.id === owner && sp.family === family);
   const dead = states.find((s): s is Extract<End, { why: string }> => s.kind !== 'continue');
   let outcome: Outcome;
   if (dead) outcome = { kind: dead.kind, why: dead.why };
@@ -195,7 +192,8 @@ class Evaluator {
         const el = set.elements.find((e) => e.key.length === key.length && e.key.every((k, i) => k === key[i]));
         if (!el?.verdict) return 'break';
         st.steps.push(`${where}: ${key.join(' . ')} found in ${s.map}`);
-        if (el.comment && !st.label) st.label = el.comment;
+        // A drop/reject from a no-endpoint map enters no service chain: the element names it.
+        if (el.owner && !st.owner) st.owner = el.owner;
         return el.verdict;
       }
       case 'mark-masq':
