@@ -150,6 +150,7 @@ export function compileServicePort(ctx: FamilyContext, svc: Service, sp: Service
   const hairpin = [...new Set([...clusterKeys.length > 0 ? clusterBackends : [], ...localKeys.length > 0 ? localBackends : []].map((b) => b.addr))];
   return {
     chains, sets, elements, hairpin,
-    info: { id, family: ctx.family, service: `${ns}/${name}`, portName: sp.name, proto, port, decisions, clusterBackends, localBackends, affinityTimeout: affinity },
+    info: { id, family: ctx.family, service: `${ns}/${name}`, portName: sp.name, proto, port, decisions, clusterBackends, localBackends, affinityTimeout: affinity,
+      vips: [clusterIP, ...extIPs, ...lbIPs], nodePort, servingEndpoints: [...new Set(endpoints.filter((e) => e.conditions.serving).map((e) => e.ip))].sort() },
   };
 }

@@ -115,6 +115,11 @@ export interface ServicePortInfo {
   readonly clusterBackends: readonly Backend[];
   readonly localBackends: readonly Backend[];
   readonly affinityTimeout: number | undefined;
+  /** every address this port answers on in this family: ClusterIP, externalIPs, LB IPs */
+  readonly vips: readonly IP[];
+  readonly nodePort: number | undefined;
+  /** serving endpoint addresses, ignoring traffic policies (what conntrack cleanup keeps) */
+  readonly servingEndpoints: readonly IP[];
 }
 
 export interface Ruleset {
