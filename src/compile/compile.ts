@@ -65,8 +65,8 @@ function compileFamily(model: Model, ctx: FamilyContext): { table: Table; infos:
   return { table: { family: ctx.family, name: TABLE_NAME, sets: [...sets, ...extraSets], chains }, infos };
 }
 
-// Two services can never add the same key (the model refuses conflicts), but a dual
-// ClusterIP check keeps dump output stable under input reordering.
+// Two services never add the same key (the model drops address and NodePort conflicts);
+// sorting keeps dump output stable under input reordering.
 function sortElements(els: SetElement[]): SetElement[] {
   const keyText = (e: SetElement): string => e.key.map((k) => (typeof k === 'number' ? String(k).padStart(5, '0') : k)).join(' . ');
   return [...els].sort((a, b) => (keyText(a) < keyText(b) ? -1 : keyText(a) > keyText(b) ? 1 : 0));

@@ -67,7 +67,7 @@ export function buildModel(objects: readonly SourceObject[], proxyName = 'nftpro
 
   services.sort((a, b) => cmp(refString(a.ref), refString(b.ref)));
   const deduped = dropDuplicateServices(services, diagnostics);
-  const accepted = dropNodePortConflicts(deduped, diagnostics);
+  const accepted = dropAddressConflicts(dropNodePortConflicts(deduped, diagnostics), diagnostics);
   for (const list of slicesBySvc.values()) list.sort((a, b) => cmp(a.ref.name, b.ref.name));
   return { model: { services: accepted, slices: slicesBySvc, nodes }, diagnostics, ignored };
 }
@@ -104,6 +104,38 @@ function dropNodePortConflicts(services: Service[], diagnostics: Diagnostic[]): 
     }
     if (conflict) {
       diagnostics.push({ kind: 'Service', object: refString(s.ref), code: 'nodeport-conflict', reason: conflict });
+      continue;
+    }
+    for (const [k, v] of mine) owner.set(k, v);
+    out.push(s);
+  }
+  return out;
+}
+
+// Two service ports cannot own one (IP, protocol, port): the dispatch maps have one verdict
+// per key, and nft refuses a transaction that adds a key twice, which would stop every
+// Service on the node. externalIPs are user-set, so this is reachable by any user who may
+// create a Service. As for NodePorts, the service sorted first keeps the destination and the
+// other is skipped whole; a service whose own externalIP repeats its clusterIP on one port
+// conflicts with itself.
+function dropAddressConflicts(services: Service[], diagnostics: Diagnostic[]): Service[] {
+  const owner = new Map<string, string>();
+  const out: Service[] = [];
+  for (const s of services) {
+    const me = refString(s.ref);
+    const mine = new Map<string, string>();
+    let conflict: string | undefined;
+    const ips = [...s.clusterIPs.map((ip) => ['clusterIP', ip] as const), ...s.externalIPs.map((ip) => ['externalIP', ip] as const), ...s.loadBalancerIPs.map((ip) => ['load balancer IP', ip] as const)];
+    outer: for (const p of s.ports) {
+      for (const [role, ip] of ips) {
+        const key = `${ip}/${p.protocol}/${p.port}`;
+        const other = owner.get(key) ?? mine.get(key);
+        if (other !== undefined) { conflict = `${role} ${ip} port ${p.port}/${p.protocol.toUpperCase()} ${other === me ? 'repeats one of its own destinations' : `already used by ${other}`}`; break outer; }
+        mine.set(key, other ?? me);
+      }
+    }
+    if (conflict) {
+      diagnostics.push({ kind: 'Service', object: me, code: 'address-conflict', reason: conflict });
       continue;
     }
     for (const [k, v] of mine) owner.set(k, v);
