@@ -16,8 +16,8 @@ export interface DnatGroup {
   readonly chain: string;
   readonly vipMap: string;
   readonly nodePortMap: string;
-  readonly vipElements: { key: DnatKey & { kind: 'vip' }; slot: number; backend: Backend }[];
-  readonly nodePortElements: { key: DnatKey & { kind: 'nodeport' }; slot: number; backend: Backend }[];
+  readonly vipElements: { key: DnatKey & { kind: 'vip' }; slot: number; backend: Backend; owner: string | undefined }[];
+  readonly nodePortElements: { key: DnatKey & { kind: 'nodeport' }; slot: number; backend: Backend; owner: string | undefined }[];
 }
 
 export function dnatGroupNames(policy: 'cluster' | 'local', n: number): { chain: string; vipMap: string; nodePortMap: string } {
@@ -40,8 +40,8 @@ export function collectDnatGroups(table: Table): DnatGroup[] {
         }
         for (const key of st.keys) {
           st.backends.forEach((backend, slot) => {
-            if (key.kind === 'vip') g!.vipElements.push({ key, slot, backend });
-            else g!.nodePortElements.push({ key, slot, backend });
+            if (key.kind === 'vip') g!.vipElements.push({ key, slot, backend, owner: chain.owner });
+            else g!.nodePortElements.push({ key, slot, backend, owner: chain.owner });
           });
         }
       }

@@ -5,7 +5,8 @@
 import type { Chain, Family, Match, NamedSet, Rule, Ruleset, SetElement, Statement, Table, Verdict, AddrMatch, KeyAtom } from '../ir/types.js';
 import { MASQ_MARK } from '../ir/types.js';
 import { assertNever } from '../model/result.js';
-import { addrKeyword, collectDnatGroups, dnatGroupNames } from './lower-dnat.js';
+import { addrKeyword, dnatGroupNames } from './lower-dnat.js';
+import { type KTable, toKTable } from './nft-objects.js';
 import { nftComment } from './nft-comment.js';
 
 const hex = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
@@ -21,67 +22,54 @@ export function renderText(rs: Ruleset): string {
 }
 
 export function renderTable(t: Table): string {
-  const lines: string[] = [`table ${t.family} ${t.name} {`, `\tcomment "rules for nftproxy"`];
-  for (const s of t.sets) lines.push('', ...renderSet(t.family, s));
-  const groups = collectDnatGroups(t);
-  const a = addrKeyword(t.family);
-  for (const g of groups) {
-    const dataType = `${a} daddr . th dport`;
-    lines.push('', `\tmap ${g.vipMap} {`, `\t\ttypeof ${a} daddr . meta l4proto . th dport . numgen random mod 1 : ${dataType}`);
-    if (g.vipElements.length) lines.push(`\t\telements = { ${g.vipElements.map((e) => `${e.key.addr} . ${e.key.proto} . ${e.key.port} . ${e.slot} : ${e.backend.addr} . ${e.backend.port}`).join(',\n\t\t\t     ')} }`);
-    lines.push('\t}');
-    lines.push('', `\tmap ${g.nodePortMap} {`, `\t\ttypeof meta l4proto . th dport . numgen random mod 1 : ${dataType}`);
-    if (g.nodePortElements.length) lines.push(`\t\telements = { ${g.nodePortElements.map((e) => `${e.key.proto} . ${e.key.port} . ${e.slot} : ${e.backend.addr} . ${e.backend.port}`).join(',\n\t\t\t     ')} }`);
-    lines.push('\t}');
-  }
-  for (const c of t.chains) lines.push('', ...renderChain(t.family, c));
-  for (const g of groups) {
-    lines.push('', `\tchain ${g.chain} {`,
-      `\t\tmeta l4proto { tcp, udp, sctp } dnat ${a} addr . port to ${a} daddr . meta l4proto . th dport . numgen random mod ${g.n} map @${g.vipMap}`,
-      `\t\tmeta l4proto { tcp, udp, sctp } dnat ${a} addr . port to meta l4proto . th dport . numgen random mod ${g.n} map @${g.nodePortMap}`,
-      '\t}');
-  }
-  lines.push('}');
-  return lines.join('\n');
+  return renderKTable(toKTable(t));
 }
 
-const keyTypes = (f: Family, key: NamedSet['key']): string => {
-  const addr = f === 'ip' ? 'ipv4_addr' : 'ipv6_addr';
-  switch (key) {
-    case 'addr': return addr;
-    case 'addr.addr': return `${addr} . ${addr}`;
-    case 'addr.l4proto.dport': return `${addr} . inet_proto . inet_service`;
-    case 'l4proto.dport': return 'inet_proto . inet_service';
-    default: return assertNever(key);
-  }
-};
+/** A whole table in `nft list` layout: sets and maps first, then chains. */
+export function renderKTable(k: KTable): string {
+  return kTableLines(k).map((l) => l.text).join('\n');
+}
 
-function renderSet(f: Family, s: NamedSet): string[] {
-  const lines = [`\t${s.isMap ? 'map' : 'set'} ${s.name} {`, `\t\ttype ${keyTypes(f, s.key)}${s.isMap ? ' : verdict' : ''}`];
-  const flags = [...(s.interval ? ['interval'] : []), ...(s.timeoutSeconds !== undefined ? ['dynamic', 'timeout'] : [])];
-  if (flags.length) lines.push(`\t\tflags ${flags.join(',')}`);
-  if (s.timeoutSeconds !== undefined) lines.push(`\t\ttimeout ${s.timeoutSeconds}s`);
-  if (s.comment) lines.push(`\t\tcomment ${quote(s.comment)}`);
-  if (s.elements.length) lines.push(`\t\telements = { ${s.elements.map(renderElement).join(',\n\t\t\t     ')} }`);
-  lines.push('\t}');
+/** One line of a transaction and the service port it belongs to (for error attribution). */
+export interface OwnedLine { readonly text: string; readonly owner: string | undefined }
+
+/** The table block line by line, one element or rule per line, each with its owner. */
+export function kTableLines(k: KTable): OwnedLine[] {
+  const lines: OwnedLine[] = [];
+  const push = (text: string, owner?: string): void => { lines.push({ text, owner }); };
+  push(`table ${k.family} ${k.name} {`);
+  push(`\tcomment ${quote(k.comment)}`);
+  for (const s of k.sets.values()) {
+    push('');
+    push(`\t${s.kind} ${s.name} {`, s.owner);
+    for (const d of s.decl) push(`\t\t${d}`, s.owner);
+    const els = [...s.elements.values()];
+    els.forEach((e, i) => push(`${i === 0 ? '\t\telements = { ' : '\t\t\t     '}${e.text}${i === els.length - 1 ? ' }' : ','}`, e.owner));
+    push('\t}');
+  }
+  for (const c of k.chains.values()) {
+    push('');
+    push(`\tchain ${c.name} {`, c.owner);
+    if (c.hook) push(`\t\t${c.hook}`);
+    for (const r of c.rules) push(`\t\t${r.text}`, r.owner);
+    push('\t}');
+  }
+  push('}');
   return lines;
+}
+
+/** An element's key text (for delete) and whole text (for add). */
+export function renderElementParts(e: SetElement): { key: string; text: string } {
+  const key = e.key.map(atom).join(' . ');
+  const comment = e.comment ? ` comment ${quote(e.comment)}` : '';
+  return { key, text: e.verdict ? `${key}${comment} : ${verdict(e.verdict)}` : `${key}${comment}` };
 }
 
 export function renderElement(e: SetElement): string {
-  const key = e.key.map(atom).join(' . ');
-  const comment = e.comment ? ` comment ${quote(e.comment)}` : '';
-  return e.verdict ? `${key}${comment} : ${verdict(e.verdict)}` : `${key}${comment}`;
+  return renderElementParts(e).text;
 }
 
 const atom = (k: KeyAtom): string => String(k);
-
-function renderChain(f: Family, c: Chain): string[] {
-  const lines = [`\tchain ${c.name} {`];
-  if (c.base) lines.push(`\t\ttype ${c.base.type} hook ${c.base.hook} priority ${c.base.priority}; policy accept;`);
-  for (const r of c.rules) lines.push(`\t\t${renderRule(f, r)}`);
-  lines.push('\t}');
-  return lines;
-}
 
 export function renderRule(f: Family, r: Rule): string {
   const parts = [...r.matches.map((m) => match(f, m)), ...r.stmts.map((s) => statement(f, s))];

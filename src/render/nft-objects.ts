@@ -1,0 +1,115 @@
+// IR table -> the objects nft will hold: sets and maps (declaration + elements keyed by
+// their key text) and chains (declaration + rule texts), each tagged with the service port
+// that owns it. The text renderer prints this; the partial-sync differ compares two of them.
+// Every token comes from a parsed IP, port, protocol, a hashed name or our own constants.
+import type { Family, NamedSet, Table } from '../ir/types.js';
+import { assertNever } from '../model/result.js';
+import { addrKeyword, collectDnatGroups } from './lower-dnat.js';
+import { quote, renderElementParts, renderRule } from './nft-text.js';
+
+export interface KElement {
+  /** the element's key as nft prints it: what `delete element` needs */
+  readonly key: string;
+  /** the whole element (key, comment, value): what `add element` needs */
+  readonly text: string;
+  readonly owner: string | undefined;
+}
+
+export interface KSet {
+  readonly kind: 'set' | 'map';
+  readonly name: string;
+  /** declaration lines (type, flags, timeout, comment), without elements */
+  readonly decl: readonly string[];
+  /** elements the kernel adds itself (session affinity): never diffed, never listed */
+  readonly dynamic: boolean;
+  readonly elements: ReadonlyMap<string, KElement>;
+  readonly owner: string | undefined;
+}
+
+export interface KRule { readonly text: string; readonly owner: string | undefined }
+
+export interface KChain {
+  readonly name: string;
+  /** the base-chain line (type, hook, priority, policy), or undefined for regular chains */
+  readonly hook: string | undefined;
+  readonly rules: readonly KRule[];
+  readonly owner: string | undefined;
+}
+
+export interface KTable {
+  readonly family: Family;
+  readonly name: string;
+  readonly comment: string;
+  readonly sets: ReadonlyMap<string, KSet>;
+  readonly chains: ReadonlyMap<string, KChain>;
+}
+
+export const TABLE_COMMENT = 'rules for nftproxy';
+
+export function toKTable(t: Table): KTable {
+  const sets = new Map<string, KSet>();
+  const chains = new Map<string, KChain>();
+  for (const s of t.sets) sets.set(s.name, kset(t.family, s));
+
+  const groups = collectDnatGroups(t);
+  const a = addrKeyword(t.family);
+  const dataType = `${a} daddr . th dport`;
+  for (const g of groups) {
+    const vip = new Map<string, KElement>();
+    for (const e of g.vipElements) {
+      const key = `${e.key.addr} . ${e.key.proto} . ${e.key.port} . ${e.slot}`;
+      vip.set(key, { key, text: `${key} : ${e.backend.addr} . ${e.backend.port}`, owner: e.owner });
+    }
+    sets.set(g.vipMap, { kind: 'map', name: g.vipMap, decl: [`typeof ${a} daddr . meta l4proto . th dport . numgen random mod 1 : ${dataType}`], dynamic: false, elements: vip, owner: undefined });
+    const np = new Map<string, KElement>();
+    for (const e of g.nodePortElements) {
+      const key = `${e.key.proto} . ${e.key.port} . ${e.slot}`;
+      np.set(key, { key, text: `${key} : ${e.backend.addr} . ${e.backend.port}`, owner: e.owner });
+    }
+    sets.set(g.nodePortMap, { kind: 'map', name: g.nodePortMap, decl: [`typeof meta l4proto . th dport . numgen random mod 1 : ${dataType}`], dynamic: false, elements: np, owner: undefined });
+  }
+
+  for (const c of t.chains) {
+    chains.set(c.name, {
+      name: c.name,
+      hook: c.base ? `type ${c.base.type} hook ${c.base.hook} priority ${c.base.priority}; policy accept;` : undefined,
+      rules: c.rules.map((r) => ({ text: renderRule(t.family, r), owner: c.owner })),
+      owner: c.owner,
+    });
+  }
+  for (const g of groups) {
+    chains.set(g.chain, {
+      name: g.chain, hook: undefined, owner: undefined,
+      rules: [
+        `meta l4proto { tcp, udp, sctp } dnat ${a} addr . port to ${a} daddr . meta l4proto . th dport . numgen random mod ${g.n} map @${g.vipMap}`,
+        `meta l4proto { tcp, udp, sctp } dnat ${a} addr . port to meta l4proto . th dport . numgen random mod ${g.n} map @${g.nodePortMap}`,
+      ].map((text) => ({ text, owner: undefined })),
+    });
+  }
+  return { family: t.family, name: t.name, comment: TABLE_COMMENT, sets, chains };
+}
+
+const keyTypes = (f: Family, key: NamedSet['key']): string => {
+  const addr = f === 'ip' ? 'ipv4_addr' : 'ipv6_addr';
+  switch (key) {
+    case 'addr': return addr;
+    case 'addr.addr': return `${addr} . ${addr}`;
+    case 'addr.l4proto.dport': return `${addr} . inet_proto . inet_service`;
+    case 'l4proto.dport': return 'inet_proto . inet_service';
+    default: return assertNever(key);
+  }
+};
+
+function kset(f: Family, s: NamedSet): KSet {
+  const decl = [`type ${keyTypes(f, s.key)}${s.isMap ? ' : verdict' : ''}`];
+  const flags = [...(s.interval ? ['interval'] : []), ...(s.timeoutSeconds !== undefined ? ['dynamic', 'timeout'] : [])];
+  if (flags.length) decl.push(`flags ${flags.join(',')}`);
+  if (s.timeoutSeconds !== undefined) decl.push(`timeout ${s.timeoutSeconds}s`);
+  if (s.comment) decl.push(`comment ${quote(s.comment)}`);
+  const elements = new Map<string, KElement>();
+  for (const e of s.elements) {
+    const { key, text } = renderElementParts(e);
+    elements.set(key, { key, text, owner: e.owner ?? s.owner });
+  }
+  return { kind: s.isMap ? 'map' : 'set', name: s.name, decl, dynamic: s.timeoutSeconds !== undefined, elements, owner: s.owner };
+}

@@ -1,0 +1,233 @@
+// The applier against the real kernel, in throwaway network namespaces.
+// - a few hundred random changes applied as partial syncs leave the same table as one full
+//   sync of the final state (read back once with `nft -j list table`, normalized);
+// - a transaction the kernel rejects changes nothing and names the service port behind it;
+// - a new applier on an existing table replaces it atomically; cleanup removes only ours.
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ApplyError, Applier } from '../../src/apply/applier.js';
+import { checkNftVersion, nftRunner } from '../../src/apply/nft-runner.js';
+import type { Ruleset } from '../../src/ir/types.js';
+import { canUseKernel, KERNEL_SKIP_REASON, withNetns } from '../lab/netns.js';
+import { compileObjects, service, slice, type EndpointSpec } from '../support/builders.js';
+import { readKernelTables } from '../support/kernel-table.js';
+
+const ENV = { nodeName: 'node-a', nodeIPs: ['192.168.0.2', '2001:db8::2'], clusterCIDRs: ['10.244.0.0/16', 'fd00:10:244::/64'] };
+type Exec = Parameters<Parameters<typeof withNetns>[1]>[0];
+
+const inNetns = async <T>(tag: string, fn: (exec: Exec, applier: Applier, ns: string) => Promise<T>): Promise<T> =>
+  withNetns(tag, async (exec) => {
+    const ns = (await exec(['ip', 'netns', 'identify'])).stdout.trim();
+    return fn(exec, new Applier(nftRunner({ prefix: ['ip', 'netns', 'exec', ns] })), ns);
+  });
+
+// ---- a small random cluster and random changes to it --------------------------------------
+interface Svc {
+  ns: string; name: string; ip: number; type: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+  ports: { name: string; port: number; proto: 'TCP' | 'UDP'; nodePort: number; target: number }[];
+  affinity: number | undefined; etpLocal: boolean; itpLocal: boolean; lb: number | undefined; ext: number[];
+  eps: { ip: number; node: string; ready: boolean; serving: boolean; terminating: boolean }[]; v6: boolean;
+}
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+class World {
+  svcs = new Map<string, Svc>();
+  private n = 0;
+  constructor(private readonly r: () => number) {}
+  int = (k: number): number => Math.floor(this.r() * k);
+  pick = <T>(xs: readonly T[]): T => xs[this.int(xs.length)]!;
+
+  addService(): void {
+    const id = ++this.n;
+    const type = this.pick(['ClusterIP', 'NodePort', 'LoadBalancer'] as const);
+    const ports = Array.from({ length: 1 + this.int(2) }, (_, i) => ({ name: `p${i}`, port: 80 + i, proto: this.pick(['TCP', 'UDP'] as const), nodePort: 30000 + id * 4 + i, target: 8080 + this.int(3) }));
+    const s: Svc = { ns: `ns${id % 3}`, name: `svc${id}`, ip: id, type, ports, affinity: this.r() < 0.2 ? 30 + this.int(3) * 30 : undefined, etpLocal: this.r() < 0.3, itpLocal: this.r() < 0.15, lb: type === 'LoadBalancer' ? id : undefined, ext: [], eps: [], v6: this.r() < 0.3 };
+    for (let i = this.int(4); i > 0; i--) this.addEndpoint(s);
+    this.svcs.set(s.name, s);
+  }
+
+  addEndpoint(s: Svc): void {
+    const used = new Set(s.eps.map((e) => e.ip));
+    let ip = 1 + this.int(200);
+    while (used.has(ip)) ip = 1 + this.int(200);
+    s.eps.push({ ip, node: this.pick(['node-a', 'node-b']), ready: true, serving: true, terminating: false });
+  }
+
+  mutate(): string {
+    const all = [...this.svcs.values()];
+    if (all.length === 0 || this.r() < 0.08) { this.addService(); return 'add service'; }
+    const s = this.pick(all);
+    const k = this.int(10);
+    switch (k) {
+      case 0: this.svcs.delete(s.name); return `delete ${s.name}`;
+      case 1: case 2: this.addEndpoint(s); return `add endpoint to ${s.name}`;
+      case 3: case 4: if (s.eps.length) s.eps.splice(this.int(s.eps.length), 1); return `remove endpoint of ${s.name}`;
+      case 5: if (s.eps.length) { const e = this.pick(s.eps); e.ready = !e.ready; e.terminating = !e.ready; e.serving = e.ready || this.r() < 0.5; } return `flip readiness in ${s.name}`;
+      case 6: s.affinity = s.affinity === undefined ? 60 : undefined; return `toggle affinity on ${s.name}`;
+      case 7: s.etpLocal = !s.etpLocal; return `toggle eTP on ${s.name}`;
+      case 8: s.ports[0]!.target = 8080 + this.int(3); return `retarget ${s.name}`;
+      default: if (s.ext.length) s.ext = []; else s.ext = [s.ip]; return `toggle externalIP on ${s.name}`;
+    }
+  }
+
+  objects(): unknown[] {
+    const out: unknown[] = [];
+    for (const s of this.svcs.values()) {
+      const v4 = `10.96.${s.ip >> 8}.${s.ip & 255}`, v6 = `fd00:10:96::${s.ip.toString(16)}`;
+      out.push(service(s.ns, s.name, {
+        type: s.type, clusterIP: v4, clusterIPs: s.v6 ? [v4, v6] : [v4], ipFamilies: s.v6 ? ['IPv4', 'IPv6'] : ['IPv4'],
+        ports: s.ports.map((p) => ({ name: p.name, port: p.port, protocol: p.proto, targetPort: p.target, ...(s.type !== 'ClusterIP' ? { nodePort: p.nodePort } : {}) })),
+        ...(s.affinity ? { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: s.affinity } } } : {}),
+        ...(s.type !== 'ClusterIP' && s.etpLocal ? { externalTrafficPolicy: 'Local', ...(s.type === 'LoadBalancer' ? { healthCheckNodePort: 32000 + s.ip } : {}) } : {}),
+        ...(s.itpLocal ? { internalTrafficPolicy: 'Local' } : {}),
+        externalIPs: s.ext.map((x) => `192.0.2.${x}`),
+      }, s.lb ? { loadBalancer: { ingress: [{ ip: `198.51.100.${s.lb}` }] } } : undefined));
+      const eps = (f: (ip: number) => string): EndpointSpec[] => s.eps.map((e) => ({ ip: f(e.ip), node: e.node, ready: e.ready, serving: e.serving, terminating: e.terminating }));
+      const ports = s.ports.map((p) => ({ name: p.name, port: p.target, protocol: p.proto }));
+      out.push(slice(s.ns, s.name, `${s.name}-v4`, ports, eps((i) => `10.244.${s.ip}.${i}`)));
+      if (s.v6) out.push(slice(s.ns, s.name, `${s.name}-v6`, ports, eps((i) => `fd00:10:244::${s.ip.toString(16)}:${i.toString(16)}`), 'IPv6'));
+    }
+    return out;
+  }
+
+  ruleset(): Ruleset {
+    const { ruleset, diagnostics } = compileObjects(this.objects(), ENV);
+    expect(diagnostics).toEqual([]);
+    return ruleset;
+  }
+}
+
+describe.skipIf(!canUseKernel)(`applier in the kernel${canUseKernel ? '' : ` [skipped: ${KERNEL_SKIP_REASON}]`}`, () => {
+  it.each([1, 2])('seed %i: 150 random changes as partial syncs equal one full sync of the final state', async (seed) => {
+    const world = new World(rng(seed));
+    for (let i = 0; i < 12; i++) world.addService();
+    await inNetns('seq', async (exec, applier) => {
+      expect((await applier.sync(world.ruleset())).kind).toBe('full');
+      const kinds = { full: 0, partial: 0 };
+      const log: string[] = [];
+      for (let i = 0; i < 150; i++) {
+        log.push(world.mutate());
+        try {
+          kinds[(await applier.sync(world.ruleset())).kind]++;
+        } catch (e) {
+          throw new Error(`step ${i} (${log.at(-1)}) failed: ${String(e)}`);
+        }
+      }
+      // Only set-declaration changes (an affinity timeout) may force a full sync.
+      expect(kinds.partial).toBeGreaterThan(130);
+      const afterPartials = await readKernelTables(exec);
+      await inNetns('seqref', async (exec2, fresh) => {
+        await fresh.sync(world.ruleset());
+        expect(afterPartials).toEqual(await readKernelTables(exec2));
+      });
+    });
+  }, 120_000);
+
+  it('a partial sync of one endpoint change is a handful of ops, not the table', async () => {
+    const world = new World(rng(7));
+    for (let i = 0; i < 30; i++) world.addService();
+    await inNetns('small', async (_exec, applier) => {
+      const full = await applier.sync(world.ruleset());
+      const s = [...world.svcs.values()].find((x) => x.eps.length >= 2 && x.affinity === undefined)!;
+      s.eps[0]!.ip = 250;
+      const part = await applier.sync(world.ruleset());
+      expect(part.kind).toBe('partial');
+      expect(part.ops).toBeLessThan(16);
+      expect(full.ops).toBeGreaterThan(part.ops * 10);
+      const again = await applier.sync(world.ruleset());
+      expect(again.ops).toBe(0);
+    });
+  });
+
+  it('a rejected transaction changes nothing and names the service port that caused it', async () => {
+    const objects = [
+      service('shop', 'web', { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }] }),
+      slice('shop', 'web', 'web-1', [{ name: 'http', port: 8080 }], [{ ip: '10.244.0.1' }, { ip: '10.244.0.2' }]),
+      service('shop', 'db', { clusterIP: '10.96.0.11', ports: [{ name: 'pg', port: 5432 }] }),
+      slice('shop', 'db', 'db-1', [{ name: 'pg', port: 5432 }], [{ ip: '10.244.0.3' }]),
+    ];
+    const good = compileObjects(objects, ENV).ruleset;
+    await inNetns('reject', async (exec, applier) => {
+      await applier.sync(good);
+      const before = await readKernelTables(exec);
+      // A fault the kernel refuses, owned by shop/db's chain: a jump to a chain that does not exist.
+      const dbInfo = good.servicePorts.find((p) => p.service === 'shop/db' && p.family === 'ip')!;
+      const bad: Ruleset = {
+        ...good,
+        tables: good.tables.map((t) => ({
+          ...t,
+          chains: t.chains.map((c) => (c.owner === dbInfo.id && c.name.startsWith('service-') ? { ...c, rules: [...c.rules, { matches: [], stmts: [{ kind: 'verdict', verdict: { kind: 'jump', chain: 'no-such-chain' } }] }] } : c)),
+        })),
+      };
+      for (const mode of ['partial', 'full'] as const) {
+        if (mode === 'partial') expect(applier.knowsKernelState).toBe(true);
+        const err = await applier.sync(bad).then(() => undefined, (e: unknown) => e);
+        expect(err).toBeInstanceOf(ApplyError);
+        expect((err as ApplyError).kind).toBe(mode);
+        expect((err as ApplyError).failure.owners).toEqual([dbInfo.id]);
+        expect(await readKernelTables(exec)).toEqual(before);
+        expect(applier.knowsKernelState).toBe(false);
+      }
+      await applier.sync(good);
+      expect(await readKernelTables(exec)).toEqual(before);
+    });
+  });
+
+  it('a new applier replaces an existing table atomically; cleanup removes only nftproxy tables', async () => {
+    const world = new World(rng(3));
+    for (let i = 0; i < 8; i++) world.addService();
+    await inNetns('restart', async (exec, applier, ns) => {
+      await exec(['nft', 'add', 'table', 'inet', 'someone-else']);
+      await applier.sync(world.ruleset());
+      world.mutate(); world.mutate(); world.mutate();
+      const restarted = new Applier(nftRunner({ prefix: ['ip', 'netns', 'exec', ns] }));
+      expect((await restarted.sync(world.ruleset())).kind).toBe('full');
+      const got = await readKernelTables(exec);
+      await inNetns('restartref', async (exec2, fresh) => {
+        await fresh.sync(world.ruleset());
+        expect(got).toEqual(await readKernelTables(exec2));
+      });
+      await restarted.cleanup();
+      await restarted.cleanup(); // idempotent
+      const tables = (await exec(['nft', 'list', 'tables'])).stdout.trim().split('\n');
+      expect(tables).toEqual(['table inet someone-else']);
+    });
+  });
+});
+
+describe('nft version gate', () => {
+  it.each([
+    ['nftables v1.0.6 (Lester Gooch #5)', 0, { ok: true, version: '1.0.6' }],
+    ['nftables v1.1.3 (Commodore Bullmoose #4)', 0, { ok: true, version: '1.1.3' }],
+    ['nftables v0.9.8 (E.D.S.)', 0, { ok: false, message: 'nft 0.9.8 is too old: nftproxy needs nftables >= 1.0.6' }],
+    ['nftables v1.0.2 (Lester Gooch)', 0, { ok: false, message: 'nft 1.0.2 is too old: nftproxy needs nftables >= 1.0.6' }],
+  ])('%s', async (out, code, want) => {
+    const dir = await mkdtemp(join(tmpdir(), 'nftproxy-ver-'));
+    try {
+      const fake = join(dir, 'nft');
+      await writeFile(fake, `#!/bin/sh\necho '${out}'\nexit ${code}\n`);
+      await chmod(fake, 0o755);
+      expect(await checkNftVersion(nftRunner({ nftPath: fake }))).toEqual(want);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a missing nft is one clear error', async () => {
+    const r = await checkNftVersion(nftRunner({ nftPath: '/nonexistent/nft' }));
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.message).toMatch(/^nft not usable .*nftproxy needs nftables >= 1\.0\.6/);
+  });
+});
