@@ -8,6 +8,9 @@ import { trace, type Trace } from '../trace/trace.js';
 import { formatTrace } from '../trace/format.js';
 import { type Loaded, UsageError, loadInputs } from './load-inputs.js';
 import type { ConfigFlags } from './config.js';
+import { type RunOptions, runDaemon } from './run.js';
+import { Applier } from '../apply/applier.js';
+import { nftRunner } from '../apply/nft-runner.js';
 
 export interface Io {
   out: (s: string) => void;
@@ -19,16 +22,20 @@ const defaultIo: Io = { out: (s) => process.stdout.write(s), err: (s) => process
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
 function inputOptions(cmd: Command): Command {
+  return configOptions(cmd.requiredOption('-f, --filename <path>', 'manifest file or directory (YAML/JSON, multi-document, kind: List); repeatable', collect, []))
+    .option('--strict', 'exit 1 when any object was skipped');
+}
+
+/** The flags that shape the ruleset: shared by dump, explain and run. */
+function configOptions(cmd: Command): Command {
   return cmd
-    .requiredOption('-f, --filename <path>', 'manifest file or directory (YAML/JSON, multi-document, kind: List); repeatable', collect, [])
     .option('--node <name>', 'this node\'s name (eTP/iTP Local, topology); default: hostnameOverride from --config')
     .option('--config <file>', 'a KubeProxyConfiguration (clusterCIDR, nodePortAddresses, masqueradeAll, hostnameOverride, detectLocalMode); flags override it')
     .option('--cluster-cidr <cidrs>', 'pod CIDRs, comma-separated: traffic from outside them to a ClusterIP is masqueraded; without it there is no local-traffic detector')
     .option('--service-cidr <cidrs>', 'service CIDRs, comma-separated: unallocated addresses inside are dropped')
     .option('--nodeport-addresses <primary|cidrs>', 'where NodePorts listen: "primary" (default: the node\'s primary IP per family) or CIDRs; 0.0.0.0/0 means every local address')
     .option('--node-ip <ip>', 'an address of this node (repeatable; the first of each family is primary); default: the Node object\'s addresses', collect, [])
-    .option('--masquerade-all', 'masquerade all ClusterIP traffic')
-    .option('--strict', 'exit 1 when any object was skipped');
+    .option('--masquerade-all', 'masquerade all ClusterIP traffic');
 }
 
 interface InputOpts extends ConfigFlags {
@@ -85,6 +92,30 @@ Exit codes: 0 ok, 1 objects skipped under --strict, 2 bad usage or unreadable in
       const t: Trace = trace(loaded.ruleset, loaded.config.nodeIPs, { src: src.value, dst: dst.value, proto: opts.proto, dport: port });
       io.out(opts.json ? `${JSON.stringify(t, null, 2)}\n` : formatTrace(t, loaded.ignored));
       code = strictCode(loaded, opts.strict);
+    });
+
+  configOptions(program.command('run'))
+    .description('the daemon: keep this host\'s nftproxy table in sync with a source of Services and EndpointSlices')
+    .requiredOption('--manifests <dir>', 'watch this directory (or file) of manifests, in the formats dump reads')
+    .option('--min-sync-period <duration>', 'at most one sync per this period; the first change after a quiet period syncs at once', '1s')
+    .option('--sync-period <duration>', 'a full sync (atomic replace of the table) runs this often', '1h')
+    .addOption(new Option('--log-level <level>', 'log verbosity (JSON lines on stderr)').choices(['debug', 'info', 'warn', 'error']).default('info'))
+    .addHelpText('after', `
+Stops on SIGTERM or SIGINT and leaves the rules in place; \`nftproxy cleanup\` removes them.
+
+Examples:
+  nftproxy run --manifests examples/ --node node-a --cluster-cidr 10.244.0.0/16
+
+Exit codes: 0 stopped by a signal, 2 bad usage, 3 nft missing or too old.`)
+    .action(async (opts: RunOptions) => {
+      code = await runDaemon(opts);
+    });
+
+  program.command('cleanup')
+    .description('remove everything nftproxy installed (its nftables tables); other tables are never touched')
+    .action(async () => {
+      await new Applier(nftRunner()).cleanup();
+      io.err('nftproxy tables removed\n');
     });
 
   try {

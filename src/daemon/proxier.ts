@@ -1,0 +1,116 @@
+// One sync: source snapshot -> model -> compile -> apply -> conntrack cleanup, logged.
+// The same for every source (manifests now, the Kubernetes API later).
+import type { Logger } from 'pino';
+import { ApplyError, type Applier, type SyncResult } from '../apply/applier.js';
+import type { BaseConfig } from '../cli/config.js';
+import { resolveConfig } from '../cli/config.js';
+import { compile } from '../compile/compile.js';
+import type { ServicePortInfo } from '../ir/types.js';
+import { type SourceObject, buildModel } from '../model/build-model.js';
+import { formatDiagnostic } from '../model/diagnostic.js';
+import { Quarantine } from './quarantine.js';
+import type { SyncReason } from './sync-runner.js';
+
+export interface ObjectSource {
+  snapshot(): readonly SourceObject[];
+}
+
+/** Runs after every successful sync with the port infos before and after (conntrack). */
+export type AfterSync = (prev: readonly ServicePortInfo[] | undefined, next: readonly ServicePortInfo[]) => Promise<void>;
+
+export interface SyncReport {
+  readonly reason: SyncReason;
+  readonly ok: boolean;
+  readonly kind: 'full' | 'partial';
+  readonly ops: number;
+  readonly durationMs: number;
+  readonly services: number;
+  readonly servicePorts: number;
+  readonly endpoints: number;
+  readonly skipped: number;
+  readonly quarantined: number;
+}
+
+export interface ProxierOptions {
+  readonly applier: Applier;
+  readonly source: ObjectSource;
+  readonly base: BaseConfig;
+  readonly log: Logger;
+  readonly proxyName?: string;
+  readonly afterSync?: AfterSync;
+  readonly onReport?: (r: SyncReport) => void;
+}
+
+export class Proxier {
+  private readonly quarantine = new Quarantine();
+  private lastInfos: readonly ServicePortInfo[] | undefined;
+  private loggedDiagnostics = new Set<string>();
+  lastReport: SyncReport | undefined;
+
+  constructor(private readonly o: ProxierOptions) {}
+
+  async sync(reason: SyncReason): Promise<boolean> {
+    const start = performance.now();
+    const objects = this.o.source.snapshot();
+    const built = buildModel(objects, this.o.proxyName ?? 'nftproxy');
+    this.logDiagnostics(built.diagnostics.map(formatDiagnostic));
+    const q = this.quarantine.apply(built.model, objects);
+    for (const r of q.released) this.o.log.info({ service: r }, 'service changed: leaving quarantine');
+    const { config } = resolveConfig(this.o.base, q.model, this.o.proxyName ?? 'nftproxy');
+    const ruleset = compile(q.model, config);
+    const full = reason === 'start' || reason === 'periodic' || !this.o.applier.knowsKernelState;
+    const counts = {
+      services: q.model.services.length,
+      servicePorts: ruleset.servicePorts.length,
+      endpoints: new Set(ruleset.servicePorts.flatMap((p) => p.servingEndpoints)).size,
+      skipped: built.diagnostics.length,
+      quarantined: q.held.length,
+    };
+    let result: SyncResult;
+    this.o.log.debug({ reason, full }, 'sync started');
+    try {
+      result = await this.o.applier.sync(ruleset, { full });
+    } catch (e) {
+      const durationMs = performance.now() - start;
+      if (e instanceof ApplyError) {
+        const culprits = [...new Set(e.failure.owners.map((id) => ruleset.servicePorts.find((p) => p.id === id)?.service).filter((s): s is string => s !== undefined))];
+        if (culprits.length) this.quarantine.add(objects, culprits, e.failure.message);
+        this.o.log.error({ reason, kind: e.kind, error: e.failure.message, quarantined: culprits, durationMs: round(durationMs) }, culprits.length ? 'nft rejected the sync; quarantining the services that caused it and retrying' : 'nft rejected the sync; retrying with backoff');
+      } else {
+        this.o.log.error({ reason, error: String(e), durationMs: round(durationMs) }, 'sync failed; retrying with backoff');
+      }
+      this.report({ reason, ok: false, kind: full ? 'full' : 'partial', ops: 0, durationMs, ...counts });
+      return false;
+    }
+    if (this.o.afterSync) {
+      try {
+        await this.o.afterSync(this.lastInfos, ruleset.servicePorts);
+      } catch (e) {
+        this.o.log.warn({ error: String(e) }, 'post-sync cleanup failed');
+      }
+    }
+    this.lastInfos = ruleset.servicePorts;
+    const durationMs = performance.now() - start;
+    if (result.ops > 0 || result.kind === 'full') {
+      this.o.log.info({ reason, kind: result.kind, ops: result.ops, durationMs: round(durationMs), applyMs: round(result.durationMs), ...counts }, 'synced');
+    } else {
+      this.o.log.debug({ reason, durationMs: round(durationMs) }, 'nothing to change');
+    }
+    this.report({ reason, ok: true, kind: result.kind, ops: result.ops, durationMs, ...counts });
+    return true;
+  }
+
+  private report(r: SyncReport): void {
+    this.lastReport = r;
+    this.o.onReport?.(r);
+  }
+
+  // A skipped object is logged when it first appears, not on every sync.
+  private logDiagnostics(lines: readonly string[]): void {
+    const now = new Set(lines);
+    for (const l of now) if (!this.loggedDiagnostics.has(l)) this.o.log.warn({ skipped: l }, 'object skipped');
+    this.loggedDiagnostics = now;
+  }
+}
+
+const round = (ms: number): number => Math.round(ms * 10) / 10;

@@ -1,0 +1,61 @@
+// Services whose rules the kernel refused. They are left out of every sync until their
+// objects change (a new version may be fine), so one bad Service never blocks the others.
+import { createHash } from 'node:crypto';
+import type { SourceObject } from '../model/build-model.js';
+import type { Model } from '../model/types.js';
+import { refString } from '../model/types.js';
+
+const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
+/** "ns/name" of the Service an object belongs to (itself, or the Service its slice names). */
+function serviceRefOf(o: unknown): string | undefined {
+  if (typeof o !== 'object' || o === null) return undefined;
+  const r = o as { kind?: unknown; metadata?: { namespace?: unknown; name?: unknown; labels?: Record<string, unknown> } };
+  const ns = typeof r.metadata?.namespace === 'string' ? r.metadata.namespace : 'default';
+  if (r.kind === 'Service' && typeof r.metadata?.name === 'string') return `${ns}/${r.metadata.name}`;
+  const svc = r.metadata?.labels?.[SERVICE_NAME_LABEL];
+  if (r.kind === 'EndpointSlice' && typeof svc === 'string') return `${ns}/${svc}`;
+  return undefined;
+}
+
+/** Fingerprint of everything that shapes one Service's rules. */
+function fingerprints(objects: readonly SourceObject[], refs: ReadonlySet<string>): Map<string, string> {
+  const hashes = new Map<string, ReturnType<typeof createHash>>();
+  for (const { object } of objects) {
+    const ref = serviceRefOf(object);
+    if (ref === undefined || !refs.has(ref)) continue;
+    let h = hashes.get(ref);
+    if (!h) hashes.set(ref, (h = createHash('sha256')));
+    h.update(JSON.stringify(object));
+  }
+  return new Map([...refs].map((r) => [r, hashes.get(r)?.digest('hex') ?? 'absent']));
+}
+
+export class Quarantine {
+  private held = new Map<string, { fingerprint: string; reason: string }>();
+
+  add(objects: readonly SourceObject[], services: readonly string[], reason: string): void {
+    for (const [ref, fp] of fingerprints(objects, new Set(services))) this.held.set(ref, { fingerprint: fp, reason });
+  }
+
+  /** Drop quarantined services from the model; release the ones whose objects changed. */
+  apply(model: Model, objects: readonly SourceObject[]): { model: Model; released: string[]; held: { service: string; reason: string }[] } {
+    const released: string[] = [];
+    if (this.held.size === 0) return { model, released, held: [] };
+    const now = fingerprints(objects, new Set(this.held.keys()));
+    for (const [ref, q] of [...this.held]) {
+      if (now.get(ref) !== q.fingerprint) {
+        this.held.delete(ref);
+        released.push(ref);
+      }
+    }
+    const held = [...this.held].map(([service, q]) => ({ service, reason: q.reason }));
+    if (held.length === 0) return { model, released, held };
+    const services = model.services.filter((s) => !this.held.has(refString(s.ref)));
+    return { model: { ...model, services }, released, held };
+  }
+
+  get size(): number {
+    return this.held.size;
+  }
+}

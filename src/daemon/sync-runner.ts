@@ -1,0 +1,108 @@
+// When to sync, as kube-proxy's bounded-frequency runner decides it:
+// - the first change after a quiet period syncs at once;
+// - a burst is coalesced: at most one sync per minInterval, the last one sees every change;
+// - a sync never overlaps another; a change during a sync queues exactly one more;
+// - every period a full sync runs even without changes;
+// - a failed sync is retried after minInterval, then with exponential backoff up to maxBackoff.
+export type SyncReason = 'start' | 'change' | 'periodic' | 'retry';
+
+export interface SyncRunnerOptions {
+  readonly minIntervalMs: number;
+  readonly periodMs: number;
+  readonly maxBackoffMs?: number;
+}
+
+export class SyncRunner {
+  private lastStart = -Infinity;
+  private timer: NodeJS.Timeout | undefined;
+  private periodic: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private pending: SyncReason | undefined;
+  private failures = 0;
+  private stopped = false;
+  /** when the oldest change not yet applied was queued (health: kube-proxy's lastQueued) */
+  queuedSince: number | undefined;
+
+  constructor(
+    private readonly sync: (reason: SyncReason) => Promise<boolean>,
+    private readonly opts: SyncRunnerOptions,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  start(): void {
+    this.queue('start');
+    this.armPeriodic();
+  }
+
+  /** Something changed: sync soon. */
+  request(): void {
+    this.queue('change');
+  }
+
+  /** Stop scheduling; resolves when a sync in flight has finished. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.periodic) clearTimeout(this.periodic);
+    await this.running;
+  }
+
+  get consecutiveFailures(): number {
+    return this.failures;
+  }
+
+  private queue(reason: SyncReason): void {
+    if (this.stopped) return;
+    this.queuedSince ??= this.now();
+    // A periodic or start request upgrades a queued change: it must not be lost.
+    this.pending = this.pending === undefined || this.pending === 'change' ? reason : this.pending;
+    if (this.running || this.timer) return;
+    this.schedule(Math.max(0, this.lastStart + this.opts.minIntervalMs - this.now()));
+  }
+
+  private schedule(delayMs: number): void {
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.runOnce();
+    }, delayMs);
+  }
+
+  private armPeriodic(): void {
+    if (this.stopped) return;
+    this.periodic = setTimeout(() => {
+      this.queue('periodic');
+      this.armPeriodic();
+    }, this.opts.periodMs);
+    this.periodic.unref?.();
+  }
+
+  private async runOnce(): Promise<void> {
+    if (this.stopped || this.pending === undefined) return;
+    const reason = this.failures > 0 && this.pending === 'change' ? 'retry' : this.pending;
+    this.pending = undefined;
+    const queuedAt = this.queuedSince;
+    this.queuedSince = undefined;
+    this.lastStart = this.now();
+    let ok = false;
+    this.running = (async () => {
+      try {
+        ok = await this.sync(reason);
+      } catch {
+        ok = false;
+      }
+    })();
+    await this.running;
+    this.running = undefined;
+    if (this.stopped) return;
+    if (!ok) {
+      this.failures++;
+      this.queuedSince ??= queuedAt;
+      this.pending ??= reason === 'start' || reason === 'periodic' ? reason : 'change';
+      const backoff = Math.min(this.opts.maxBackoffMs ?? 60_000, this.opts.minIntervalMs * 2 ** (this.failures - 1));
+      this.schedule(Math.max(backoff, this.opts.minIntervalMs, 100));
+      return;
+    }
+    this.failures = 0;
+    if (this.pending !== undefined) this.schedule(Math.max(0, this.lastStart + this.opts.minIntervalMs - this.now()));
+  }
+}

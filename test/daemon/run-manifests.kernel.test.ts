@@ -1,0 +1,151 @@
+// `nftproxy run --manifests DIR` as a real process in a throwaway namespace: it converges on
+// the directory's content after every change, keeps a half-written file's last good version,
+// stops on SIGTERM leaving the rules, converges after SIGKILL in the middle of a sync, and
+// `nftproxy cleanup` removes only its tables.
+import { execa } from 'execa';
+import { mkdtemp, rm, writeFile, cp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { canUseKernel, KERNEL_SKIP_REASON, withNetns } from '../lab/netns.js';
+import { BIN, Daemon, synced } from '../support/daemon.js';
+import { readKernelTables } from '../support/kernel-table.js';
+
+const FLAGS = ['--node', 'node-a', '--cluster-cidr', '10.244.0.0/16,fd00:10:244::/64', '--service-cidr', '10.96.0.0/12'];
+type Exec = Parameters<Parameters<typeof withNetns>[1]>[0];
+
+const svc = (name: string, ip: string, eps: string[], port = 80): string => `apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: lab }
+spec: { type: NodePort, clusterIP: ${ip}, ports: [{ name: http, port: ${port}, targetPort: 8080 }] }
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: ${name}-1, namespace: lab, labels: { kubernetes.io/service-name: ${name} } }
+addressType: IPv4
+ports: [{ name: http, port: 8080 }]
+endpoints: [${eps.map((e) => `{ addresses: [${e}], nodeName: node-a }`).join(', ')}]
+`;
+
+/** What one `dump` of the directory, loaded fresh, leaves in the kernel. */
+async function expected(dir: string): Promise<string> {
+  const text = (await execa(process.execPath, [BIN, 'dump', '-f', dir, ...FLAGS])).stdout;
+  return withNetns('want', async (exec) => {
+    const r = await exec(['nft', '-f', '-'], text);
+    if (r.exitCode !== 0) throw new Error(r.stderr);
+    return readKernelTables(exec);
+  });
+}
+
+async function nsName(exec: Exec): Promise<string> {
+  return (await exec(['ip', 'netns', 'identify'])).stdout.trim();
+}
+
+describe.skipIf(!canUseKernel)(`nftproxy run --manifests${canUseKernel ? '' : ` [skipped: ${KERNEL_SKIP_REASON}]`}`, () => {
+  let dir: string;
+  beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'nftproxy-run-')); });
+  afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  it('follows changes, keeps a broken file\'s last good version, stops on SIGTERM leaving the rules', async () => {
+    await writeFile(join(dir, 'web.yaml'), svc('web', '10.96.0.10', ['10.244.1.1', '10.244.1.2']));
+    await writeFile(join(dir, 'db.yaml'), svc('db', '10.96.0.11', ['10.244.2.1'], 5432));
+    await withNetns('run', async (exec) => {
+      const d = new Daemon(await nsName(exec), ['--manifests', dir, ...FLAGS, '--min-sync-period', '100ms', '--log-level', 'debug']);
+      try {
+        const first = await d.waitFor(synced, 15_000, 0);
+        expect(first).toMatchObject({ reason: 'start', kind: 'full', services: 2 });
+        expect(await readKernelTables(exec)).toEqual(await expected(dir));
+
+        // a change: one more endpoint -> a partial sync
+        let mark = d.logs.length;
+        await writeFile(join(dir, 'web.yaml'), svc('web', '10.96.0.10', ['10.244.1.1', '10.244.1.2', '10.244.1.3']));
+        const second = await d.waitFor(synced, 10_000, mark);
+        expect(second).toMatchObject({ reason: 'change', kind: 'partial' });
+        expect(second.ops as number).toBeLessThan(20);
+        expect(await readKernelTables(exec)).toEqual(await expected(dir));
+
+        // a half-written file: logged, its last good version kept, nothing else changes
+        const good = await readKernelTables(exec);
+        mark = d.logs.length;
+        await writeFile(join(dir, 'web.yaml'), svc('web', '10.96.0.10', ['10.244.1.9']).slice(0, 150));
+        const rejected = await d.waitFor((l) => l.msg === 'manifest rejected; keeping its last good version', 10_000, mark);
+        expect(rejected).toMatchObject({ kept: true });
+        expect(String(rejected.file)).toContain('web.yaml');
+        await new Promise((r) => setTimeout(r, 300));
+        expect(await readKernelTables(exec)).toEqual(good);
+
+        // fixed: recovers
+        mark = d.logs.length;
+        await writeFile(join(dir, 'web.yaml'), svc('web', '10.96.0.10', ['10.244.1.9']));
+        await d.waitFor(synced, 10_000, mark);
+        expect(await readKernelTables(exec)).toEqual(await expected(dir));
+
+        d.kill('SIGTERM');
+        expect(await d.exited).toBe(0);
+        expect(d.logs.some((l) => l.msg.startsWith('stopping'))).toBe(true);
+        expect(await readKernelTables(exec)).toEqual(await expected(dir));
+
+        // cleanup removes nftproxy's tables and nothing else
+        await exec(['nft', 'add', 'table', 'inet', 'mine']);
+        const c = await exec([process.execPath, BIN, 'cleanup']);
+        expect(c.exitCode).toBe(0);
+        expect((await exec(['nft', 'list', 'tables'])).stdout.trim()).toBe('table inet mine');
+      } finally {
+        d.kill('SIGKILL');
+        await d.exited;
+      }
+    });
+  }, 60_000);
+
+  it('SIGKILL in the middle of a sync: the next start converges', async () => {
+    const big = await mkdtemp(join(tmpdir(), 'nftproxy-kill-'));
+    try {
+      await writeFile(join(big, 'web.yaml'), svc('web', '10.96.0.10', ['10.244.1.1', '10.244.1.2']));
+      await withNetns('kill', async (exec) => {
+        const ns = await nsName(exec);
+        const d = new Daemon(ns, ['--manifests', big, ...FLAGS, '--min-sync-period', '50ms', '--log-level', 'debug']);
+        try {
+          await d.waitFor(synced, 15_000, 0);
+          // A change big enough that its sync takes a while, killed once nft is running.
+          const many = Array.from({ length: 1500 }, (_, i) => svc(`s${i}`, `10.97.${i >> 8}.${i & 255}`, [`10.245.${i >> 8}.${i & 255}`, `10.246.${i >> 8}.${i & 255}`])).join('---\n');
+          const mark = d.logs.length;
+          await writeFile(join(big, 'many.yaml'), many);
+          await d.waitFor((l) => l.msg === 'sync started', 15_000, mark);
+          d.kill('SIGKILL');
+          await d.exited;
+        } finally {
+          d.kill('SIGKILL');
+          await d.exited;
+        }
+        // Whatever the kernel holds now (old or new: nft is atomic), a restart converges.
+        const again = new Daemon(ns, ['--manifests', big, ...FLAGS, '--log-level', 'debug']);
+        try {
+          expect(await again.waitFor(synced, 30_000, 0)).toMatchObject({ reason: 'start', kind: 'full', services: 1501 });
+          expect(await readKernelTables(exec)).toEqual(await expected(big));
+        } finally {
+          again.kill('SIGTERM');
+          await again.exited;
+        }
+        await exec([process.execPath, BIN, 'cleanup']);
+      });
+    } finally {
+      await rm(big, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('refuses to start without a usable nft, with one clear line', async () => {
+    const fake = await mkdtemp(join(tmpdir(), 'nftproxy-oldnft-'));
+    try {
+      await writeFile(join(fake, 'nft'), "#!/bin/sh\necho 'nftables v0.9.8 (E.D.S.)'\n", { mode: 0o755 });
+      await cp(join(dir), join(fake, 'm'), { recursive: true });
+      // Inside a namespace all the same: were the gate broken, nothing reaches the host.
+      await withNetns('oldnft', async (exec) => {
+        const r = await execa('ip', ['netns', 'exec', await nsName(exec), 'env', `PATH=${fake}:${process.env.PATH}`, process.execPath, BIN, 'run', '--manifests', join(fake, 'm'), '--node', 'n'], { reject: false });
+        expect(r.exitCode).toBe(3);
+        expect(r.stderr).toContain('nftproxy: nft 0.9.8 is too old: nftproxy needs nftables >= 1.0.6');
+      });
+    } finally {
+      await rm(fake, { recursive: true, force: true });
+    }
+  });
+});

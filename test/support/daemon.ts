@@ -1,0 +1,51 @@
+// `nftproxy run` as a real child process inside a test namespace, with its JSON log lines
+// collected so tests can wait for "synced" and read what it decided.
+import { type ResultPromise, execa } from 'execa';
+import { fileURLToPath } from 'node:url';
+
+export const BIN = fileURLToPath(new URL('../../bin/nftproxy.js', import.meta.url));
+
+export interface LogLine { level: number; msg: string; [k: string]: unknown }
+
+export class Daemon {
+  readonly logs: LogLine[] = [];
+  private waiters: { pred: (l: LogLine) => boolean; from: number; resolve: (l: LogLine) => void }[] = [];
+  readonly proc: ResultPromise;
+  exited: Promise<number>;
+
+  constructor(ns: string, args: string[]) {
+    this.proc = execa('ip', ['netns', 'exec', ns, process.execPath, BIN, 'run', ...args], { reject: false, buffer: false, stdin: 'ignore', stdout: 'ignore' });
+    let rest = '';
+    this.proc.stderr!.on('data', (chunk: Buffer) => {
+      rest += chunk.toString();
+      const lines = rest.split('\n');
+      rest = lines.pop()!;
+      for (const text of lines) {
+        let l: LogLine;
+        try { l = JSON.parse(text) as LogLine; } catch { l = { level: 60, msg: text }; }
+        this.logs.push(l);
+        for (const w of [...this.waiters]) {
+          if (this.logs.length - 1 >= w.from && w.pred(l)) { this.waiters.splice(this.waiters.indexOf(w), 1); w.resolve(l); }
+        }
+      }
+    });
+    this.exited = this.proc.then((r) => r.exitCode ?? (r.signal ? 128 : -1));
+  }
+
+  /** The next log line (after `from`, default: now) matching pred. */
+  waitFor(pred: (l: LogLine) => boolean, timeoutMs = 15_000, from = this.logs.length): Promise<LogLine> {
+    const seen = this.logs.slice(from).find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out waiting for a log line; last lines:\n${this.logs.slice(-8).map((l) => JSON.stringify(l)).join('\n')}`)), timeoutMs);
+      this.waiters.push({ pred, from, resolve: (l) => { clearTimeout(t); resolve(l); } });
+    });
+  }
+
+  /** The node process's pid inside `ip netns exec` (it execs, so it is the same pid). */
+  kill(signal: NodeJS.Signals): void {
+    this.proc.kill(signal);
+  }
+}
+
+export const synced = (l: LogLine): boolean => l.msg === 'synced';
