@@ -3,6 +3,7 @@
 // leaves the rules in place when stopped: `nftproxy cleanup` removes them.
 import { Applier } from '../apply/applier.js';
 import { checkNftVersion, nftRunner } from '../apply/nft-runner.js';
+import { ConntrackHygiene } from '../daemon/conntrack-hygiene.js';
 import { createLogger, type LogLevel } from '../daemon/log.js';
 import { type AfterSync, Proxier } from '../daemon/proxier.js';
 import { SyncRunner } from '../daemon/sync-runner.js';
@@ -51,7 +52,8 @@ export async function runDaemon(opts: RunOptions, hooks: RunHooks = {}): Promise
   } catch (e) {
     throw new UsageError(`--manifests: ${(e as Error).message}`);
   }
-  const proxier = new Proxier({ applier: new Applier(nft), source: watcher, base: base.value, log, afterSync: hooks.afterSync });
+  const conntrack = new ConntrackHygiene(log);
+  const proxier = new Proxier({ applier: new Applier(nft), source: watcher, base: base.value, log, afterSync: hooks.afterSync ?? ((next) => conntrack.afterSync(next)) });
   runner = new SyncRunner((reason) => proxier.sync(reason), { minIntervalMs: minSync, periodMs: period });
   log.info({ nft: version.version, manifests: opts.manifests, node: base.value.nodeName, minSyncPeriodMs: minSync, syncPeriodMs: period }, 'starting');
   runner.start();

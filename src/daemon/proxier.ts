@@ -15,8 +15,8 @@ export interface ObjectSource {
   snapshot(): readonly SourceObject[];
 }
 
-/** Runs after every successful sync with the port infos before and after (conntrack). */
-export type AfterSync = (prev: readonly ServicePortInfo[] | undefined, next: readonly ServicePortInfo[]) => Promise<void>;
+/** Runs after every successful sync with what is now programmed (conntrack cleanup). */
+export type AfterSync = (next: readonly ServicePortInfo[]) => Promise<void>;
 
 export interface SyncReport {
   readonly reason: SyncReason;
@@ -43,7 +43,6 @@ export interface ProxierOptions {
 
 export class Proxier {
   private readonly quarantine = new Quarantine();
-  private lastInfos: readonly ServicePortInfo[] | undefined;
   private loggedDiagnostics = new Set<string>();
   lastReport: SyncReport | undefined;
 
@@ -84,12 +83,11 @@ export class Proxier {
     }
     if (this.o.afterSync) {
       try {
-        await this.o.afterSync(this.lastInfos, ruleset.servicePorts);
+        await this.o.afterSync(ruleset.servicePorts);
       } catch (e) {
         this.o.log.warn({ error: String(e) }, 'post-sync cleanup failed');
       }
     }
-    this.lastInfos = ruleset.servicePorts;
     const durationMs = performance.now() - start;
     if (result.ops > 0 || result.kind === 'full') {
       this.o.log.info({ reason, kind: result.kind, ops: result.ops, durationMs: round(durationMs), applyMs: round(result.durationMs), ...counts }, 'synced');

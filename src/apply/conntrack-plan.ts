@@ -1,0 +1,179 @@
+// UDP conntrack hygiene, the pure half: which flows must go after a sync, and how to read
+// what the conntrack tool lists. No I/O here; ./conntrack.ts runs the tool.
+//
+// Why at all: UDP has no connection teardown, so a conntrack entry keeps steering a
+// client's packets along the path chosen by its first packet for as long as the client
+// keeps sending. Two cases hurt (kube-proxy's CleanStaleEntries handles both):
+//  (a) the endpoint went away: the entry still DNATs to a dead address;
+//  (b) the service got its first endpoint: entries created while the packet went
+//      un-DNATed (reply source = the VIP itself) keep bypassing the new DNAT rule.
+// One rule covers both: for a UDP service port with >= 1 serving endpoint, a flow to one
+// of its destinations whose reply comes from anything but a serving endpoint is stale.
+//
+// Deliberate differences from upstream: upstream keys VIP flows by address only (so two
+// UDP ports on one ClusterIP share one endpoint set, last writer wins); we key by address
+// and port. And a NodePort filter leaves alone flows whose destination is some service's
+// VIP:port, which that VIP's own filter judges.
+import type { Family, ServicePortInfo } from '../ir/types.js';
+import { type IP, familyOf, parseIP } from '../model/ip.js';
+
+/** At least one element: an empty keep-list would mean "delete every flow", never wanted. */
+export type NonEmpty<T> = readonly [T, ...T[]];
+
+interface FilterCommon {
+  readonly family: Family;
+  /** only UDP: TCP flows end on their own, and upstream leaves them alone too */
+  readonly proto: 'udp';
+  readonly origDport: number;
+  /** flows whose reply source is one of these are healthy */
+  readonly keepReplySrc: NonEmpty<IP>;
+  /** "ns/name", for logs */
+  readonly service: string;
+  readonly portName: string;
+}
+
+/** Flows to VIP:port (ClusterIP, externalIP or load-balancer IP). */
+export interface VipFilter extends FilterCommon {
+  readonly kind: 'vip';
+  readonly origDst: IP;
+}
+
+/** Flows to any destination address on the NodePort, minus VIP:port destinations (judged by their own filter). */
+export interface NodePortFilter extends FilterCommon {
+  readonly kind: 'nodeport';
+  readonly origDst?: never;
+  readonly exceptOrigDst: readonly IP[];
+}
+
+export type ConntrackFilter = VipFilter | NodePortFilter;
+
+// ---------------------------------------------------------------------------------------
+// Planning
+
+const portKey = (sp: ServicePortInfo): string => `${sp.family} ${sp.id}`;
+
+/** Everything a port's filters are derived from; equal signatures mean equal filters. */
+function signature(sp: ServicePortInfo): string {
+  return JSON.stringify([sp.proto, sp.port, [...sp.vips].sort(), sp.nodePort ?? null, [...sp.servingEndpoints].sort()]);
+}
+
+function nonEmpty<T>(xs: readonly T[]): NonEmpty<T> | undefined {
+  return xs.length > 0 ? (xs as unknown as NonEmpty<T>) : undefined;
+}
+
+/**
+ * The conntrack filters to run after a successful sync from `prev` to `next`.
+ *
+ * Listing conntrack costs a kernel table walk, so only UDP ports that are new or whose
+ * destinations or serving endpoints changed get filters. `prev` undefined (first sync after
+ * start) plans every UDP port with serving endpoints: a restart may have missed changes.
+ * The caller should only advance its `prev` when cleanup reported no errors, or the
+ * failed work is never retried.
+ */
+export function planConntrackCleanup(prev: readonly ServicePortInfo[] | undefined, next: readonly ServicePortInfo[]): ConntrackFilter[] {
+  const before = prev === undefined ? undefined : new Map(prev.map((sp) => [portKey(sp), signature(sp)]));
+  const filters: ConntrackFilter[] = [];
+  for (const sp of next) {
+    if (sp.proto !== 'udp') continue;
+    const keepReplySrc = nonEmpty(sp.servingEndpoints);
+    // No serving endpoint: traffic is rejected now, nothing to re-balance to (as upstream).
+    if (keepReplySrc === undefined) continue;
+    if (before !== undefined && before.get(portKey(sp)) === signature(sp)) continue;
+
+    const common = { family: sp.family, proto: 'udp', origDport: sp.port, keepReplySrc, service: sp.service, portName: sp.portName } as const;
+    for (const origDst of new Set(sp.vips)) filters.push({ ...common, kind: 'vip', origDst });
+    if (sp.nodePort !== undefined) {
+      const nodePort = sp.nodePort;
+      // A UDP VIP:port that happens to share the NodePort's number is that VIP's traffic.
+      const exceptOrigDst = [...new Set(next.filter((o) => o.proto === 'udp' && o.family === sp.family && o.port === nodePort).flatMap((o) => o.vips))];
+      filters.push({ ...common, kind: 'nodeport', origDport: nodePort, exceptOrigDst });
+    }
+  }
+  return filters;
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading `conntrack -L` output
+
+export interface Tuple {
+  readonly src: IP;
+  readonly dst: IP;
+  readonly sport: number;
+  readonly dport: number;
+}
+
+/** One conntrack entry, as far as cleanup cares. */
+export interface Flow {
+  readonly family: Family;
+  /** layer-4 protocol name as the tool prints it: udp, tcp, icmp, ... */
+  readonly proto: string;
+  readonly orig: Tuple;
+  readonly reply: Tuple;
+}
+
+const TUPLE_KEYS = ['src', 'dst', 'sport', 'dport'] as const;
+type TupleKey = (typeof TUPLE_KEYS)[number];
+const isTupleKey = (k: string): k is TupleKey => (TUPLE_KEYS as readonly string[]).includes(k);
+
+/**
+ * One line of `conntrack -L` in the default format, e.g. (conntrack 1.4.7)
+ *   udp      17 29 src=10.0.0.2 dst=172.30.0.41 sport=40000 dport=53 [UNREPLIED] src=10.180.0.1 dst=10.0.0.2 sport=53 dport=40000 [ASSURED] mark=0 use=1
+ * The first src/dst/sport/dport are the original direction, the second the reply. Other
+ * words (state, [FLAGS], packets=, bytes=, zone=, mark=, ...) vary with protocol and
+ * sysctls and are skipped. Anything without both full tuples (icmp, summary lines) is
+ * not a flow we could judge: undefined.
+ */
+export function parseFlowLine(line: string): Flow | undefined {
+  const words = line.trim().split(/\s+/);
+  const proto = words[0];
+  if (proto === undefined || !/^[a-z0-9]+$/.test(proto) || !/^[0-9]+$/.test(words[1] ?? '')) return undefined;
+  const seen: Record<TupleKey, string[]> = { src: [], dst: [], sport: [], dport: [] };
+  for (const w of words.slice(2)) {
+    const eq = w.indexOf('=');
+    const k = w.slice(0, eq);
+    if (eq > 0 && isTupleKey(k)) seen[k].push(w.slice(eq + 1));
+  }
+  const tuple = (i: 0 | 1): Tuple | undefined => {
+    const src = parseIP(seen.src[i] ?? ''), dst = parseIP(seen.dst[i] ?? '');
+    const sport = port(seen.sport[i]), dport = port(seen.dport[i]);
+    if (!src.ok || !dst.ok || sport === undefined || dport === undefined) return undefined;
+    return { src: src.value, dst: dst.value, sport, dport };
+  };
+  const orig = tuple(0), reply = tuple(1);
+  if (orig === undefined || reply === undefined) return undefined;
+  const fam = familyOf(orig.src);
+  if ([orig.dst, reply.src, reply.dst].some((a) => familyOf(a) !== fam)) return undefined;
+  return { family: fam === 'ipv4' ? 'ip' : 'ip6', proto, orig, reply };
+}
+
+function port(s: string | undefined): number | undefined {
+  if (s === undefined || !/^[0-9]{1,5}$/.test(s)) return undefined;
+  const n = Number(s);
+  return n <= 65535 ? n : undefined;
+}
+
+export function parseFlows(listing: string): Flow[] {
+  return listing.split('\n').map(parseFlowLine).filter((f): f is Flow => f !== undefined);
+}
+
+/**
+ * Does `filter` say this flow must go? Re-checks every criterion itself, so a listing that
+ * was not (or not fully) filtered by the tool or the kernel is still judged correctly.
+ */
+export function isStale(filter: ConntrackFilter, flow: Flow): boolean {
+  if (flow.proto !== filter.proto || flow.family !== filter.family || flow.orig.dport !== filter.origDport) return false;
+  switch (filter.kind) {
+    case 'vip':
+      if (flow.orig.dst !== filter.origDst) return false;
+      break;
+    case 'nodeport':
+      if (filter.exceptOrigDst.includes(flow.orig.dst)) return false;
+      break;
+  }
+  return !filter.keepReplySrc.includes(flow.reply.src);
+}
+
+/** The flows in a `conntrack -L` listing that `filter` says must go. */
+export function staleFlows(filter: ConntrackFilter, listing: string): Flow[] {
+  return parseFlows(listing).filter((f) => isStale(filter, f));
+}
