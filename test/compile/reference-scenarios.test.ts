@@ -1,19 +1,11 @@
 // ../shared/reference-scenarios.md, row by row, through explain's tracer over the IR.
-// (The same rows run with real packets in the datapath lab.)
+// (The same rows run with real packets in test/datapath/reference-scenarios.datapath.test.ts;
+// the row data lives in test/support/reference-rows.ts.)
 import { describe, expect, it } from 'vitest';
-import { type Env, type Expect, compileObjects, probe, service, slice } from '../support/builders.js';
+import { compileObjects, probe } from '../support/builders.js';
+import { type Case, SECTIONS } from '../support/reference-rows.js';
 
-const ENV: Env = {
-  nodeName: 'test-node',
-  nodeIPs: ['192.168.0.2', '192.168.1.2', '192.168.99.11', '2001:db8::1', '2001:db8:1::2'],
-  clusterCIDRs: ['10.0.0.0/8', 'fd00:10::/64'],
-  serviceCIDRs: ['172.30.0.0/16', 'fd00:10:96::/112'],
-  nodePortAddresses: ['192.168.0.2/32', '2001:db8::1/128'],
-};
-
-interface Row { n: number; src: string; dst: string; proto?: 'tcp' | 'udp' | 'sctp'; want: Expect; masq?: boolean }
-
-function check(objects: unknown[], rows: Row[], env: Env = ENV): void {
+function check({ objects, rows, env }: Case): void {
   const { ruleset, cfg, diagnostics } = compileObjects(objects, env);
   it('compiles without skipping anything', () => expect(diagnostics).toEqual([]));
   it.each(rows)('#$n $src -> $dst $proto => $want (masq $masq)', ({ src, dst, proto, want, masq }) => {
@@ -23,173 +15,11 @@ function check(objects: unknown[], rows: Row[], env: Env = ENV): void {
   });
 }
 
-const lbSvc = (extra: Record<string, unknown>, status: Record<string, unknown> = {}) =>
-  service('ns1', 'svc1', { type: 'LoadBalancer', clusterIP: '172.30.0.41', ports: [{ name: 'p80', port: 80, protocol: 'TCP', nodePort: 3001 }], ...extra }, status);
-
-describe('c.1 no endpoints: reject', () => {
-  check([lbSvc({ externalIPs: ['192.168.99.11'] }, { loadBalancer: { ingress: [{ ip: '1.2.3.4' }] } })], [
-    { n: 1, src: '10.0.0.2', dst: '172.30.0.41:80', want: 'REJECT' },
-    { n: 2, src: '203.0.113.2', dst: '192.168.99.11:80', want: 'REJECT' },
-    { n: 3, src: '10.0.0.2', dst: '192.168.0.2:3001', want: 'REJECT' },
-    { n: 4, src: '203.0.113.2', dst: '192.168.0.2:3001', want: 'REJECT' },
-    { n: 5, src: '10.0.0.2', dst: '1.2.3.4:80', want: 'REJECT' },
-    { n: 6, src: '203.0.113.2', dst: '1.2.3.4:80', want: 'REJECT' },
-  ]);
-});
-
-describe('c.2 ClusterIP general', () => {
-  const svc2Ports = [
-    { name: 'http', port: 80, protocol: 'TCP' }, { name: 'https', port: 443, targetPort: 8443, protocol: 'TCP' },
-    { name: 'dns-udp', port: 53, protocol: 'UDP' }, { name: 'dns-tcp', port: 53, targetPort: 5353, protocol: 'TCP' },
-    { name: 'dns-sctp', port: 53, protocol: 'SCTP' },
-  ];
-  check([
-    service('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] }),
-    slice('ns1', 'svc1', 'svc1-a', [{ name: 'http', port: 80 }], [{ ip: '10.180.0.1', node: 'test-node' }]),
-    service('ns2', 'svc2', { clusterIP: '172.30.0.42', ports: svc2Ports }),
-    slice('ns2', 'svc2', 'svc2-a', [
-      { name: 'http', port: 80 }, { name: 'https', port: 8443 }, { name: 'dns-udp', port: 53, protocol: 'UDP' },
-      { name: 'dns-tcp', port: 5353 }, { name: 'dns-sctp', port: 53, protocol: 'SCTP' },
-    ], [{ ip: '10.180.0.1', node: 'test-node' }, { ip: '10.180.2.1', node: 'node2' }]),
-  ], [
-    { n: 7, src: '10.180.0.2', dst: '172.30.0.41:80', want: ['10.180.0.1:80'], masq: false },
-    { n: 8, src: '10.180.0.1', dst: '172.30.0.41:80', want: ['10.180.0.1:80'], masq: true },
-    { n: 9, src: '10.180.0.2', dst: '172.30.0.42:80', want: ['10.180.0.1:80', '10.180.2.1:80'], masq: false },
-    { n: 10, src: '10.180.0.2', dst: '172.30.0.42:443', want: ['10.180.0.1:8443', '10.180.2.1:8443'], masq: false },
-    { n: 11, src: '10.180.0.2', dst: '172.30.0.42:53', want: ['10.180.0.1:5353', '10.180.2.1:5353'], masq: false },
-    { n: 12, src: '10.180.0.2', dst: '172.30.0.42:53', proto: 'udp', want: ['10.180.0.1:53', '10.180.2.1:53'], masq: false },
-    { n: 13, src: '10.180.0.2', dst: '172.30.0.42:53', proto: 'sctp', want: ['10.180.0.1:53', '10.180.2.1:53'], masq: false },
-    { n: 14, src: '10.180.0.2', dst: '172.30.0.42:80', proto: 'udp', want: 'REJECT' },
-    { n: 15, src: '10.180.0.2', dst: '172.30.0.41:443', want: 'REJECT' },
-    { n: 16, src: '10.180.0.2', dst: '172.30.0.50:80', want: 'DROP' },
-  ]);
-});
-
-describe('c.3 LoadBalancer with source ranges', () => {
-  const both = ['10.180.0.1:80'];
-  check([
-    lbSvc({ loadBalancerSourceRanges: ['192.168.0.0/24', ' 203.0.113.0/25'] }, { loadBalancer: { ingress: [{ ip: '1.2.3.4' }, { ip: '5.6.7.8' }] } }),
-    slice('ns1', 'svc1', 'svc1-a', [{ name: 'p80', port: 80 }], [{ ip: '10.180.0.1' }]),
-  ], [
-    { n: 17, src: '10.0.0.2', dst: '172.30.0.41:80', want: both, masq: false },
-    { n: 18, src: '203.0.113.2', dst: '192.168.0.2:3001', want: both, masq: true },
-    { n: 19, src: '203.0.113.130', dst: '192.168.0.2:3001', want: both, masq: true },
-    { n: 20, src: '203.0.113.2', dst: '1.2.3.4:80', want: both, masq: true },
-    { n: 21, src: '203.0.113.2', dst: '5.6.7.8:80', want: both, masq: true },
-    { n: 22, src: '203.0.113.130', dst: '1.2.3.4:80', want: 'DROP' },
-    { n: 23, src: '203.0.113.130', dst: '5.6.7.8:80', want: 'DROP' },
-    { n: 24, src: '10.0.0.2', dst: '1.2.3.4:80', want: 'DROP' },
-    { n: 25, src: '10.0.0.2', dst: '5.6.7.8:80', want: 'DROP' },
-    { n: 26, src: '192.168.0.2', dst: '1.2.3.4:80', want: both, masq: true },
-    { n: 27, src: '192.168.0.2', dst: '5.6.7.8:80', want: both, masq: true },
-    { n: 28, src: '1.2.3.4', dst: '1.2.3.4:80', want: both, masq: true },
-    { n: 29, src: '5.6.7.8', dst: '5.6.7.8:80', want: both, masq: true },
-  ]);
-});
-
-describe('c.4 NodePorts', () => {
-  const objects = [
-    service('ns1', 'svc1', { type: 'NodePort', clusterIPs: ['172.30.0.41', 'fd00:172:30::41'], ipFamilies: ['IPv4', 'IPv6'], ports: [{ name: 'p80', port: 80, protocol: 'TCP', nodePort: 3001 }] }),
-    slice('ns1', 'svc1', 'svc1-v4', [{ name: 'p80', port: 80 }], [{ ip: '10.180.0.1' }, { ip: '10.180.2.1', node: 'test-node' }]),
-    slice('ns1', 'svc1', 'svc1-v6', [{ name: 'p80', port: 80 }], [{ ip: 'fd00:10:180::1' }, { ip: 'fd00:10:180::2:1', node: 'test-node' }], 'IPv6'),
-  ];
-  const v4 = ['10.180.0.1:80', '10.180.2.1:80'];
-  const v6 = ['[fd00:10:180::1]:80', '[fd00:10:180::2:1]:80'];
-  const rows = (alt: boolean): Row[] => [
-    { n: 30, src: '10.0.0.2', dst: '172.30.0.41:80', want: v4, masq: false },
-    { n: 30, src: 'fd00:10::2', dst: '[fd00:172:30::41]:80', want: v6, masq: false },
-    { n: 31, src: '203.0.113.2', dst: '192.168.0.2:3001', want: v4, masq: true },
-    { n: 31, src: '2600:5200::1', dst: '[2001:db8::1]:3001', want: v6, masq: true },
-    { n: 32, src: '192.168.0.2', dst: '192.168.0.2:3001', want: v4, masq: true },
-    { n: 32, src: '2001:db8::1', dst: '[2001:db8::1]:3001', want: v6, masq: true },
-    { n: alt ? 34 : 33, src: '203.0.113.2', dst: '192.168.1.2:3001', want: alt ? v4 : '', masq: alt ? true : undefined },
-    { n: alt ? 34 : 33, src: '2600:5200::1', dst: '[2001:db8:1::2]:3001', want: alt ? v6 : '', masq: alt ? true : undefined },
-  ];
-  describe('(a, c) default: primary node IP', () => check(objects, rows(false), { ...ENV, nodePortAddresses: 'primary' }));
-  describe('(b, d) CIDRs', () => check(objects, rows(true), { ...ENV, nodePortAddresses: ['192.168.0.0/24', '192.168.1.0/24', '2001:db8::/64', '2001:db8:1::2/128'] }));
-});
-
-const etpObjects = (policy: 'Local' | 'Cluster') => [
-  lbSvc({ externalTrafficPolicy: policy, externalIPs: ['192.168.99.11'], healthCheckNodePort: policy === 'Local' ? 30000 : undefined }, { loadBalancer: { ingress: [{ ip: '1.2.3.4' }] } }),
-  slice('ns1', 'svc1', 'svc1-a', [{ name: 'p80', port: 80 }], [{ ip: '10.180.0.1' }, { ip: '10.180.2.1', node: 'test-node' }]),
-];
-const BOTH = ['10.180.0.1:80', '10.180.2.1:80'];
-
-describe('c.5 externalTrafficPolicy Local', () => {
-  check(etpObjects('Local'), [
-    { n: 35, src: '10.0.0.2', dst: '172.30.0.41:80', want: BOTH, masq: false },
-    { n: 36, src: '10.0.0.2', dst: '192.168.99.11:80', want: BOTH, masq: false },
-    { n: 37, src: '203.0.113.2', dst: '192.168.99.11:80', want: ['10.180.2.1:80'], masq: false },
-    { n: 38, src: '10.0.0.2', dst: '1.2.3.4:80', want: BOTH, masq: false },
-    { n: 39, src: '203.0.113.2', dst: '1.2.3.4:80', want: ['10.180.2.1:80'], masq: false },
-    { n: 40, src: '10.0.0.2', dst: '192.168.0.2:3001', want: BOTH, masq: false },
-    { n: 41, src: '203.0.113.2', dst: '192.168.0.2:3001', want: ['10.180.2.1:80'], masq: false },
-  ]);
-});
-
-describe('c.6 externalTrafficPolicy Cluster', () => {
-  check(etpObjects('Cluster'), [
-    { n: 42, src: '10.0.0.2', dst: '172.30.0.41:80', want: BOTH, masq: false },
-    { n: 43, src: '10.0.0.2', dst: '192.168.99.11:80', want: BOTH, masq: true },
-    { n: 44, src: '203.0.113.2', dst: '192.168.99.11:80', want: BOTH, masq: true },
-    { n: 45, src: '10.0.0.2', dst: '1.2.3.4:80', want: BOTH, masq: true },
-    { n: 46, src: '203.0.113.2', dst: '1.2.3.4:80', want: BOTH, masq: true },
-    { n: 47, src: '10.0.0.2', dst: '192.168.0.2:3001', want: BOTH, masq: true },
-    { n: 48, src: '203.0.113.2', dst: '192.168.0.2:3001', want: BOTH, masq: true },
-  ]);
-});
-
-describe('c.7 internalTrafficPolicy', () => {
-  const itp = (policy: string, nodes: [string, string, string], withSlice = true) => [
-    service('ns1', 'svc1', { clusterIP: '172.30.1.1', internalTrafficPolicy: policy, ports: [{ name: '', port: 80, protocol: 'TCP' }] }),
-    ...(withSlice ? [slice('ns1', 'svc1', 'svc1-a', [{ name: '', port: 80 }], [{ ip: '10.0.1.1', node: nodes[0] }, { ip: '10.0.1.2', node: nodes[1] }, { ip: '10.0.1.3', node: nodes[2] }])] : []),
-  ];
-  const flow = { src: '10.0.0.2', dst: '172.30.1.1:80' };
-  describe('#49 Cluster', () => check(itp('Cluster', ['test-node', 'node1', 'node2']), [{ n: 49, ...flow, want: ['10.0.1.1:80', '10.0.1.2:80', '10.0.1.3:80'], masq: false }]));
-  describe('#50 Local', () => check(itp('Local', ['test-node', 'node1', 'node2']), [{ n: 50, ...flow, want: ['10.0.1.1:80'], masq: false }]));
-  describe('#51 Local, two local', () => check(itp('Local', ['test-node', 'test-node', 'node2']), [{ n: 51, ...flow, want: ['10.0.1.1:80', '10.0.1.2:80'], masq: false }]));
-  describe('#52 Local, none local', () => check(itp('Local', ['node0', 'node1', 'node2']), [{ n: 52, ...flow, want: 'DROP' }]));
-  describe('#53 slice deleted, Cluster', () => check(itp('Cluster', ['a', 'b', 'c'], false), [{ n: 53, ...flow, want: 'REJECT' }]));
-  describe('#53 slice deleted, Local', () => check(itp('Local', ['a', 'b', 'c'], false), [{ n: 53, ...flow, want: 'REJECT' }]));
-});
-
-// Conditions written (Ready, Serving, Terminating) as in the reference table.
-type Cond = [boolean, boolean, boolean];
-const ep = (last: number, c: Cond, node?: string) => ({ ip: `10.0.1.${last}`, ready: c[0], serving: c[1], terminating: c[2], node });
-const T = true, F = false;
-
-function terminatingCase(policy: 'Local' | 'Cluster', eps: ReturnType<typeof ep>[][], rows: { n: number; want: Expect; masq?: boolean }[]): void {
-  const objects = [
-    service('ns1', 'svc1', { type: 'LoadBalancer', clusterIP: '172.30.1.1', externalTrafficPolicy: policy, healthCheckNodePort: policy === 'Local' ? 30000 : undefined, allocateLoadBalancerNodePorts: false, ports: [{ name: '', port: 80, targetPort: 80, protocol: 'TCP' }] }, { loadBalancer: { ingress: [{ ip: '1.2.3.4' }] } }),
-    ...eps.map((list, i) => slice('ns1', 'svc1', `svc1-${i}`, [{ name: '', port: 80 }], list)),
-  ];
-  check(objects, [{ ...rows[0]!, src: '10.0.0.2', dst: '172.30.1.1:80' }, { ...rows[1]!, src: '203.0.113.2', dst: '1.2.3.4:80' }]);
+for (const section of SECTIONS) {
+  describe(`${section.id} ${section.title}`, () => {
+    for (const c of section.cases) {
+      if (c.name) describe(c.name, () => check(c));
+      else check(c);
+    }
+  });
 }
-
-describe('c.8 terminating endpoints, eTP Local', () => {
-  const L = 'test-node';
-  describe('#54/55', () => terminatingCase('Local', [[ep(1, [T, T, F], L), ep(2, [T, T, F], L), ep(3, [F, T, T], L), ep(4, [F, F, T], L), ep(5, [T, T, F], 'node-1')]],
-    [{ n: 54, want: ['10.0.1.1:80', '10.0.1.2:80', '10.0.1.5:80'], masq: false }, { n: 55, want: ['10.0.1.1:80', '10.0.1.2:80'], masq: false }]));
-  describe('#56/57', () => terminatingCase('Local', [[ep(2, [F, T, T], L), ep(3, [F, T, T], L), ep(4, [F, F, T], L), ep(5, [T, T, F], 'node-1')]],
-    [{ n: 56, want: ['10.0.1.5:80'], masq: false }, { n: 57, want: ['10.0.1.2:80', '10.0.1.3:80'], masq: false }]));
-  describe('#58/59', () => terminatingCase('Local', [[ep(5, [F, T, T], 'node-1')]],
-    [{ n: 58, want: ['10.0.1.5:80'], masq: false }, { n: 59, want: 'DROP' }]));
-  describe('#60/61', () => terminatingCase('Local', [[ep(5, [F, F, T], L)], [ep(5, [F, F, T], 'node-1')]],
-    [{ n: 60, want: 'REJECT' }, { n: 61, want: 'REJECT' }]));
-  describe('#62', () => terminatingCase('Local', [], [{ n: 62, want: 'REJECT' }, { n: 62, want: 'REJECT' }]));
-});
-
-describe('c.9 terminating endpoints, eTP Cluster', () => {
-  const L = 'test-node';
-  const three = ['10.0.1.1:80', '10.0.1.2:80', '10.0.1.5:80'];
-  describe('#63/64', () => terminatingCase('Cluster', [[ep(1, [T, T, F], L), ep(2, [T, T, F], L), ep(3, [F, T, T], 'another'), ep(4, [F, F, T], 'another'), ep(5, [T, T, F], 'another')]],
-    [{ n: 63, want: three, masq: false }, { n: 64, want: three, masq: true }]));
-  const st = ['10.0.1.2:80', '10.0.1.3:80', '10.0.1.5:80'];
-  describe('#65/66', () => terminatingCase('Cluster', [[ep(2, [F, T, T], L), ep(3, [F, T, T], L), ep(4, [F, F, T], 'another'), ep(5, [F, T, T], 'another')]],
-    [{ n: 65, want: st, masq: false }, { n: 66, want: st, masq: true }]));
-  describe('#67/68', () => terminatingCase('Cluster', [[ep(5, [F, T, T], 'node-1')]],
-    [{ n: 67, want: ['10.0.1.5:80'], masq: false }, { n: 68, want: ['10.0.1.5:80'], masq: true }]));
-  describe('#69', () => terminatingCase('Cluster', [[ep(5, [F, F, T], L)], [ep(5, [F, F, T], 'node-1')]],
-    [{ n: 69, want: 'REJECT' }, { n: 69, want: 'REJECT' }]));
-  describe('#70', () => terminatingCase('Cluster', [], [{ n: 70, want: 'REJECT' }, { n: 70, want: 'REJECT' }]));
-});

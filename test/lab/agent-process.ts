@@ -1,0 +1,82 @@
+// The test side of test/lab/agent.mjs: starts one agent inside a namespace and speaks
+// its JSON-lines protocol. Every request gets an id, so many can be in flight at once.
+import { execa, type ResultPromise } from 'execa';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { Netns } from './netns.js';
+
+const AGENT = fileURLToPath(new URL('./agent.mjs', import.meta.url));
+
+export type Proto = 'tcp' | 'udp';
+export type Try = { ok: true; name: string; saw: string; port: number } | { ok: false; err: string };
+
+export class Agent {
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }>();
+  private exited: Error | undefined;
+
+  private constructor(readonly name: string, private readonly proc: ResultPromise) {
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      let msg: Record<string, unknown>;
+      try { msg = JSON.parse(line) as Record<string, unknown>; } catch { return; }
+      const p = this.pending.get(msg.id as number);
+      if (!p) return;
+      this.pending.delete(msg.id as number);
+      if (typeof msg.error === 'string') p.reject(new Error(`agent ${name}: ${msg.error}`));
+      else p.resolve(msg);
+    });
+    let stderr = '';
+    proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+    // reject: false below, so this settles with the result instead of throwing.
+    void proc.then((r) => {
+      this.exited = new Error(`agent ${name} exited (${r.exitCode ?? r.signal}): ${stderr.trim()}`);
+      for (const p of this.pending.values()) p.reject(this.exited);
+      this.pending.clear();
+    });
+  }
+
+  /** `ip netns exec` execs node in place, so the pid we hold is the agent's own. */
+  static async start(ns: Netns, name: string): Promise<Agent> {
+    const proc = execa('ip', ['netns', 'exec', ns.name, process.execPath, AGENT, name], { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false });
+    const agent = new Agent(name, proc);
+    try {
+      await agent.request({ op: 'ping' }, 10_000);
+    } catch (e) {
+      proc.kill('SIGKILL');
+      throw e;
+    }
+    return agent;
+  }
+
+  /** A request without an answer after `timeoutMs` fails, so a wedged agent cannot hang a test. */
+  request(req: Record<string, unknown>, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+    if (this.exited) return Promise.reject(this.exited);
+    const id = ++this.nextId;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`agent ${this.name}: no answer to ${JSON.stringify(req)} after ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve: (v) => { clearTimeout(timer); resolve(v); }, reject: (e) => { clearTimeout(timer); reject(e); } });
+      this.proc.stdin!.write(JSON.stringify({ id, ...req }) + '\n');
+    });
+  }
+
+  /** Without `host` the agent listens on every address, IPv4 and IPv6. */
+  async listen(proto: Proto, port: number, host?: string): Promise<void> {
+    await this.request({ op: 'listen', proto, port, ...(host ? { host } : {}) });
+  }
+
+  async connect(req: { proto: Proto; host: string; port: number; src?: string; count: number; timeoutMs: number }): Promise<Try[]> {
+    const res = await this.request({ op: 'connect', ...req });
+    return res.tries as Try[];
+  }
+
+  /** Closing stdin makes the agent exit; the kill is for an agent that hangs. */
+  async stop(): Promise<void> {
+    this.proc.stdin!.end();
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 2000);
+    await this.proc;
+    clearTimeout(timer);
+  }
+}
