@@ -3,7 +3,8 @@
 // the node, send real connections from a source address to a destination, read the outcome
 // in the reference tables' notation.
 import type { Ruleset } from '../../src/ir/types.js';
-import { renderText } from '../../src/render/nft-text.js';
+import { Applier } from '../../src/apply/applier.js';
+import { nftRunner } from '../../src/apply/nft-runner.js';
 import { Agent, type Proto } from './agent-process.js';
 import type { Netns } from './netns.js';
 import { type Observed, summarize } from './outcome.js';
@@ -49,13 +50,24 @@ export class Lab {
     }
   }
 
+  /** The product's applier, bound to the node namespace: what the daemon would run there. */
+  private applierInstance: Applier | undefined;
+  get applier(): Applier {
+    return (this.applierInstance ??= new Applier(nftRunner({ prefix: ['ip', 'netns', 'exec', this.node.name] })));
+  }
+
+  /** The node namespace's name (to run the daemon or conntrack there). */
+  get nodeNetns(): string {
+    return this.node.name;
+  }
+
   /**
-   * Puts the ruleset into the node's kernel. The only way rules get in: swap this for the
-   * applier (src/apply/) once it exists. The text starts with "add table; delete table", so
-   * a reload replaces the table in one transaction.
+   * Puts the ruleset into the node's kernel through the product's applier, as a full sync
+   * (an atomic replace of the table): rows that load a new scenario start from a clean table.
+   * Tests of partial syncs call `lab.applier.sync(ruleset)` instead.
    */
   async load(ruleset: Ruleset): Promise<void> {
-    await this.node.exec(['nft', '-f', '-'], renderText(ruleset));
+    await this.applier.sync(ruleset, { full: true });
   }
 
   /**
