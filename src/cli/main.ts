@@ -9,6 +9,7 @@ import { formatTrace } from '../trace/format.js';
 import { type Loaded, UsageError, loadInputs } from './load-inputs.js';
 import type { ConfigFlags } from './config.js';
 import { type RunOptions, runDaemon } from './run.js';
+import { kubernetesSourceFactory } from './kubernetes-source.js';
 import { Applier } from '../apply/applier.js';
 import { nftRunner } from '../apply/nft-runner.js';
 
@@ -95,20 +96,26 @@ Exit codes: 0 ok, 1 objects skipped under --strict, 2 bad usage or unreadable in
     });
 
   configOptions(program.command('run'))
-    .description('the daemon: keep this host\'s nftproxy table in sync with a source of Services and EndpointSlices')
-    .requiredOption('--manifests <dir>', 'watch this directory (or file) of manifests, in the formats dump reads')
-    .option('--min-sync-period <duration>', 'at most one sync per this period; the first change after a quiet period syncs at once', '1s')
-    .option('--sync-period <duration>', 'a full sync (atomic replace of the table) runs this often', '1h')
+    .description('the daemon: keep this host\'s nftproxy table in sync with the Kubernetes API (default) or a directory of manifests')
+    .option('--manifests <dir>', 'follow this directory (or file) of manifests, in the formats dump reads, instead of the API')
+    .option('--kubeconfig <file>', 'kubeconfig for the API server; default: in-cluster config (clientConnection.kubeconfig in --config)')
+    .option('--hostname-override <name>', 'this node\'s name (same as --node); default: $NODE_NAME')
+    .option('--min-sync-period <duration>', 'at most one sync per this period; the first change after a quiet period syncs at once (default 1s)')
+    .option('--sync-period <duration>', 'a full sync (atomic replace of the table) runs this often; /healthz fails when an update waits 2x this (default 1h)')
+    .option('--healthz-bind-address <host:port>', 'kube-proxy compatible /healthz and /livez; "" disables (default 0.0.0.0:10256)')
+    .option('--metrics-bind-address <host:port>', 'Prometheus /metrics; "" disables (default 127.0.0.1:10249)')
+    .option('--no-conntrack', 'skip UDP conntrack cleanup (for hosts without the conntrack tool)')
     .addOption(new Option('--log-level <level>', 'log verbosity (JSON lines on stderr)').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .addHelpText('after', `
 Stops on SIGTERM or SIGINT and leaves the rules in place; \`nftproxy cleanup\` removes them.
 
 Examples:
   nftproxy run --manifests examples/ --node node-a --cluster-cidr 10.244.0.0/16
+  nftproxy run --config /var/lib/nftproxy/config.yaml           # in a DaemonSet, NODE_NAME from the downward API
 
-Exit codes: 0 stopped by a signal, 2 bad usage, 3 nft missing or too old.`)
+Exit codes: 0 stopped by a signal, 2 bad usage or configuration, 3 nft missing or too old.`)
     .action(async (opts: RunOptions) => {
-      code = await runDaemon(opts);
+      code = await runDaemon(opts, { kubernetesSource: kubernetesSourceFactory });
     });
 
   program.command('cleanup')

@@ -1,37 +1,52 @@
-// `nftproxy run --manifests DIR`: the daemon on a local source. Checks nft, syncs at start
-// (a full, atomic replace of any table a previous run left), then on every change, and
-// leaves the rules in place when stopped: `nftproxy cleanup` removes them.
-import { Applier } from '../apply/applier.js';
+// `nftproxy run`: the daemon. With --manifests DIR it follows a directory of manifests;
+// otherwise it watches the Kubernetes API (in-cluster config, or --kubeconfig). It checks
+// nft, syncs at start (a full, atomic replace of any table a previous run left), then on
+// every change, and leaves the rules in place when stopped: `nftproxy cleanup` removes them.
 import { checkNftVersion, nftRunner } from '../apply/nft-runner.js';
-import { ConntrackHygiene } from '../daemon/conntrack-hygiene.js';
+import { type Bind, Daemon, type DaemonSource } from '../daemon/daemon.js';
 import { createLogger, type LogLevel } from '../daemon/log.js';
-import { type AfterSync, Proxier } from '../daemon/proxier.js';
-import { SyncRunner } from '../daemon/sync-runner.js';
+import { parseBindAddress } from '../daemon/health.js';
 import { ManifestWatcher } from '../sources/manifest-watcher.js';
-import { type ConfigFlags, loadBaseConfig } from './config.js';
+import { type ConfigFlags, type DaemonFlags, loadRunConfig } from './config.js';
 import { parseDuration } from './duration.js';
 import { UsageError } from './load-inputs.js';
+import type { Logger } from 'pino';
 
-export interface RunOptions extends ConfigFlags {
-  manifests: string;
-  minSyncPeriod: string;
-  syncPeriod: string;
+export interface RunOptions extends ConfigFlags, DaemonFlags {
+  manifests?: string;
+  hostnameOverride?: string;
   logLevel: LogLevel;
+  conntrack: boolean;
 }
 
 export interface RunHooks {
-  afterSync?: AfterSync;
   /** resolves when the daemon should stop; default: SIGTERM or SIGINT */
   stopSignal?: Promise<string>;
+  /** the Kubernetes source, for `run` without --manifests (injected by main) */
+  kubernetesSource?: (o: { kubeconfig: string | undefined; nodeName: string; log: Logger; onChange: () => void }) => DaemonSource;
 }
 
+const bindOrOff = (text: string, what: string): Bind | undefined => {
+  if (text.trim() === '') return undefined; // kube-proxy: an empty address disables the server
+  try {
+    return parseBindAddress(text, what);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+};
+
 export async function runDaemon(opts: RunOptions, hooks: RunHooks = {}): Promise<number> {
-  const minSync = parseDuration(opts.minSyncPeriod);
-  if (minSync === undefined) throw new UsageError(`--min-sync-period ${opts.minSyncPeriod} is not a duration (e.g. 1s, 500ms)`);
-  const period = parseDuration(opts.syncPeriod);
-  if (period === undefined || period <= 0) throw new UsageError(`--sync-period ${opts.syncPeriod} is not a positive duration (e.g. 1h, 30m)`);
-  const base = await loadBaseConfig(opts);
-  if (!base.ok) throw new UsageError(base.error);
+  const node = opts.node ?? opts.hostnameOverride ?? (process.env.NODE_NAME || undefined);
+  const cfg = await loadRunConfig({ ...opts, node });
+  if (!cfg.ok) throw new UsageError(cfg.error);
+  const { base, daemon: d } = cfg.value;
+  const minSync = parseDuration(d.minSyncPeriod);
+  if (minSync === undefined) throw new UsageError(`--min-sync-period ${d.minSyncPeriod} is not a duration (e.g. 1s, 500ms)`);
+  const period = parseDuration(d.syncPeriod);
+  if (period === undefined || period <= 0) throw new UsageError(`--sync-period ${d.syncPeriod} is not a positive duration (e.g. 1h, 30m)`);
+  const healthzBind = bindOrOff(d.healthzBindAddress, '--healthz-bind-address');
+  const metricsBind = bindOrOff(d.metricsBindAddress, '--metrics-bind-address');
+  if (!opts.manifests && !hooks.kubernetesSource) throw new UsageError('--manifests DIR is required (this build has no Kubernetes source)');
 
   const log = createLogger(opts.logLevel);
   const nft = nftRunner();
@@ -42,28 +57,29 @@ export async function runDaemon(opts: RunOptions, hooks: RunHooks = {}): Promise
     return 3;
   }
 
-  let runner: SyncRunner | undefined;
-  const watcher = new ManifestWatcher(opts.manifests, () => runner?.request(), {
-    info: (msg, f) => log.info(f ?? {}, msg),
-    error: (msg, f) => log.error(f ?? {}, msg),
-  });
-  try {
-    await watcher.start();
-  } catch (e) {
-    throw new UsageError(`--manifests: ${(e as Error).message}`);
-  }
-  const conntrack = new ConntrackHygiene(log);
-  const proxier = new Proxier({ applier: new Applier(nft), source: watcher, base: base.value, log, afterSync: hooks.afterSync ?? ((next) => conntrack.afterSync(next)) });
-  runner = new SyncRunner((reason) => proxier.sync(reason), { minIntervalMs: minSync, periodMs: period });
-  log.info({ nft: version.version, manifests: opts.manifests, node: base.value.nodeName, minSyncPeriodMs: minSync, syncPeriodMs: period }, 'starting');
-  runner.start();
+  const makeSource = (onChange: () => void): DaemonSource => {
+    if (opts.manifests) {
+      const w = new ManifestWatcher(opts.manifests, onChange, { info: (msg, f) => log.info(f ?? {}, msg), error: (msg, f) => log.error(f ?? {}, msg) });
+      return { start: () => w.start(), stop: () => w.stop(), snapshot: () => w.snapshot() };
+    }
+    return hooks.kubernetesSource!({ kubeconfig: d.kubeconfig, nodeName: base.nodeName, log, onChange });
+  };
+  const daemon = new Daemon({ base, nft, log, minSyncMs: minSync, syncPeriodMs: period, healthzBind, metricsBind, conntrack: opts.conntrack, makeSource });
+  log.info({ nft: version.version, source: opts.manifests ? { manifests: opts.manifests } : { kubeconfig: d.kubeconfig ?? 'in-cluster' }, node: base.nodeName, minSyncPeriodMs: minSync, syncPeriodMs: period, healthz: d.healthzBindAddress, metrics: d.metricsBindAddress }, 'starting');
 
-  const signal = await (hooks.stopSignal ?? new Promise<string>((resolve) => {
+  const stop = hooks.stopSignal ?? new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
-  }));
+  });
+  try {
+    await Promise.race([daemon.start(), stop]);
+  } catch (e) {
+    if (String((e as Error).message).includes('EADDRINUSE')) throw new UsageError(`cannot listen: ${(e as Error).message}`);
+    if (opts.manifests && e instanceof Error && !(e instanceof UsageError)) throw new UsageError(`--manifests: ${e.message}`);
+    throw e;
+  }
+  const signal = await stop;
   log.info({ signal }, 'stopping; the rules stay in place (nftproxy cleanup removes them)');
-  watcher.stop();
-  await runner.stop();
+  await daemon.stop();
   return 0;
 }

@@ -9,6 +9,10 @@ import type { ServicePortInfo } from '../ir/types.js';
 import { type SourceObject, buildModel } from '../model/build-model.js';
 import { formatDiagnostic } from '../model/diagnostic.js';
 import { Quarantine } from './quarantine.js';
+import { ChangeTracker } from './change-tracker.js';
+import type { ProxyMetrics } from './metrics.js';
+import { type ServiceHealthServers, serviceHealthOf } from './service-health.js';
+import type { Node } from '../model/types.js';
 import type { SyncReason } from './sync-runner.js';
 
 export interface ObjectSource {
@@ -39,12 +43,19 @@ export interface ProxierOptions {
   readonly proxyName?: string;
   readonly afterSync?: AfterSync;
   readonly onReport?: (r: SyncReport) => void;
+  readonly metrics?: ProxyMetrics;
+  readonly serviceHealth?: ServiceHealthServers;
 }
 
 export class Proxier {
   private readonly quarantine = new Quarantine();
   private loggedDiagnostics = new Set<string>();
+  private readonly changes = new ChangeTracker();
   lastReport: SyncReport | undefined;
+  /** when the last sync succeeded (epoch ms) */
+  lastSuccess: number | undefined;
+  /** this node's object as of the last sync (health: is the node leaving?) */
+  node: Node | undefined;
 
   constructor(private readonly o: ProxierOptions) {}
 
@@ -56,6 +67,8 @@ export class Proxier {
     const q = this.quarantine.apply(built.model, objects);
     for (const r of q.released) this.o.log.info({ service: r }, 'service changed: leaving quarantine');
     const { config } = resolveConfig(this.o.base, q.model, this.o.proxyName ?? 'nftproxy');
+    this.node = built.model.nodes.get(this.o.base.nodeName);
+    this.o.metrics?.onModel({ services: built.model.services.length, endpointSlices: [...built.model.slices.values()].reduce((n, s) => n + s.length, 0), nodes: built.model.nodes.size }, built.diagnostics);
     const ruleset = compile(q.model, config);
     const full = reason === 'start' || reason === 'periodic' || !this.o.applier.knowsKernelState;
     const counts = {
@@ -94,12 +107,21 @@ export class Proxier {
     } else {
       this.o.log.debug({ reason, durationMs: round(durationMs) }, 'nothing to change');
     }
+    this.lastSuccess = Date.now();
+    const changed = this.changes.observe(objects);
+    if (this.o.metrics) {
+      this.o.metrics.onChanges(changed);
+      this.o.metrics.onPorts(ruleset.servicePorts);
+      for (const t of changed.triggers) this.o.metrics.networkProgramming.observe(Math.max(0, this.lastSuccess - t) / 1000);
+    }
+    await this.o.serviceHealth?.sync(serviceHealthOf(q.model, this.o.base.nodeName));
     this.report({ reason, ok: true, kind: result.kind, ops: result.ops, durationMs, ...counts });
     return true;
   }
 
   private report(r: SyncReport): void {
     this.lastReport = r;
+    this.o.metrics?.onSync(r);
     this.o.onReport?.(r);
   }
 

@@ -120,6 +120,9 @@ export interface ServicePortInfo {
   readonly nodePort: number | undefined;
   /** serving endpoint addresses, ignoring traffic policies (what conntrack cleanup keeps) */
   readonly servingEndpoints: readonly IP[];
+  /** a Local traffic policy with endpoints elsewhere but none here (kube-proxy's
+   * sync_proxy_rules_no_local_endpoints_total) */
+  readonly noLocalEndpoints: { readonly internal: boolean; readonly external: boolean };
 }
 
 export interface Ruleset {

@@ -3,6 +3,8 @@ import { type IP, parseIP, printable } from './ip.js';
 import type { Node } from './types.js';
 import { type Raw, arr, obj, str, isDnsSubdomain, labels } from './raw.js';
 
+export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
+
 export type NodeOutcome = { kind: 'node'; node: Node } | { kind: 'invalid'; code: string; reason: string };
 
 export function normalizeNode(o: Raw): NodeOutcome {
@@ -18,5 +20,8 @@ export function normalizeNode(o: Raw): NodeOutcome {
     if (a.type === 'InternalIP' && !internal.includes(ip.value)) internal.push(ip.value);
     if (a.type === 'ExternalIP' && !external.includes(ip.value)) external.push(ip.value);
   }
-  return { kind: 'node', node: { name, labels: labels(o), addresses: [...internal, ...external.filter((e) => !internal.includes(e))] } };
+  const leaving = str(obj(o.metadata).deletionTimestamp) !== undefined
+    ? 'node is being deleted'
+    : arr(obj(o.spec).taints).some((t) => obj(t).key === TO_BE_DELETED_TAINT) ? `node is tainted ${TO_BE_DELETED_TAINT}` : undefined;
+  return { kind: 'node', node: { name, labels: labels(o), addresses: [...internal, ...external.filter((e) => !internal.includes(e))], leaving } };
 }

@@ -83,6 +83,9 @@ export interface Node {
   readonly labels: Readonly<Record<string, string>>;
   /** InternalIP first, then ExternalIP, in API order */
   readonly addresses: readonly IP[];
+  /** why kube-proxy's /healthz would call this node ineligible (deletionTimestamp, the
+   * cluster autoscaler's ToBeDeletedByClusterAutoscaler taint); undefined when eligible */
+  readonly leaving: string | undefined;
 }
 
 export interface Model {

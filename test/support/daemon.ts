@@ -13,8 +13,8 @@ export class Daemon {
   readonly proc: ResultPromise;
   exited: Promise<number>;
 
-  constructor(ns: string, args: string[]) {
-    this.proc = execa('ip', ['netns', 'exec', ns, process.execPath, BIN, 'run', ...args], { reject: false, buffer: false, stdin: 'ignore', stdout: 'ignore' });
+  constructor(ns: string, args: string[], env: Record<string, string | undefined> = {}) {
+    this.proc = execa('ip', ['netns', 'exec', ns, process.execPath, BIN, 'run', ...args], { reject: false, buffer: false, stdin: 'ignore', stdout: 'ignore', env });
     let rest = '';
     this.proc.stderr!.on('data', (chunk: Buffer) => {
       rest += chunk.toString();
@@ -49,3 +49,10 @@ export class Daemon {
 }
 
 export const synced = (l: LogLine): boolean => l.msg === 'synced';
+
+/** GET a URL from inside a namespace (the daemon's servers live there). */
+export async function httpGet(ns: string, url: string): Promise<{ status: number; body: string }> {
+  const script = `fetch(${JSON.stringify(url)}).then(async (r) => { process.stdout.write(JSON.stringify({ status: r.status, body: await r.text() })); }, (e) => { process.stdout.write(JSON.stringify({ status: 0, body: String(e.cause ?? e) })); })`;
+  const r = await execa('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { reject: false });
+  return JSON.parse(String(r.stdout)) as { status: number; body: string };
+}

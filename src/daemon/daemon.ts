@@ -1,0 +1,105 @@
+// The node agent, whatever the source: health and metrics servers, the source's initial
+// state (never a sync before it is complete: an empty first sync would blackhole the node),
+// then syncs on every change through the bounded-frequency runner. Stopping leaves the rules.
+import type { Server } from 'node:http';
+import { createServer } from 'node:http';
+import type { Logger } from 'pino';
+import { Applier } from '../apply/applier.js';
+import type { NftRunner } from '../apply/nft-runner.js';
+import type { BaseConfig } from '../cli/config.js';
+import { ConntrackHygiene } from './conntrack-hygiene.js';
+import { healthAnswer, healthServer, listen } from './health.js';
+import { ProxyMetrics } from './metrics.js';
+import { type ObjectSource, Proxier } from './proxier.js';
+import { ServiceHealthServers } from './service-health.js';
+import { SyncRunner } from './sync-runner.js';
+
+export interface DaemonSource extends ObjectSource {
+  /** resolves once the source holds a complete first view */
+  start(): Promise<void>;
+  stop(): void | Promise<void>;
+}
+
+export interface Bind { readonly host: string; readonly port: number }
+
+export interface DaemonOptions {
+  readonly base: BaseConfig;
+  readonly nft: NftRunner;
+  readonly log: Logger;
+  readonly minSyncMs: number;
+  readonly syncPeriodMs: number;
+  /** undefined: no server */
+  readonly healthzBind: Bind | undefined;
+  readonly metricsBind: Bind | undefined;
+  readonly conntrack: boolean;
+  readonly makeSource: (onChange: () => void) => DaemonSource;
+}
+
+export class Daemon {
+  readonly metrics = new ProxyMetrics();
+  private readonly servers: Server[] = [];
+  private source: DaemonSource | undefined;
+  private runner: SyncRunner | undefined;
+  private serviceHealth: ServiceHealthServers | undefined;
+  proxier: Proxier | undefined;
+
+  constructor(private readonly o: DaemonOptions) {}
+
+  /** kube-proxy: an update waiting longer than twice the sync period makes the proxy unhealthy. */
+  get healthTimeoutMs(): number {
+    return 2 * this.o.syncPeriodMs;
+  }
+
+  async start(): Promise<void> {
+    const { log } = this.o;
+    const state = {
+      queuedSince: () => this.runner?.queuedSince,
+      lastUpdated: () => this.proxier?.lastSuccess,
+      node: () => this.proxier?.node,
+    };
+    if (this.o.healthzBind) {
+      const s = healthServer(state, this.healthTimeoutMs, (kind, code) => (kind === 'healthz' ? this.metrics.healthz : this.metrics.livez).inc({ code: String(code) }));
+      await listen(s, this.o.healthzBind);
+      this.servers.push(s);
+    }
+    if (this.o.metricsBind) {
+      const s = createServer((req, res) => {
+        if ((req.url ?? '').split('?')[0] !== '/metrics') { res.writeHead(404).end(); return; }
+        this.metrics.registry.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(text),
+          (e: unknown) => res.writeHead(500).end(String(e)),
+        );
+      });
+      await listen(s, this.o.metricsBind);
+      this.servers.push(s);
+    }
+    this.serviceHealth = new ServiceHealthServers(log, () => healthAnswer('livez', state, this.healthTimeoutMs).code === 200);
+
+    this.source = this.o.makeSource(() => {
+      this.metrics.onQueued();
+      this.runner?.request();
+    });
+    log.info('waiting for the source\'s initial state before the first sync');
+    await this.source.start();
+    const conntrack = this.o.conntrack ? new ConntrackHygiene(log) : undefined;
+    this.proxier = new Proxier({
+      applier: new Applier(this.o.nft), source: this.source, base: this.o.base, log,
+      metrics: this.metrics, serviceHealth: this.serviceHealth,
+      afterSync: conntrack ? async (next) => {
+        const before = conntrack.deletedTotal;
+        await conntrack.afterSync(next);
+        this.metrics.conntrackDeleted.inc(conntrack.deletedTotal - before);
+      } : undefined,
+    });
+    this.runner = new SyncRunner((reason) => this.proxier!.sync(reason), { minIntervalMs: this.o.minSyncMs, periodMs: this.o.syncPeriodMs });
+    this.metrics.onQueued();
+    this.runner.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.source?.stop();
+    await this.runner?.stop();
+    await this.serviceHealth?.stop();
+    await Promise.all(this.servers.map((s) => new Promise((r) => { s.closeAllConnections?.(); s.close(r); })));
+  }
+}
