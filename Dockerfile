@@ -1,0 +1,19 @@
+# nftproxy image: Node 20 slim with nft and conntrack. Build: docker build -t nftproxy .
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json tsconfig.json ./
+RUN npm ci --no-audit --no-fund
+COPY src ./src
+RUN npx tsc -p tsconfig.json
+
+FROM node:20-bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nftables conntrack \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /opt/nftproxy
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /src/dist ./dist
+COPY bin ./bin
+ENTRYPOINT ["node", "/opt/nftproxy/bin/nftproxy.js"]
+CMD ["run"]

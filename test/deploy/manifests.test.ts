@@ -1,0 +1,109 @@
+// deploy/ is schema-checked against the Kubernetes API types (client-node's generated
+// models: every field known, every value of the declared type), and checked for what a
+// kube-proxy replacement must have: hostNetwork, node-critical, every taint tolerated, only
+// NET_ADMIN, probes on the health port, read-only RBAC, a config nftproxy accepts.
+import * as k8s from '@kubernetes/client-node';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { loadRunConfig } from '../../src/cli/config.js';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+
+const DIR = new URL('../../deploy/', import.meta.url).pathname;
+const docs = readdirSync(DIR).filter((f) => f.endsWith('.yaml')).flatMap((f) =>
+  parseAllDocuments(readFileSync(join(DIR, f), 'utf8')).map((d, i) => ({ file: `${f}#${i}`, obj: d.toJS() as Record<string, unknown> })));
+
+const MODEL: Record<string, string> = {
+  'v1/ServiceAccount': 'V1ServiceAccount', 'v1/ConfigMap': 'V1ConfigMap', 'apps/v1/DaemonSet': 'V1DaemonSet',
+  'rbac.authorization.k8s.io/v1/ClusterRole': 'V1ClusterRole', 'rbac.authorization.k8s.io/v1/ClusterRoleBinding': 'V1ClusterRoleBinding',
+};
+
+type AttrMap = { baseName: string; type: string }[];
+const models = k8s as unknown as Record<string, { getAttributeTypeMap?: () => AttrMap } | undefined>;
+
+/** Every problem with `v` as a value of the API type `type`, with its path. */
+function check(v: unknown, type: string, path: string): string[] {
+  const arr = /^Array<(.+)>$/.exec(type);
+  if (arr) return Array.isArray(v) ? v.flatMap((x, i) => check(x, arr[1]!, `${path}[${i}]`)) : [`${path}: expected a list`];
+  switch (type) {
+    case 'string': return typeof v === 'string' ? [] : [`${path}: expected a string, got ${JSON.stringify(v)}`];
+    case 'number': return typeof v === 'number' ? [] : [`${path}: expected a number`];
+    case 'boolean': return typeof v === 'boolean' ? [] : [`${path}: expected true/false`];
+    case 'IntOrString': return typeof v === 'number' || typeof v === 'string' ? [] : [`${path}: expected an int or a string`];
+    case 'Date': return typeof v === 'string' ? [] : [`${path}: expected a timestamp`];
+    case 'any': return [];
+    case '{ [key: string]: string; }':
+      return typeof v === 'object' && v !== null && Object.values(v).every((x) => typeof x === 'string') ? [] : [`${path}: expected a map of strings`];
+  }
+  const attrs = models[type]?.getAttributeTypeMap?.();
+  if (!attrs) return [`${path}: unknown API type ${type}`];
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return [`${path}: expected an object (${type})`];
+  return Object.entries(v).flatMap(([key, val]) => {
+    const a = attrs.find((x) => x.baseName === key);
+    return a ? check(val, a.type, `${path}.${key}`) : [`${path}.${key}: unknown field of ${type}`];
+  });
+}
+
+describe('deploy/ manifests', () => {
+  it('has the objects kubectl apply -f deploy/ creates', () => {
+    expect(docs.map((d) => `${String(d.obj.kind)}/${String((d.obj.metadata as { name: string }).name)}`).sort()).toEqual(
+      ['ClusterRole/nftproxy', 'ClusterRoleBinding/nftproxy', 'ConfigMap/nftproxy', 'DaemonSet/nftproxy', 'ServiceAccount/nftproxy']);
+  });
+
+  it.each(docs)('$file matches the API schema', ({ obj }) => {
+    const model = MODEL[`${String(obj.apiVersion)}/${String(obj.kind)}`];
+    expect(model, `no schema for ${String(obj.apiVersion)} ${String(obj.kind)}`).toBeDefined();
+    expect(check(obj, model!, String(obj.kind))).toEqual([]);
+  });
+
+  it('the schema check catches a misspelt field and a wrong type', () => {
+    expect(check({ spec: { template: { spec: { hostNetwrok: true } } } }, 'V1DaemonSet', 'ds')).toEqual(['ds.spec.template.spec.hostNetwrok: unknown field of V1PodSpec']);
+    expect(check({ spec: { template: { spec: { hostNetwork: 'yes' } } } }, 'V1DaemonSet', 'ds')).toEqual(['ds.spec.template.spec.hostNetwork: expected true/false']);
+  });
+
+  const ds = docs.find((d) => d.obj.kind === 'DaemonSet')!.obj as unknown as k8s.V1DaemonSet;
+  const pod = ds.spec!.template.spec!;
+  const c = pod.containers[0]!;
+
+  it('runs like kube-proxy: host network, node-critical, every taint tolerated, only NET_ADMIN', () => {
+    expect(pod.hostNetwork).toBe(true);
+    expect(pod.priorityClassName).toBe('system-node-critical');
+    expect(pod.tolerations).toEqual([{ operator: 'Exists' }]);
+    expect(c.securityContext?.capabilities).toEqual({ drop: ['ALL'], add: ['NET_ADMIN'] });
+    expect(c.securityContext?.privileged).toBeUndefined();
+    expect(c.env).toContainEqual({ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } });
+    expect(c.volumeMounts?.map((m) => m.mountPath)).toContain('/sys/fs/bpf');
+  });
+
+  it('probes the health port: liveness /livez, readiness /healthz', () => {
+    expect(c.livenessProbe?.httpGet).toEqual({ path: '/livez', port: 10256 });
+    expect(c.readinessProbe?.httpGet).toEqual({ path: '/healthz', port: 10256 });
+  });
+
+  it('RBAC is read-only: get/list/watch services, endpointslices, nodes', () => {
+    const role = docs.find((d) => d.obj.kind === 'ClusterRole')!.obj as unknown as k8s.V1ClusterRole;
+    const grants = role.rules!.flatMap((r) => r.resources!.flatMap((res) => r.verbs.map((v) => `${r.apiGroups![0] || 'core'}/${res}:${v}`))).sort();
+    expect(grants).toEqual(['core/nodes:get', 'core/nodes:list', 'core/nodes:watch', 'core/services:get', 'core/services:list', 'core/services:watch',
+      'discovery.k8s.io/endpointslices:get', 'discovery.k8s.io/endpointslices:list', 'discovery.k8s.io/endpointslices:watch']);
+  });
+
+  it('the ConfigMap holds a KubeProxyConfiguration nftproxy accepts', async () => {
+    const cm = docs.find((d) => d.obj.kind === 'ConfigMap')!.obj as unknown as k8s.V1ConfigMap;
+    const file = join(mkdtempSync(join(tmpdir(), 'nftproxy-cm-')), 'config.yaml');
+    writeFileSync(file, cm.data!['config.yaml']!);
+    const r = await loadRunConfig({ config: file, node: 'n1' });
+    expect(r.ok && r.value.daemon).toMatchObject({ healthzBindAddress: '0.0.0.0:10256', syncPeriod: '1h', minSyncPeriod: '1s' });
+    expect(c.args).toEqual(['run', '--config=/etc/nftproxy/config.yaml']);
+  });
+
+  it('the Grafana dashboard graphs only metrics nftproxy exports', async () => {
+    const dash = JSON.parse(readFileSync(join(DIR, 'grafana-dashboard.json'), 'utf8')) as { panels: { targets: { expr: string }[] }[] };
+    const used = new Set(dash.panels.flatMap((p) => p.targets.flatMap((t) => [...t.expr.matchAll(/\b((?:kubeproxy|nftproxy|process)_[a-z_]+?)(?:_bucket)?\{/g)].map((m) => m[1]!))));
+    const { ProxyMetrics } = await import('../../src/daemon/metrics.js');
+    const exported = new Set((await new ProxyMetrics().registry.getMetricsAsJSON()).map((m) => m.name));
+    expect([...used].filter((n) => !exported.has(n))).toEqual([]);
+    expect(used.size).toBeGreaterThan(10);
+  });
+});
