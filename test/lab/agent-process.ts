@@ -9,6 +9,21 @@ const AGENT = fileURLToPath(new URL('./agent.mjs', import.meta.url));
 
 export type Proto = 'tcp' | 'udp';
 export type Try = { ok: true; name: string; saw: string; port: number } | { ok: false; err: string };
+/** A try of a loop, with when it began and ended (ms since the epoch, the agent's clock). */
+export type LoopRecord = Try & { t0: number; t1: number };
+
+export interface LoopRequest {
+  proto: Proto;
+  host: string;
+  port: number;
+  src?: string;
+  /** 'fresh': a new socket per try; 'socket': one connected UDP socket for the whole loop */
+  mode: 'fresh' | 'socket';
+  /** [first, last] source ports: one per try ('fresh'), the first only ('socket') */
+  sports: [number, number];
+  intervalMs: number;
+  timeoutMs: number;
+}
 
 export class Agent {
   private nextId = 0;
@@ -70,6 +85,29 @@ export class Agent {
   async connect(req: { proto: Proto; host: string; port: number; src?: string; count: number; timeoutMs: number }): Promise<Try[]> {
     const res = await this.request({ op: 'connect', ...req });
     return res.tries as Try[];
+  }
+
+  /** Starts trying in the background (see agent.mjs: loop); `loop` names it for the other calls. */
+  async startLoop(loop: string, req: LoopRequest): Promise<void> {
+    await this.request({ op: 'loop', loop, ...req });
+  }
+
+  /** How many tries of the loop that began after `since` (ms since the epoch) have ended. */
+  async loopCount(loop: string, since: number): Promise<number> {
+    const res = await this.request({ op: 'loopCount', loop, since });
+    return res.count as number;
+  }
+
+  /** The loop's tries that began after `since` and have ended; the loop goes on. */
+  async peekLoop(loop: string, since: number): Promise<LoopRecord[]> {
+    const res = await this.request({ op: 'peek', loop, since });
+    return res.records as LoopRecord[];
+  }
+
+  /** Ends the loop (after the try in flight) and returns every try it made. */
+  async stopLoop(loop: string): Promise<LoopRecord[]> {
+    const res = await this.request({ op: 'stop', loop });
+    return res.records as LoopRecord[];
   }
 
   /** Closing stdin makes the agent exit; the kill is for an agent that hangs. */

@@ -5,7 +5,7 @@
 import type { Ruleset } from '../../src/ir/types.js';
 import { Applier } from '../../src/apply/applier.js';
 import { nftRunner } from '../../src/apply/nft-runner.js';
-import { Agent, type Proto } from './agent-process.js';
+import { Agent, type LoopRecord, type LoopRequest, type Proto } from './agent-process.js';
 import type { Netns } from './netns.js';
 import { type Observed, summarize } from './outcome.js';
 import { type Attachment, type TopologySpec, GATEWAY, buildTopology, isV6 } from './topology.js';
@@ -16,6 +16,19 @@ export interface LabSpec extends TopologySpec {
 }
 
 export interface ProbeRequest { src: string; dst: string; proto: Proto; count: number; timeoutMs: number }
+
+export interface LoopSpec extends Omit<LoopRequest, 'host' | 'port' | 'src'> { src: string; dst: string }
+
+/** Traffic that keeps flowing from one source until stopped (see agent.mjs: loop). */
+export interface TrafficLoop {
+  /** tries that began after `since` (ms since the epoch) and have ended */
+  count(since: number): Promise<number>;
+  /** waits until at least `n` tries that began after `since` have ended */
+  waitFor(n: number, since: number, timeoutMs?: number): Promise<void>;
+  /** the tries that began after `since` and have ended, while the loop goes on */
+  peek(since: number): Promise<LoopRecord[]>;
+  stop(): Promise<LoopRecord[]>;
+}
 
 const fmt = (addr: string, port: number): string => (isV6(addr) ? `[${addr}]:${port}` : `${addr}:${port}`);
 
@@ -91,6 +104,33 @@ export class Lab {
       // The node's own listener answering means "not proxied".
       landing: (name, p) => (name === 'node' ? '' : this.pods.has(name) ? fmt(name, p) : undefined),
     });
+  }
+
+  private loopCounter = 0;
+
+  /** Starts a loop of tries from `src` (bound as source) to `dst`; stop() returns them. */
+  async loop(spec: LoopSpec): Promise<TrafficLoop> {
+    const agent = this.homes.get(spec.src);
+    if (!agent) throw new Error(`no namespace in this lab owns source ${spec.src}`);
+    const { host, port } = parseDst(spec.dst);
+    const id = `loop${++this.loopCounter}`;
+    const { dst: _dst, ...rest } = spec;
+    await agent.startLoop(id, { ...rest, host, port });
+    const count = (since: number): Promise<number> => agent.loopCount(id, since);
+    return {
+      count,
+      async waitFor(n, since, timeoutMs = 20_000) {
+        const deadline = Date.now() + timeoutMs;
+        for (;;) {
+          const c = await count(since);
+          if (c >= n) return;
+          if (Date.now() > deadline) throw new Error(`loop ${spec.src} -> ${spec.dst}: only ${c} of ${n} tries after ${since} within ${timeoutMs} ms`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      },
+      peek: (since) => agent.peekLoop(id, since),
+      stop: () => agent.stopLoop(id),
+    };
   }
 
   async destroy(): Promise<void> {
