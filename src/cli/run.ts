@@ -46,7 +46,6 @@ export async function runDaemon(opts: RunOptions, hooks: RunHooks = {}): Promise
   if (period === undefined || period <= 0) throw new UsageError(`--sync-period ${d.syncPeriod} is not a positive duration (e.g. 1h, 30m)`);
   const healthzBind = bindOrOff(d.healthzBindAddress, '--healthz-bind-address');
   const metricsBind = bindOrOff(d.metricsBindAddress, '--metrics-bind-address');
-  if (!opts.manifests && !hooks.kubernetesSource) throw new UsageError('--manifests DIR is required (this build has no Kubernetes source)');
 
   const log = createLogger(opts.logLevel);
   const nft = nftRunner();
@@ -62,7 +61,8 @@ export async function runDaemon(opts: RunOptions, hooks: RunHooks = {}): Promise
       const w = new ManifestWatcher(opts.manifests, onChange, { info: (msg, f) => log.info(f ?? {}, msg), error: (msg, f) => log.error(f ?? {}, msg) });
       return { start: () => w.start(), stop: () => w.stop(), snapshot: () => w.snapshot() };
     }
-    return hooks.kubernetesSource!({ kubeconfig: d.kubeconfig, nodeName: base.nodeName, log, onChange });
+    if (!hooks.kubernetesSource) throw new UsageError('--manifests DIR is required (no Kubernetes source in this build)');
+    return hooks.kubernetesSource({ kubeconfig: d.kubeconfig, nodeName: base.nodeName, log, onChange });
   };
   const daemon = new Daemon({ base, nft, log, minSyncMs: minSync, syncPeriodMs: period, healthzBind, metricsBind, conntrack: opts.conntrack, makeSource });
   log.info({ nft: version.version, source: opts.manifests ? { manifests: opts.manifests } : { kubeconfig: d.kubeconfig ?? 'in-cluster' }, node: base.nodeName, minSyncPeriodMs: minSync, syncPeriodMs: period, healthz: d.healthzBindAddress, metrics: d.metricsBindAddress }, 'starting');
@@ -74,6 +74,7 @@ export async function runDaemon(opts: RunOptions, hooks: RunHooks = {}): Promise
   try {
     await Promise.race([daemon.start(), stop]);
   } catch (e) {
+    await daemon.stop(); // servers already listening would keep the process alive
     if (String((e as Error).message).includes('EADDRINUSE')) throw new UsageError(`cannot listen: ${(e as Error).message}`);
     if (opts.manifests && e instanceof Error && !(e instanceof UsageError)) throw new UsageError(`--manifests: ${e.message}`);
     throw e;

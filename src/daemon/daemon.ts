@@ -18,6 +18,8 @@ export interface DaemonSource extends ObjectSource {
   /** resolves once the source holds a complete first view */
   start(): Promise<void>;
   stop(): void | Promise<void>;
+  /** API sources: watch restarts so far (metrics) */
+  status?(): { readonly restarts: number };
 }
 
 export interface Bind { readonly host: string; readonly port: number }
@@ -91,7 +93,13 @@ export class Daemon {
         this.metrics.conntrackDeleted.inc(conntrack.deletedTotal - before);
       } : undefined,
     });
-    this.runner = new SyncRunner((reason) => this.proxier!.sync(reason), { minIntervalMs: this.o.minSyncMs, periodMs: this.o.syncPeriodMs });
+    let restarts = 0;
+    this.runner = new SyncRunner(async (reason) => {
+      const now = this.source?.status?.().restarts ?? 0;
+      if (now > restarts) this.metrics.sourceRestarts.inc(now - restarts);
+      restarts = now;
+      return this.proxier!.sync(reason);
+    }, { minIntervalMs: this.o.minSyncMs, periodMs: this.o.syncPeriodMs });
     this.metrics.onQueued();
     this.runner.start();
   }
