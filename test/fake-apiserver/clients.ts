@@ -8,7 +8,8 @@ import { get as httpGet, type IncomingMessage } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { type FakeApiServer, TEST_CA } from './server.js';
 
-export const KUBECTL = '/usr/bin/kubectl';
+// NFTPROXY_KUBECTL picks another kubectl (e.g. Debian's kubernetes-client 1.20 next to a newer one).
+export const KUBECTL = process.env.NFTPROXY_KUBECTL ?? '/usr/bin/kubectl';
 export const haveKubectl = existsSync(KUBECTL);
 
 export interface Run {
