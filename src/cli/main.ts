@@ -3,6 +3,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { renderText } from '../render/nft-text.js';
 import { renderJson } from '../render/nft-json.js';
+import { bpfServices, renderBpfText } from '../render/bpf-entries.js';
 import { parseIP } from '../model/ip.js';
 import { trace, type Trace } from '../trace/trace.js';
 import { formatTrace } from '../trace/format.js';
@@ -56,7 +57,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
 
   inputOptions(program.command('dump'))
     .description('print the ruleset the inputs compile to; `nft -f -` loads it as is')
-    .addOption(new Option('--format <format>', 'nft text or nft JSON (libnftables-json)').choices(['nft', 'json']).default('nft'))
+    .addOption(new Option('--format <format>', 'nft text, nft JSON (libnftables-json), or the BPF socket load balancer\'s map entries').choices(['nft', 'json', 'bpf']).default('nft'))
     .addHelpText('after', `
 Examples:
   nftproxy dump -f examples/ --node node-a
@@ -64,9 +65,9 @@ Examples:
   kubectl get svc,endpointslices,nodes -A -o yaml > c.yaml && nftproxy dump -f c.yaml --node $(hostname) --format json
 
 Exit codes: 0 ok, 1 objects skipped under --strict, 2 bad usage or unreadable input.`)
-    .action(async (opts: InputOpts & { format: 'nft' | 'json' }) => {
+    .action(async (opts: InputOpts & { format: 'nft' | 'json' | 'bpf' }) => {
       const loaded = await loadInputs(opts.filename, flagsOf(opts), (l) => io.err(`${l}\n`));
-      io.out(opts.format === 'json' ? renderJson(loaded.ruleset) : renderText(loaded.ruleset));
+      io.out(opts.format === 'json' ? renderJson(loaded.ruleset) : opts.format === 'bpf' ? renderBpfText(bpfServices(loaded.ruleset, loaded.config)) : renderText(loaded.ruleset));
       code = strictCode(loaded, opts.strict);
     });
 

@@ -152,6 +152,7 @@ export function compileServicePort(ctx: FamilyContext, svc: Service, sp: Service
     chains, sets, elements, hairpin,
     info: { id, family: ctx.family, service: `${ns}/${name}`, portName: sp.name, proto, port, decisions, clusterBackends, localBackends, affinityTimeout: affinity,
       vips: [clusterIP, ...extIPs, ...lbIPs], nodePort, servingEndpoints: [...new Set(endpoints.filter((e) => e.conditions.serving).map((e) => e.ip))].sort(),
-      noLocalEndpoints: { internal: itpLocal && hasEndpoints && sel.local.length === 0, external: etpLocal && hasEndpoints && sel.local.length === 0 } },
+      noLocalEndpoints: { internal: itpLocal && hasEndpoints && sel.local.length === 0, external: etpLocal && hasEndpoints && sel.local.length === 0 },
+      internalLocal: itpLocal },
   };
 }

@@ -123,6 +123,8 @@ export interface ServicePortInfo {
   /** a Local traffic policy with endpoints elsewhere but none here (kube-proxy's
    * sync_proxy_rules_no_local_endpoints_total) */
   readonly noLocalEndpoints: { readonly internal: boolean; readonly external: boolean };
+  /** internalTrafficPolicy Local: ClusterIP traffic uses localBackends only */
+  readonly internalLocal: boolean;
 }
 
 export interface Ruleset {

@@ -1,0 +1,42 @@
+// What the BPF socket load balancer is given: exactly the ClusterIP destinations whose
+// outcome a connect()-time rewrite reproduces; everything else stays with nftables.
+import { describe, expect, it } from 'vitest';
+import { bpfServices, diffBpfServices, renderBpfText } from '../../src/render/bpf-entries.js';
+import { compileObjects, service, slice, type Env } from '../support/builders.js';
+
+const ENV: Env = { nodeName: 'node-a', nodeIPs: ['192.168.0.2', '2001:db8::2'], clusterCIDRs: ['10.244.0.0/16'] };
+const svc = (name: string, spec: Record<string, unknown>, status?: Record<string, unknown>) => service('ns', name, { clusterIP: '10.96.0.10', ports: [{ name: 'p', port: 80 }], ...spec }, status);
+const eps = (name: string, list: { ip: string; node?: string; ready?: boolean; serving?: boolean; terminating?: boolean }[], proto: 'TCP' | 'UDP' | 'SCTP' = 'TCP') =>
+  slice('ns', name, `${name}-1`, [{ name: 'p', port: 8080, protocol: proto }], list);
+
+const rows: { title: string; objects: unknown[]; env?: Env; want: string[] }[] = [
+  { title: 'ClusterIP: every cluster endpoint', objects: [svc('a', {}), eps('a', [{ ip: '10.244.1.1' }, { ip: '10.244.2.1' }])], want: ['10.96.0.10:80/tcp -> 10.244.1.1:8080 10.244.2.1:8080'] },
+  { title: 'UDP is covered', objects: [svc('a', { ports: [{ name: 'p', port: 53, protocol: 'UDP' }] }), eps('a', [{ ip: '10.244.1.1' }], 'UDP')], want: ['10.96.0.10:53/udp -> 10.244.1.1:8080'] },
+  { title: 'SCTP is left to nft', objects: [svc('a', { ports: [{ name: 'p', port: 53, protocol: 'SCTP' }] }), eps('a', [{ ip: '10.244.1.1' }], 'SCTP')], want: [] },
+  { title: 'no endpoints: left to nft (REJECT)', objects: [svc('a', {})], want: [] },
+  { title: 'iTP Local: only this node\'s endpoints', objects: [svc('a', { internalTrafficPolicy: 'Local' }), eps('a', [{ ip: '10.244.1.1', node: 'node-a' }, { ip: '10.244.2.1', node: 'node-b' }])], want: ['10.96.0.10:80/tcp -> 10.244.1.1:8080'] },
+  { title: 'iTP Local, none here: left to nft (DROP)', objects: [svc('a', { internalTrafficPolicy: 'Local' }), eps('a', [{ ip: '10.244.2.1', node: 'node-b' }])], want: [] },
+  { title: 'terminating fallback as the compiler chose', objects: [svc('a', {}), eps('a', [{ ip: '10.244.1.1', ready: false, serving: true, terminating: true }, { ip: '10.244.1.2', ready: false, serving: false, terminating: true }])], want: ['10.96.0.10:80/tcp -> 10.244.1.1:8080'] },
+  { title: 'affinity carries its timeout', objects: [svc('a', { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } } }), eps('a', [{ ip: '10.244.1.1' }])], want: ['10.96.0.10:80/tcp affinity 60s -> 10.244.1.1:8080'] },
+  { title: 'external, LB IPs and NodePorts stay with nft; the ClusterIP is covered', objects: [svc('a', { type: 'LoadBalancer', externalIPs: ['192.0.2.1'], ports: [{ name: 'p', port: 80, nodePort: 30080 }] }, { loadBalancer: { ingress: [{ ip: '198.51.100.1' }] } }), eps('a', [{ ip: '10.244.1.1' }])], want: ['10.96.0.10:80/tcp -> 10.244.1.1:8080'] },
+  { title: '--masquerade-all: nothing (nft masquerades every ClusterIP connection)', objects: [svc('a', {}), eps('a', [{ ip: '10.244.1.1' }])], env: { ...ENV, masqueradeAll: true }, want: [] },
+  { title: 'IPv6 ClusterIP', objects: [svc('a', { clusterIP: 'fd00:10:96::a', ipFamilies: ['IPv6'] }), slice('ns', 'a', 'a-6', [{ name: 'p', port: 8080 }], [{ ip: 'fd00:10:244::1' }], 'IPv6')], want: ['[fd00:10:96::a]:80/tcp -> [fd00:10:244::1]:8080'] },
+];
+
+const short = (text: string): string[] => text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/ {2}count \d+/, '').replace(/ {2}/g, ' ').replace(/ +# .*$/, ''));
+
+describe('bpfServices', () => {
+  it.each(rows)('$title', ({ objects, env, want }) => {
+    const { ruleset, cfg, diagnostics } = compileObjects(objects, env ?? ENV);
+    expect(diagnostics).toEqual([]);
+    expect(short(renderBpfText(bpfServices(ruleset, cfg)))).toEqual(want);
+  });
+
+  it('diff: a changed backend set is rewritten, a gone service removed, an unchanged one left alone', () => {
+    const a = compileObjects([svc('a', {}), eps('a', [{ ip: '10.244.1.1' }]), svc('b', { clusterIP: '10.96.0.11' }), eps('b', [{ ip: '10.244.1.2' }]), svc('c', { clusterIP: '10.96.0.12' }), eps('c', [{ ip: '10.244.1.3' }])], ENV);
+    const b = compileObjects([svc('a', {}), eps('a', [{ ip: '10.244.1.1' }, { ip: '10.244.1.9' }]), svc('c', { clusterIP: '10.96.0.12' }), eps('c', [{ ip: '10.244.1.3' }])], ENV);
+    const d = diffBpfServices(bpfServices(a.ruleset, a.cfg), bpfServices(b.ruleset, b.cfg));
+    expect(d.upsert.map((s) => s.label)).toEqual(['ns/a:p']);
+    expect(d.remove.map((s) => s.label)).toEqual(['ns/b:p']);
+  });
+});
