@@ -16,7 +16,7 @@
 //      a same-tuple twin in another zone with the same reply source is stale by the same rule.
 import { execa } from 'execa';
 import type { Family } from '../ir/types.js';
-import { type ConntrackFilter, type Flow, staleFlows } from './conntrack-plan.js';
+import { type ConntrackFilter, type Flow, isStale, parseFlows } from './conntrack-plan.js';
 
 export interface RunResult {
   readonly stdout: string;
@@ -73,16 +73,33 @@ const firstLine = (s: string): string => s.trim().split('\n')[0] ?? '';
  * Delete the stale flows each filter describes. Never throws for tool failures: they are
  * collected in `errors` and the remaining filters still run.
  */
-export async function cleanConntrack(filters: readonly ConntrackFilter[], run: RunConntrack = runConntrackHere): Promise<CleanupResult> {
+export async function cleanConntrack(filters: readonly ConntrackFilter[], run: RunConntrack = runConntrackHere, bulkAbove = BULK_THRESHOLD): Promise<CleanupResult> {
   let deleted = 0;
   const errors: string[] = [];
+  // Few filters: let the tool narrow each listing. Many (a start, a big change): one listing
+  // per family, matched in memory; one process instead of one per VIP.
+  const listings = new Map<string, { ok: true; flows: Flow[] } | { ok: false; error: string }>();
+  const flowsFor = async (filter: ConntrackFilter): Promise<Flow[] | string> => {
+    if (filters.length <= bulkAbove) {
+      const listed = await run(listArgs(filter));
+      return listed.exitCode === 0 ? parseFlows(listed.stdout).filter((f) => isStale(filter, f)) : `conntrack ${listArgs(filter).join(' ')} (${label(filter)}): exit ${listed.exitCode}: ${firstLine(listed.stderr)}`;
+    }
+    let l = listings.get(filter.family);
+    if (!l) {
+      const args = ['-L', '-p', 'udp', '-f', toolFamily(filter.family)];
+      const listed = await run(args);
+      l = listed.exitCode === 0 ? { ok: true, flows: parseFlows(listed.stdout) } : { ok: false, error: `conntrack ${args.join(' ')}: exit ${listed.exitCode}: ${firstLine(listed.stderr)}` };
+      listings.set(filter.family, l);
+    }
+    return l.ok ? l.flows.filter((f) => isStale(filter, f)) : l.error;
+  };
   for (const filter of filters) {
-    const listed = await run(listArgs(filter));
-    if (listed.exitCode !== 0) {
-      errors.push(`conntrack ${listArgs(filter).join(' ')} (${label(filter)}): exit ${listed.exitCode}: ${firstLine(listed.stderr)}`);
+    const stale = await flowsFor(filter);
+    if (typeof stale === 'string') {
+      if (!errors.includes(stale)) errors.push(stale);
       continue;
     }
-    for (const flow of staleFlows(filter, listed.stdout)) {
+    for (const flow of stale) {
       const args = deleteArgs(flow);
       const r = await run(args);
       const n = deletedCount(r.stderr);
@@ -93,3 +110,6 @@ export async function cleanConntrack(filters: readonly ConntrackFilter[], run: R
   }
   return { deleted, errors };
 }
+
+/** Above this many filters, list each family once instead of once per filter. */
+export const BULK_THRESHOLD = 8;
