@@ -87,7 +87,7 @@ export function partialTransaction(prev: readonly KTable[], next: readonly KTabl
     for (const s of n.sets.values()) {
       const old = p.sets.get(s.name);
       if (!old || s.dynamic) continue;
-      const out = [...old.elements.values()].filter((e) => s.elements.get(e.key)?.text !== e.text);
+      const out = [...old.elements.values()].filter((e) => { const now = s.elements.get(e.key); return now !== e && now?.text !== e.text; });
       elementsCmd('delete', s.name, out.map((e) => ({ text: e.key, owner: e.owner })));
     }
 
@@ -103,7 +103,7 @@ export function partialTransaction(prev: readonly KTable[], next: readonly KTabl
     for (const s of n.sets.values()) {
       if (s.dynamic) continue;
       const old = p.sets.get(s.name);
-      elementsCmd('add', s.name, [...s.elements.values()].filter((e) => old?.elements.get(e.key)?.text !== e.text));
+      elementsCmd('add', s.name, [...s.elements.values()].filter((e) => { const was = old?.elements.get(e.key); return was !== e && was?.text !== e.text; }));
     }
 
     // 5. chains that are gone: flush all first, so references between them go too
@@ -118,7 +118,7 @@ export function partialTransaction(prev: readonly KTable[], next: readonly KTabl
 }
 
 const sameLines = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
-const sameRules = (a: KChain, b: KChain): boolean => a.rules.length === b.rules.length && a.rules.every((r, i) => r.text === b.rules[i]!.text);
+const sameRules = (a: KChain, b: KChain): boolean => a === b || a.rules.length === b.rules.length && a.rules.every((r, i) => r.text === b.rules[i]!.text);
 
 /** Elements of non-dynamic sets, for tests and metrics. */
 export const elementCount = (s: KSet): number => (s.dynamic ? 0 : s.elements.size);

@@ -2,12 +2,12 @@
 // gives byte-identical output. Linear in services + endpoints.
 import { type IPFamily, familyOf } from '../model/ip.js';
 import type { ProxyConfig } from '../model/config.js';
-import type { Model } from '../model/types.js';
+import type { EndpointSlice, Model, Service } from '../model/types.js';
 import { type Chain, type NamedSet, type Ruleset, type ServicePortInfo, type SetElement, type Table, TABLE_NAME } from '../ir/types.js';
 import { SET, baseChains, emptySets } from './base-chains.js';
 import { type FamilyContext, familyContext } from './family-context.js';
 import { endpointsForPort } from './endpoints-for-port.js';
-import { compileServicePort } from './service-port.js';
+import { type ServicePortRules, compileServicePort } from './service-port.js';
 
 export function families(model: Model, cfg: ProxyConfig): IPFamily[] {
   const seen = new Set<IPFamily>();
@@ -40,10 +40,10 @@ function compileFamily(model: Model, ctx: FamilyContext): { table: Table; infos:
 
   if (ctx.nodePorts.kind === 'ips') for (const ip of ctx.nodePorts.ips) elements.get(SET.nodePortIPs)?.push({ key: [ip] });
 
+  const ctxKey = JSON.stringify(ctx);
   for (const svc of model.services) {
     const slices = model.slices.get(`${svc.ref.namespace}/${svc.ref.name}`) ?? [];
-    for (const sp of svc.ports) {
-      const r = compileServicePort(ctx, svc, sp, endpointsForPort(slices, ctx.ipFamily, sp, ctx.nodeName));
+    for (const r of compileService(ctx, ctxKey, svc, slices)) {
       if (!r) continue;
       chains.push(...r.chains);
       extraSets.push(...r.sets);
@@ -70,4 +70,20 @@ function compileFamily(model: Model, ctx: FamilyContext): { table: Table; infos:
 function sortElements(els: SetElement[]): SetElement[] {
   const keyText = (e: SetElement): string => e.key.map((k) => (typeof k === 'number' ? String(k).padStart(5, '0') : k)).join(' . ');
   return [...els].sort((a, b) => (keyText(a) < keyText(b) ? -1 : keyText(a) > keyText(b) ? 1 : 0));
+}
+
+// A service's rules depend only on the service, its slices and the family context; the
+// model hands back the same objects while they are unchanged (see build-model.ts). So the
+// compiler remembers each service's result: a sync after one change recompiles one service.
+// The output is the same objects, which lets the renderer and the differ skip them cheaply.
+const serviceCache = new WeakMap<Service, { ctxKey: string; slices: readonly EndpointSlice[]; rules: (ServicePortRules | undefined)[] }[]>();
+
+function compileService(ctx: FamilyContext, ctxKey: string, svc: Service, slices: readonly EndpointSlice[]): (ServicePortRules | undefined)[] {
+  const entries = serviceCache.get(svc) ?? [];
+  const hit = entries.find((e) => e.ctxKey === ctxKey && e.slices.length === slices.length && e.slices.every((s, i) => s === slices[i]));
+  if (hit) return hit.rules;
+  const rules = svc.ports.map((sp) => compileServicePort(ctx, svc, sp, endpointsForPort(slices, ctx.ipFamily, sp, ctx.nodeName)));
+  // One entry per family context (dual-stack compiles a service twice per sync).
+  serviceCache.set(svc, [...entries.filter((e) => e.ctxKey !== ctxKey).slice(-3), { ctxKey, slices, rules }]);
+  return rules;
 }

@@ -36,14 +36,14 @@ export function buildModel(objects: readonly SourceObject[], proxyName = 'nftpro
     const where = `${printable(str(obj(object.metadata).namespace) ?? 'default')}/${printable(str(obj(object.metadata).name) ?? '')}`;
     switch (kind) {
       case 'Service': {
-        const r = normalizeService(object, proxyName);
+        const r = cached(serviceCache, object, proxyName, () => normalizeService(object, proxyName));
         if (r.kind === 'service') services.push(r.service);
         else if (r.kind === 'ignored') ignored.push({ ref: where, reason: r.reason });
         else diagnostics.push({ kind: 'Service', object: where, code: r.code, reason: r.reason });
         break;
       }
       case 'EndpointSlice': {
-        const r = normalizeEndpointSlice(object);
+        const r = cached(sliceCache, object, '', () => normalizeEndpointSlice(object));
         if (r.kind === 'slice') {
           const key = `${r.slice.ref.namespace}/${r.slice.serviceName}`;
           const list = slicesBySvc.get(key) ?? [];
@@ -54,7 +54,7 @@ export function buildModel(objects: readonly SourceObject[], proxyName = 'nftpro
         break;
       }
       case 'Node': {
-        const r = normalizeNode(object);
+        const r = cached(nodeCache, object, '', () => normalizeNode(object));
         if (r.kind === 'node') nodes.set(r.node.name, r.node);
         else diagnostics.push({ kind: 'Node', object: printable(str(obj(object.metadata).name) ?? ''), code: r.code, reason: r.reason });
         break;
@@ -73,6 +73,21 @@ export function buildModel(objects: readonly SourceObject[], proxyName = 'nftpro
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+// Normalizing is pure in the raw object, and sources hand the same object back while it is
+// unchanged (a manifest file not edited, an informer's cached version): remember the result
+// per object, so a sync of 10,000 services re-reads only what changed. Sources must not
+// mutate an object they have handed out (neither does: a change is a new object).
+const serviceCache = new WeakMap<object, { key: string; value: ReturnType<typeof normalizeService> }>();
+const sliceCache = new WeakMap<object, { key: string; value: ReturnType<typeof normalizeEndpointSlice> }>();
+const nodeCache = new WeakMap<object, { key: string; value: ReturnType<typeof normalizeNode> }>();
+function cached<T>(cache: WeakMap<object, { key: string; value: T }>, o: object, key: string, f: () => T): T {
+  const hit = cache.get(o);
+  if (hit && hit.key === key) return hit.value;
+  const value = f();
+  cache.set(o, { key, value });
+  return value;
+}
 
 function dropDuplicateServices(services: Service[], diagnostics: Diagnostic[]): Service[] {
   const out: Service[] = [];

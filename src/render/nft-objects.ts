@@ -2,7 +2,7 @@
 // their key text) and chains (declaration + rule texts), each tagged with the service port
 // that owns it. The text renderer prints this; the partial-sync differ compares two of them.
 // Every token comes from a parsed IP, port, protocol, a hashed name or our own constants.
-import type { Family, NamedSet, Table } from '../ir/types.js';
+import type { Backend, Chain, Family, NamedSet, SetElement, Table } from '../ir/types.js';
 import { assertNever } from '../model/result.js';
 import { addrKeyword, collectDnatGroups } from './lower-dnat.js';
 import { quote, renderElementParts, renderRule } from './nft-text.js';
@@ -57,26 +57,19 @@ export function toKTable(t: Table): KTable {
   for (const g of groups) {
     const vip = new Map<string, KElement>();
     for (const e of g.vipElements) {
-      const key = `${e.key.addr} . ${e.key.proto} . ${e.key.port} . ${e.slot}`;
-      vip.set(key, { key, text: `${key} : ${e.backend.addr} . ${e.backend.port}`, owner: e.owner });
+      const el = dnatElement(e, () => `${e.key.addr} . ${e.key.proto} . ${e.key.port} . ${e.slot}`);
+      vip.set(el.key, el);
     }
     sets.set(g.vipMap, { kind: 'map', name: g.vipMap, decl: [`typeof ${a} daddr . meta l4proto . th dport . numgen random mod 1 : ${dataType}`], dynamic: false, elements: vip, owner: undefined });
     const np = new Map<string, KElement>();
     for (const e of g.nodePortElements) {
-      const key = `${e.key.proto} . ${e.key.port} . ${e.slot}`;
-      np.set(key, { key, text: `${key} : ${e.backend.addr} . ${e.backend.port}`, owner: e.owner });
+      const el = dnatElement(e, () => `${e.key.proto} . ${e.key.port} . ${e.slot}`);
+      np.set(el.key, el);
     }
     sets.set(g.nodePortMap, { kind: 'map', name: g.nodePortMap, decl: [`typeof meta l4proto . th dport . numgen random mod 1 : ${dataType}`], dynamic: false, elements: np, owner: undefined });
   }
 
-  for (const c of t.chains) {
-    chains.set(c.name, {
-      name: c.name,
-      hook: c.base ? `type ${c.base.type} hook ${c.base.hook} priority ${c.base.priority}; policy accept;` : undefined,
-      rules: c.rules.map((r) => ({ text: renderRule(t.family, r), owner: c.owner })),
-      owner: c.owner,
-    });
-  }
+  for (const c of t.chains) chains.set(c.name, kchain(t.family, c));
   for (const g of groups) {
     chains.set(g.chain, {
       name: g.chain, hook: undefined, owner: undefined,
@@ -108,8 +101,50 @@ function kset(f: Family, s: NamedSet): KSet {
   if (s.comment) decl.push(`comment ${quote(s.comment)}`);
   const elements = new Map<string, KElement>();
   for (const e of s.elements) {
-    const { key, text } = renderElementParts(e);
-    elements.set(key, { key, text, owner: e.owner ?? s.owner });
+    const k = kelement(e, s.owner);
+    elements.set(k.key, k);
   }
   return { kind: s.isMap ? 'map' : 'set', name: s.name, decl, dynamic: s.timeoutSeconds !== undefined, elements, owner: s.owner };
+}
+
+// The compiler hands back the same IR objects for unchanged services (compile.ts), so their
+// rendered form is remembered per object: rendering 10,000 services after one change renders
+// one. The differ then compares these objects by identity first.
+const chainCache = new WeakMap<Chain, { family: Family; k: KChain }>();
+function kchain(family: Family, c: Chain): KChain {
+  const hit = chainCache.get(c);
+  if (hit && hit.family === family) return hit.k;
+  const k: KChain = {
+    name: c.name,
+    hook: c.base ? `type ${c.base.type} hook ${c.base.hook} priority ${c.base.priority}; policy accept;` : undefined,
+    rules: c.rules.map((r) => ({ text: renderRule(family, r), owner: c.owner })),
+    owner: c.owner,
+  };
+  chainCache.set(c, { family, k });
+  return k;
+}
+
+const elementCache = new WeakMap<SetElement, KElement>();
+function kelement(e: SetElement, setOwner: string | undefined): KElement {
+  const hit = elementCache.get(e);
+  if (hit && hit.owner === (e.owner ?? setOwner)) return hit;
+  const { key, text } = renderElementParts(e);
+  const k = { key, text, owner: e.owner ?? setOwner };
+  elementCache.set(e, k);
+  return k;
+}
+
+// dnat map elements are keyed by the (statement key, slot, backend) objects the compiler made.
+const dnatCache = new WeakMap<object, WeakMap<object, KElement[]>>();
+function dnatElement(e: { key: object; slot: number; backend: Backend; owner: string | undefined }, keyText: () => string): KElement {
+  let byBackend = dnatCache.get(e.key);
+  if (!byBackend) dnatCache.set(e.key, (byBackend = new WeakMap()));
+  const slots = byBackend.get(e.backend) ?? [];
+  const hit = slots[e.slot];
+  if (hit && hit.owner === e.owner) return hit;
+  const key = keyText();
+  const k = { key, text: `${key} : ${e.backend.addr} . ${e.backend.port}`, owner: e.owner };
+  slots[e.slot] = k;
+  byBackend.set(e.backend, slots);
+  return k;
 }
