@@ -12,6 +12,7 @@ deps:
 	@missing=""; command -v nft >/dev/null || missing="$$missing nftables"; \
 	 command -v ip >/dev/null || missing="$$missing iproute2"; \
 	 command -v conntrack >/dev/null || missing="$$missing conntrack"; \
+	 command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \
 	 if [ -n "$$missing" ]; then \
 	   echo "installing:$$missing"; \
 	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -36,3 +37,11 @@ demo: build
 
 clean:
 	rm -rf dist .test-results.json
+
+# nftproxy against upstream kube-proxy's layouts (root; everything inside network namespaces
+# the bench creates and removes). QUICK=1: small sizes, under 2 minutes. Results and plots in
+# bench/results/<timestamp>/; the summary is printed at the end.
+.PHONY: bench
+bench: build
+	npx tsc -p bench/tsconfig.json
+	node --max-old-space-size=12288 bench/dist/bench/src/main.js $(if $(filter-out 0,$(QUICK)),--quick,)
