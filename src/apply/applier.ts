@@ -8,6 +8,8 @@ import { type KTable, toKTable } from '../render/nft-objects.js';
 import { type NftFailure, attributeNftError } from './nft-errors.js';
 import type { NftRunner } from './nft-runner.js';
 import { type Transaction, fullTransaction, partialTransaction, transactionText } from './transaction.js';
+import { IncrementalTable } from './incremental.js';
+import { type CompiledFamily, assemble } from '../compile/compile.js';
 
 export const FAMILIES: readonly Family[] = ['ip', 'ip6'];
 
@@ -26,16 +28,48 @@ export class ApplyError extends Error {
 export class Applier {
   /** what the kernel holds, as far as we know; undefined = unknown, next sync is full */
   private applied: KTable[] | undefined;
+  /** the same, per service, for syncParts (partial syncs at the cost of the change) */
+  private incremental: IncrementalTable[] | undefined;
 
   constructor(private readonly nft: NftRunner, private readonly clock: () => number = () => performance.now()) {}
 
   get knowsKernelState(): boolean {
-    return this.applied !== undefined;
+    return this.applied !== undefined || this.incremental !== undefined;
   }
 
   /** Forget what was applied: the next sync replaces the tables. */
   invalidate(): void {
     this.applied = undefined;
+    this.incremental = undefined;
+  }
+
+  /**
+   * The daemon's sync: compiled parts in, and a partial transaction built from the services
+   * whose compiled rules changed (src/apply/incremental.ts), or a full replace when the
+   * state is unknown, asked for, or changed in a way the increment cannot express.
+   */
+  async syncParts(parts: readonly CompiledFamily[], opts: { full?: boolean } = {}): Promise<SyncResult> {
+    const start = this.clock();
+    const inc = this.incremental;
+    const sameFamilies = inc !== undefined && inc.length === parts.length && parts.every((p, i) => inc[i]!.family === p.ctx.family);
+    const deltas = !opts.full && sameFamilies ? parts.map((p, i) => inc[i]!.delta(p)) : undefined;
+    if (deltas && deltas.every((d) => d !== undefined)) {
+      const lines = deltas.flatMap((d) => d!.lines);
+      const ops = deltas.reduce((n, d) => n + d!.ops, 0);
+      if (lines.length > 0) {
+        const r = await this.nft.load(lines.map((l) => l.text).join('\n') + '\n');
+        if (r.exitCode !== 0) {
+          this.invalidate();
+          throw new ApplyError('partial', attributeNftError(r.stderr, lines));
+        }
+      }
+      for (const d of deltas) d!.commit();
+      this.applied = undefined; // the per-table record is no longer current
+      return { kind: 'partial', ops, durationMs: this.clock() - start };
+    }
+    const result = await this.sync(assemble(parts), { full: true });
+    this.incremental = parts.map((p) => IncrementalTable.fromParts(p));
+    return { ...result, durationMs: this.clock() - start };
   }
 
   /** Build the transaction a sync would run, without running it (dump --diff, tests). */
@@ -46,6 +80,7 @@ export class Applier {
 
   async sync(rs: Ruleset, opts: { full?: boolean } = {}): Promise<SyncResult> {
     const start = this.clock();
+    this.incremental = undefined; // a ruleset sync does not keep the per-service record
     const next = rs.tables.map(toKTable);
     const tx = (!opts.full && this.applied && partialTransaction(this.applied, next)) || fullTransaction(next, FAMILIES);
     if (tx.kind === 'partial' && tx.lines.length === 0) return { kind: 'partial', ops: 0, durationMs: this.clock() - start };
@@ -53,7 +88,7 @@ export class Applier {
     if (r.exitCode !== 0) {
       // nft is atomic: the kernel still holds the previous state, but after a failure we
       // stop trusting our record of it; the next attempt is a full replace.
-      this.applied = undefined;
+      this.invalidate();
       throw new ApplyError(tx.kind, attributeNftError(r.stderr, tx.lines));
     }
     this.applied = next;
@@ -65,6 +100,6 @@ export class Applier {
     const text = FAMILIES.flatMap((f) => [`add table ${f} ${TABLE_NAME}`, `delete table ${f} ${TABLE_NAME}`]).join('\n') + '\n';
     const r = await this.nft.load(text);
     if (r.exitCode !== 0) throw new Error(`nft could not remove the nftproxy tables: ${r.stderr.trim()}`);
-    this.applied = undefined;
+    this.invalidate();
   }
 }

@@ -17,19 +17,51 @@ export function families(model: Model, cfg: ProxyConfig): IPFamily[] {
   return (['ipv4', 'ipv6'] as const).filter((f) => seen.has(f));
 }
 
+/** One family's compiled pieces before assembly: what a partial sync diffs service by service. */
+export interface CompiledFamily {
+  readonly ctx: FamilyContext;
+  /** the same string for the same context: a changed context means a full sync */
+  readonly ctxKey: string;
+  /** per service ("ns/name"), its ports' rules, in model order; the same array while unchanged */
+  readonly services: ReadonlyMap<string, readonly (ServicePortRules | undefined)[]>;
+}
+
+/** Compile every service (remembered per unchanged service): O(services), cheap when few changed. */
+export function compileParts(model: Model, cfg: ProxyConfig): CompiledFamily[] {
+  return families(model, cfg).map((fam) => {
+    const ctx = familyContext(cfg, fam);
+    const ctxKey = JSON.stringify(ctx);
+    const services = new Map<string, readonly (ServicePortRules | undefined)[]>();
+    for (const svc of model.services) {
+      const ref = `${svc.ref.namespace}/${svc.ref.name}`;
+      services.set(ref, compileService(ctx, ctxKey, svc, model.slices.get(ref) ?? []));
+    }
+    return { ctx, ctxKey, services };
+  });
+}
+
 export function compile(model: Model, cfg: ProxyConfig): Ruleset {
+  return assemble(compileParts(model, cfg));
+}
+
+/** Every service port's info, without assembling tables. */
+export function servicePortsOf(parts: readonly CompiledFamily[]): ServicePortInfo[] {
+  return parts.flatMap((f) => [...f.services.values()].flatMap((rules) => rules.flatMap((r) => (r ? [r.info] : []))));
+}
+
+export function assemble(parts: readonly CompiledFamily[]): Ruleset {
   const tables: Table[] = [];
   const servicePorts: ServicePortInfo[] = [];
-  for (const fam of families(model, cfg)) {
-    const ctx = familyContext(cfg, fam);
-    const { table, infos } = compileFamily(model, ctx);
+  for (const f of parts) {
+    const { table, infos } = assembleFamily(f);
     tables.push(table);
     servicePorts.push(...infos);
   }
   return { tables, servicePorts };
 }
 
-function compileFamily(model: Model, ctx: FamilyContext): { table: Table; infos: ServicePortInfo[] } {
+function assembleFamily(f: CompiledFamily): { table: Table; infos: ServicePortInfo[] } {
+  const { ctx } = f;
   const setDefs = emptySets(ctx);
   const elements = new Map<string, SetElement[]>([...setDefs.keys()].map((k) => [k, []]));
   const chains: Chain[] = baseChains(ctx);
@@ -38,12 +70,10 @@ function compileFamily(model: Model, ctx: FamilyContext): { table: Table; infos:
   const clusterIPs = new Set<string>();
   const hairpin = new Set<string>();
 
-  if (ctx.nodePorts.kind === 'ips') for (const ip of ctx.nodePorts.ips) elements.get(SET.nodePortIPs)?.push({ key: [ip] });
+  for (const el of nodePortIPElements(ctx)) elements.get(SET.nodePortIPs)?.push(el);
 
-  const ctxKey = JSON.stringify(ctx);
-  for (const svc of model.services) {
-    const slices = model.slices.get(`${svc.ref.namespace}/${svc.ref.name}`) ?? [];
-    for (const r of compileService(ctx, ctxKey, svc, slices)) {
+  for (const rules of f.services.values()) {
+    for (const r of rules) {
       if (!r) continue;
       chains.push(...r.chains);
       extraSets.push(...r.sets);
@@ -59,11 +89,14 @@ function compileFamily(model: Model, ctx: FamilyContext): { table: Table; infos:
       infos.push(r.info);
     }
   }
-  elements.get(SET.hairpin)?.push(...[...hairpin].sort().map((ip) => ({ key: [ip, ip] })));
+  elements.get(SET.hairpin)?.push(...[...hairpin].sort().map(hairpinElement));
 
   const sets: NamedSet[] = [...setDefs.values()].map((d) => ({ ...d, elements: sortElements(elements.get(d.name) ?? []) }));
   return { table: { family: ctx.family, name: TABLE_NAME, sets: [...sets, ...extraSets], chains }, infos };
 }
+
+export const nodePortIPElements = (ctx: FamilyContext): SetElement[] => (ctx.nodePorts.kind === 'ips' ? ctx.nodePorts.ips.map((ip) => ({ key: [ip] })) : []);
+export const hairpinElement = (ip: string): SetElement => ({ key: [ip, ip] });
 
 // Two services never add the same key (the model drops address and NodePort conflicts);
 // sorting keeps dump output stable under input reordering.
@@ -78,7 +111,7 @@ function sortElements(els: SetElement[]): SetElement[] {
 // The output is the same objects, which lets the renderer and the differ skip them cheaply.
 const serviceCache = new WeakMap<Service, { ctxKey: string; slices: readonly EndpointSlice[]; rules: (ServicePortRules | undefined)[] }[]>();
 
-function compileService(ctx: FamilyContext, ctxKey: string, svc: Service, slices: readonly EndpointSlice[]): (ServicePortRules | undefined)[] {
+export function compileService(ctx: FamilyContext, ctxKey: string, svc: Service, slices: readonly EndpointSlice[]): (ServicePortRules | undefined)[] {
   const entries = serviceCache.get(svc) ?? [];
   const hit = entries.find((e) => e.ctxKey === ctxKey && e.slices.length === slices.length && e.slices.every((s, i) => s === slices[i]));
   if (hit) return hit.rules;

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { ApplyError, type Applier, type SyncResult } from '../apply/applier.js';
 import type { BaseConfig } from '../cli/config.js';
 import { resolveConfig } from '../cli/config.js';
-import { compile } from '../compile/compile.js';
+import { compileParts, servicePortsOf } from '../compile/compile.js';
 import type { ServicePortInfo } from '../ir/types.js';
 import { type SourceObject, buildModel } from '../model/build-model.js';
 import { formatDiagnostic } from '../model/diagnostic.js';
@@ -69,23 +69,24 @@ export class Proxier {
     const { config } = resolveConfig(this.o.base, q.model, this.o.proxyName ?? 'nftproxy');
     this.node = built.model.nodes.get(this.o.base.nodeName);
     this.o.metrics?.onModel({ services: built.model.services.length, endpointSlices: [...built.model.slices.values()].reduce((n, s) => n + s.length, 0), nodes: built.model.nodes.size }, built.diagnostics);
-    const ruleset = compile(q.model, config);
+    const parts = compileParts(q.model, config);
+    const servicePorts = servicePortsOf(parts);
     const full = reason === 'start' || reason === 'periodic' || !this.o.applier.knowsKernelState;
     const counts = {
       services: q.model.services.length,
-      servicePorts: ruleset.servicePorts.length,
-      endpoints: new Set(ruleset.servicePorts.flatMap((p) => p.servingEndpoints)).size,
+      servicePorts: servicePorts.length,
+      endpoints: new Set(servicePorts.flatMap((p) => p.servingEndpoints)).size,
       skipped: built.diagnostics.length,
       quarantined: q.held.length,
     };
     let result: SyncResult;
     this.o.log.debug({ reason, full }, 'sync started');
     try {
-      result = await this.o.applier.sync(ruleset, { full });
+      result = await this.o.applier.syncParts(parts, { full });
     } catch (e) {
       const durationMs = performance.now() - start;
       if (e instanceof ApplyError) {
-        const culprits = [...new Set(e.failure.owners.map((id) => ruleset.servicePorts.find((p) => p.id === id)?.service).filter((s): s is string => s !== undefined))];
+        const culprits = [...new Set(e.failure.owners.map((id) => servicePorts.find((p) => p.id === id)?.service).filter((s): s is string => s !== undefined))];
         if (culprits.length) this.quarantine.add(objects, culprits, e.failure.message);
         this.o.log.error({ reason, kind: e.kind, error: e.failure.message, quarantined: culprits, durationMs: round(durationMs) }, culprits.length ? 'nft rejected the sync; quarantining the services that caused it and retrying' : 'nft rejected the sync; retrying with backoff');
       } else {
@@ -96,7 +97,7 @@ export class Proxier {
     }
     if (this.o.afterSync) {
       try {
-        await this.o.afterSync(ruleset.servicePorts);
+        await this.o.afterSync(servicePorts);
       } catch (e) {
         this.o.log.warn({ error: String(e) }, 'post-sync cleanup failed');
       }
@@ -111,7 +112,7 @@ export class Proxier {
     const changed = this.changes.observe(objects);
     if (this.o.metrics) {
       this.o.metrics.onChanges(changed);
-      this.o.metrics.onPorts(ruleset.servicePorts);
+      this.o.metrics.onPorts(servicePorts);
       for (const t of changed.triggers) this.o.metrics.networkProgramming.observe(Math.max(0, this.lastSuccess - t) / 1000);
     }
     await this.o.serviceHealth?.sync(serviceHealthOf(q.model, this.o.base.nodeName));

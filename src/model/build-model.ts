@@ -33,13 +33,14 @@ export function buildModel(objects: readonly SourceObject[], proxyName = 'nftpro
       continue;
     }
     const kind = str(object.kind);
-    const where = `${printable(str(obj(object.metadata).namespace) ?? 'default')}/${printable(str(obj(object.metadata).name) ?? '')}`;
+    // only messages need it: not computed for the 10,000 objects that are fine
+    const whereOf = (): string => `${printable(str(obj(object.metadata).namespace) ?? 'default')}/${printable(str(obj(object.metadata).name) ?? '')}`;
     switch (kind) {
       case 'Service': {
         const r = cached(serviceCache, object, proxyName, () => normalizeService(object, proxyName));
         if (r.kind === 'service') services.push(r.service);
-        else if (r.kind === 'ignored') ignored.push({ ref: where, reason: r.reason });
-        else diagnostics.push({ kind: 'Service', object: where, code: r.code, reason: r.reason });
+        else if (r.kind === 'ignored') ignored.push({ ref: whereOf(), reason: r.reason });
+        else diagnostics.push({ kind: 'Service', object: whereOf(), code: r.code, reason: r.reason });
         break;
       }
       case 'EndpointSlice': {
@@ -49,8 +50,8 @@ export function buildModel(objects: readonly SourceObject[], proxyName = 'nftpro
           const list = slicesBySvc.get(key) ?? [];
           list.push(r.slice);
           slicesBySvc.set(key, list);
-        } else if (r.kind === 'ignored') ignored.push({ ref: where, reason: r.reason });
-        else diagnostics.push({ kind: 'EndpointSlice', object: where, code: r.code, reason: r.reason });
+        } else if (r.kind === 'ignored') ignored.push({ ref: whereOf(), reason: r.reason });
+        else diagnostics.push({ kind: 'EndpointSlice', object: whereOf(), code: r.code, reason: r.reason });
         break;
       }
       case 'Node': {
@@ -65,7 +66,7 @@ export function buildModel(objects: readonly SourceObject[], proxyName = 'nftpro
     }
   }
 
-  services.sort((a, b) => cmp(refString(a.ref), refString(b.ref)));
+  sortByRef(services);
   const deduped = dropDuplicateServices(services, diagnostics);
   const accepted = dropAddressConflicts(dropNodePortConflicts(deduped, diagnostics), diagnostics);
   for (const list of slicesBySvc.values()) list.sort((a, b) => cmp(a.ref.name, b.ref.name));
@@ -140,14 +141,10 @@ function dropAddressConflicts(services: Service[], diagnostics: Diagnostic[]): S
     const me = refString(s.ref);
     const mine = new Map<string, string>();
     let conflict: string | undefined;
-    const ips = [...s.clusterIPs.map((ip) => ['clusterIP', ip] as const), ...s.externalIPs.map((ip) => ['externalIP', ip] as const), ...s.loadBalancerIPs.map((ip) => ['load balancer IP', ip] as const)];
-    outer: for (const p of s.ports) {
-      for (const [role, ip] of ips) {
-        const key = `${ip}/${p.protocol}/${p.port}`;
-        const other = owner.get(key) ?? mine.get(key);
-        if (other !== undefined) { conflict = `${role} ${ip} port ${p.port}/${p.protocol.toUpperCase()} ${other === me ? 'repeats one of its own destinations' : `already used by ${other}`}`; break outer; }
-        mine.set(key, other ?? me);
-      }
+    for (const c of addressClaims(s)) {
+      const other = owner.get(c.key) ?? mine.get(c.key);
+      if (other !== undefined) { conflict = `${c.role} ${c.ip} port ${c.port}/${c.proto.toUpperCase()} ${other === me ? 'repeats one of its own destinations' : `already used by ${other}`}`; break; }
+      mine.set(c.key, me);
     }
     if (conflict) {
       diagnostics.push({ kind: 'Service', object: me, code: 'address-conflict', reason: conflict });
@@ -157,4 +154,24 @@ function dropAddressConflicts(services: Service[], diagnostics: Diagnostic[]): S
     out.push(s);
   }
   return out;
+}
+
+// 10,000 services sort often: compute each "ns/name" once, not per comparison.
+function sortByRef(services: Service[]): void {
+  const keyed = services.map((s) => ({ k: refString(s.ref), s }));
+  keyed.sort((a, b) => cmp(a.k, b.k));
+  for (let i = 0; i < keyed.length; i++) services[i] = keyed[i]!.s;
+}
+
+interface Claim { readonly key: string; readonly role: string; readonly ip: string; readonly port: number; readonly proto: string }
+/** The (IP, protocol, port) destinations a service claims, remembered per service object. */
+const claimCache = new WeakMap<Service, readonly Claim[]>();
+function addressClaims(s: Service): readonly Claim[] {
+  let c = claimCache.get(s);
+  if (!c) {
+    const ips = [...s.clusterIPs.map((ip) => ['clusterIP', ip] as const), ...s.externalIPs.map((ip) => ['externalIP', ip] as const), ...s.loadBalancerIPs.map((ip) => ['load balancer IP', ip] as const)];
+    c = s.ports.flatMap((p) => ips.map(([role, ip]) => ({ key: `${ip}/${p.protocol}/${p.port}`, role, ip, port: p.port, proto: p.protocol })));
+    claimCache.set(s, c);
+  }
+  return c;
 }

@@ -25,7 +25,7 @@ export function dnatGroupNames(policy: 'cluster' | 'local', n: number): { chain:
 }
 
 /** Every group a table's dnat statements need, sorted by policy then N. */
-export function collectDnatGroups(table: Table): DnatGroup[] {
+export function collectDnatGroups(table: Pick<Table, 'chains'>): DnatGroup[] {
   const groups = new Map<string, DnatGroup>();
   for (const chain of table.chains) {
     for (const rule of chain.rules) {

@@ -4,7 +4,7 @@
 // Every token comes from a parsed IP, port, protocol, a hashed name or our own constants.
 import type { Backend, Chain, Family, NamedSet, SetElement, Table } from '../ir/types.js';
 import { assertNever } from '../model/result.js';
-import { addrKeyword, collectDnatGroups } from './lower-dnat.js';
+import { type DnatGroup, addrKeyword, collectDnatGroups } from './lower-dnat.js';
 import { quote, renderElementParts, renderRule } from './nft-text.js';
 
 export interface KElement {
@@ -52,33 +52,13 @@ export function toKTable(t: Table): KTable {
   for (const s of t.sets) sets.set(s.name, kset(t.family, s));
 
   const groups = collectDnatGroups(t);
-  const a = addrKeyword(t.family);
-  const dataType = `${a} daddr . th dport`;
   for (const g of groups) {
-    const vip = new Map<string, KElement>();
-    for (const e of g.vipElements) {
-      const el = dnatElement(e, () => `${e.key.addr} . ${e.key.proto} . ${e.key.port} . ${e.slot}`);
-      vip.set(el.key, el);
-    }
-    sets.set(g.vipMap, { kind: 'map', name: g.vipMap, decl: [`typeof ${a} daddr . meta l4proto . th dport . numgen random mod 1 : ${dataType}`], dynamic: false, elements: vip, owner: undefined });
-    const np = new Map<string, KElement>();
-    for (const e of g.nodePortElements) {
-      const el = dnatElement(e, () => `${e.key.proto} . ${e.key.port} . ${e.slot}`);
-      np.set(el.key, el);
-    }
-    sets.set(g.nodePortMap, { kind: 'map', name: g.nodePortMap, decl: [`typeof meta l4proto . th dport . numgen random mod 1 : ${dataType}`], dynamic: false, elements: np, owner: undefined });
+    const { vipMap, nodePortMap } = groupObjects(t.family, g);
+    sets.set(vipMap.name, { ...vipMap, elements: new Map(groupElements(g, 'vip').map((e) => [e.key, e])) });
+    sets.set(nodePortMap.name, { ...nodePortMap, elements: new Map(groupElements(g, 'nodeport').map((e) => [e.key, e])) });
   }
-
   for (const c of t.chains) chains.set(c.name, kchain(t.family, c));
-  for (const g of groups) {
-    chains.set(g.chain, {
-      name: g.chain, hook: undefined, owner: undefined,
-      rules: [
-        `meta l4proto { tcp, udp, sctp } dnat ${a} addr . port to ${a} daddr . meta l4proto . th dport . numgen random mod ${g.n} map @${g.vipMap}`,
-        `meta l4proto { tcp, udp, sctp } dnat ${a} addr . port to meta l4proto . th dport . numgen random mod ${g.n} map @${g.nodePortMap}`,
-      ].map((text) => ({ text, owner: undefined })),
-    });
-  }
+  for (const g of groups) chains.set(g.chain, groupObjects(t.family, g).chain);
   return { family: t.family, name: t.name, comment: TABLE_COMMENT, sets, chains };
 }
 
@@ -148,3 +128,29 @@ function dnatElement(e: { key: object; slot: number; backend: Backend; owner: st
   byBackend.set(e.backend, slots);
   return k;
 }
+
+/** The shared objects of one endpoint-count group: its two maps (empty) and its chain. */
+export function groupObjects(family: Family, g: Pick<DnatGroup, 'n' | 'chain' | 'vipMap' | 'nodePortMap'>): { vipMap: KSet; nodePortMap: KSet; chain: KChain } {
+  const a = addrKeyword(family);
+  const dataType = `${a} daddr . th dport`;
+  return {
+    vipMap: { kind: 'map', name: g.vipMap, decl: [`typeof ${a} daddr . meta l4proto . th dport . numgen random mod 1 : ${dataType}`], dynamic: false, elements: new Map(), owner: undefined },
+    nodePortMap: { kind: 'map', name: g.nodePortMap, decl: [`typeof meta l4proto . th dport . numgen random mod 1 : ${dataType}`], dynamic: false, elements: new Map(), owner: undefined },
+    chain: {
+      name: g.chain, hook: undefined, owner: undefined,
+      rules: [
+        `meta l4proto { tcp, udp, sctp } dnat ${a} addr . port to ${a} daddr . meta l4proto . th dport . numgen random mod ${g.n} map @${g.vipMap}`,
+        `meta l4proto { tcp, udp, sctp } dnat ${a} addr . port to meta l4proto . th dport . numgen random mod ${g.n} map @${g.nodePortMap}`,
+      ].map((text) => ({ text, owner: undefined })),
+    },
+  };
+}
+
+/** The elements a group's VIP or NodePort map holds. */
+export function groupElements(g: DnatGroup, which: 'vip' | 'nodeport'): KElement[] {
+  return which === 'vip'
+    ? g.vipElements.map((e) => dnatElement(e, () => `${e.key.addr} . ${e.key.proto} . ${e.key.port} . ${e.slot}`))
+    : g.nodePortElements.map((e) => dnatElement(e, () => `${e.key.proto} . ${e.key.port} . ${e.slot}`));
+}
+
+export { kchain as kchainOf, kelement as kelementOf, kset as ksetOf };
