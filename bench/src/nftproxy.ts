@@ -2,7 +2,7 @@
 // Applier, with an NftRunner that runs nft inside a bench namespace (optionally under
 // /usr/bin/time for the peak RSS) and records how long the nft process took.
 import { buildModel } from '../../src/model/build-model.js';
-import { compile } from '../../src/compile/compile.js';
+import { compile, compileParts } from '../../src/compile/compile.js';
 import { Applier } from '../../src/apply/applier.js';
 import { type NftResult, type NftRunner, nftRunner } from '../../src/apply/nft-runner.js';
 import { parseCidr, parseIP } from '../../src/model/ip.js';
@@ -12,7 +12,7 @@ import { refString } from '../../src/model/types.js';
 import { CLUSTER_CIDR, NODE_IP, NODE_NAME, SERVICE_CIDR, type Change, type Snapshot, snapshotObjects, toObjects } from './workload.js';
 import { type Netns, stripTimeMark, timedPrefix } from './sys.js';
 
-export { compile, Applier };
+export { compile, compileParts, Applier };
 
 const ok = <T>(r: { ok: true; value: T } | { ok: false; error: string }): T => {
   if (!r.ok) throw new Error(r.error);
