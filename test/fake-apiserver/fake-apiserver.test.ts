@@ -5,7 +5,11 @@ import * as k8s from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { service, slice } from '../support/builders.js';
 import { Kubectl, getJson, haveKubectl, jsonStream, openWatch } from './clients.js';
-import { FakeApiServer } from './server.js';
+import { FakeApiServer, TEST_CA } from './server.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const SVC = '/api/v1/services';
 const SLICES = '/apis/discovery.k8s.io/v1/endpointslices';
@@ -280,6 +284,35 @@ describe('wire protocol', () => {
     await fake.start();
     expect(fake.port).toBe(port);
     expect(names((await getJson(`${fake.url}${SVC}`)).body.items as unknown[])).toContain('while-down');
+  });
+
+  it('listenUnix serves the same API, TLS included, on a Unix socket; stop() closes it, start() reopens it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fake-unix-'));
+    const path = join(dir, 'api.sock');
+    // HTTPS over the socket, verified against the test CA (the certificate names localhost).
+    const get = (url: string): Promise<{ status: number; text: string }> => new Promise((resolve, reject) => {
+      httpsGet({ socketPath: path, path: url, ca: TEST_CA, servername: 'localhost' }, (r) => {
+        let text = '';
+        r.on('data', (d: Buffer) => (text += d.toString()));
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, text }));
+      }).on('error', reject);
+    });
+    try {
+      await fake.listenUnix(path);
+      const list = await get(SVC);
+      expect(list.status).toBe(200);
+      expect(names((JSON.parse(list.text) as { items: unknown[] }).items)).toEqual(['api', 'db', 'web', 'cart', 'pay']);
+      fake.setFailNext(SVC, 503);
+      expect((await get(SVC)).status).toBe(503);
+      await fake.stop();
+      await expect(get(SVC)).rejects.toThrow();
+      fake.create('Service', svc('default', 'while-down', '10.96.0.70'));
+      await fake.start();
+      expect(names((JSON.parse((await get(SVC)).text) as { items: unknown[] }).items)).toContain('while-down');
+    } finally {
+      await fake.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,8 +1,9 @@
 // A fake Kubernetes API server for tests, speaking the real wire protocol over HTTP on
-// 127.0.0.1: discovery, GET, paginated LIST and streaming WATCH for Services,
-// EndpointSlices and Nodes. Tests change the world with create/update/delete and break it
-// with the controls below (compaction, dropped watches, restarts, failing requests).
-import { readFileSync } from 'node:fs';
+// 127.0.0.1 (and on Unix sockets: listenUnix): discovery, GET, paginated LIST and streaming
+// WATCH for Services, EndpointSlices and Nodes. Tests change the world with
+// create/update/delete and break it with the controls below (compaction, dropped watches,
+// restarts, failing requests).
+import { readFileSync, rmSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -73,6 +74,9 @@ export class FakeApiServer {
   /** every request received, in order (what kubectl or the informer actually asked) */
   readonly requests: RequestRecord[] = [];
   private server: Server | undefined;
+  /** Unix socket paths to serve on (listenUnix), and the servers listening there while running */
+  private readonly unixPaths = new Set<string>();
+  private unixServers: Server[] = [];
   private portNumber = 0;
   private readonly sockets = new Set<Socket>();
   private readonly watches = new Set<WatchStream>();
@@ -102,21 +106,52 @@ export class FakeApiServer {
     return this.watches.size;
   }
 
-  /** Listens on 127.0.0.1: a random port the first time, the same port after a stop(). */
+  /**
+   * Listens on 127.0.0.1: a random port the first time, the same port after a stop(); and
+   * on every Unix socket path given to listenUnix.
+   */
   async start(): Promise<void> {
     if (this.server) return;
-    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
-    const server: Server = this.opts.tls === false ? createServer(handler) : createTlsServer(TEST_CERT, handler);
-    server.on('connection', (s: Socket) => {
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-    });
+    const server = this.newServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.portNumber, '127.0.0.1', () => resolve());
     });
     this.portNumber = (server.address() as AddressInfo).port;
     this.server = server;
+    for (const path of this.unixPaths) await this.openUnix(path);
+  }
+
+  /**
+   * Serves on a Unix socket as well (same handler, same TLS, same faults), now if running
+   * and after every start(): a stop() closes it with the rest. A file left at `path` (a
+   * previous run's socket) is replaced. For clients in other network namespaces, which
+   * reach a socket file but not this process's 127.0.0.1.
+   */
+  async listenUnix(path: string): Promise<void> {
+    if (this.unixPaths.has(path)) return;
+    this.unixPaths.add(path);
+    if (this.server) await this.openUnix(path);
+  }
+
+  private async openUnix(path: string): Promise<void> {
+    rmSync(path, { force: true });
+    const server = this.newServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+    this.unixServers.push(server);
+  }
+
+  private newServer(): Server {
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
+    const server: Server = this.opts.tls === false ? createServer(handler) : createTlsServer(TEST_CERT, handler);
+    server.on('connection', (s: Socket) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    return server;
   }
 
   /** An API server crash: every connection is cut, nothing listens until start(). */
@@ -124,9 +159,11 @@ export class FakeApiServer {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
+    const unix = this.unixServers;
+    this.unixServers = [];
     for (const w of this.watches) w.destroy();
     for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => server.close(() => r()));
+    await Promise.all([server, ...unix].map((srv) => new Promise<void>((r) => srv.close(() => r()))));
   }
 
   // ---- the world -------------------------------------------------------------------------
@@ -192,15 +229,18 @@ export class FakeApiServer {
     this.faults = [];
   }
 
-  /** A kubeconfig for this server: TLS verified against the test CA (plain HTTP needs skip-verify). */
-  kubeconfig(namespace = 'default'): string {
+  /**
+   * A kubeconfig for this server: TLS verified against the test CA (plain HTTP needs
+   * skip-verify). `server`: another address that leads here (a relay to listenUnix's socket).
+   */
+  kubeconfig(namespace = 'default', server = this.url): string {
     return [
       'apiVersion: v1',
       'kind: Config',
       'clusters:',
       '- name: fake',
       '  cluster:',
-      `    server: ${this.url}`,
+      `    server: ${server}`,
       ...(this.opts.tls === false ? ['    insecure-skip-tls-verify: true'] : [`    certificate-authority-data: ${Buffer.from(TEST_CA).toString('base64')}`]),
       'users:',
       '- name: fake',
