@@ -45,3 +45,24 @@ clean:
 bench: build
 	npx tsc -p bench/tsconfig.json
 	node --max-old-space-size=12288 bench/dist/bench/src/main.js $(if $(filter-out 0,$(QUICK)),--quick,)
+
+# The eBPF socket load balancer (bpf/*.c -> bpf/*.o), shipped precompiled: run this only after
+# changing bpf/. Byte-reproducible (relative source paths, -fdebug-prefix-map): the same
+# sources and clang give the same objects anywhere. BPF_OUT=DIR builds into DIR instead (what
+# test/bpf/object.test.ts does); only a build into bpf/ rewrites bpf/SHA256SUMS.
+BPF_OUT ?= bpf
+BPF_SRCS := bpf/sock_lb.c bpf/sock_destroy.c
+BPF_FLAGS := -O2 -g -target bpf -D__TARGET_ARCH_x86 -I/usr/include/x86_64-linux-gnu -Wall -Werror
+.PHONY: bpf
+bpf:
+	@command -v clang >/dev/null && [ -f /usr/include/bpf/bpf_helpers.h ] || { echo "installing: clang libbpf-dev"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libbpf-dev >/dev/null; }
+	@mkdir -p "$(BPF_OUT)"
+	@set -e; cd "$(CURDIR)"; for src in $(BPF_SRCS); do obj="$(BPF_OUT)/$$(basename $$src .c).o"; \
+	  echo "clang $(BPF_FLAGS) -fdebug-prefix-map=\$$PWD=. -c $$src -o $$obj"; \
+	  clang $(BPF_FLAGS) -fdebug-prefix-map="$(CURDIR)"=. -c $$src -o $$obj; done
+	@if [ "$(BPF_OUT)" = bpf ]; then cd "$(CURDIR)" && { \
+	  echo "# Written by \`make bpf\`: the objects below were built from exactly the sources above them,"; \
+	  echo "# with $$(clang --version | head -1) and: $(BPF_FLAGS) -fdebug-prefix-map=\$$PWD=."; \
+	  echo "# Check with: sha256sum -c bpf/SHA256SUMS (test/bpf/object.test.ts also rebuilds and compares)."; \
+	  sha256sum bpf/nftproxy_maps.h $(BPF_SRCS) $(patsubst %.c,%.o,$(BPF_SRCS)); } > bpf/SHA256SUMS && cat bpf/SHA256SUMS; fi
