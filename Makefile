@@ -21,6 +21,7 @@ deps:
 
 build: deps
 	npx tsc -p tsconfig.json
+	npx tsc -p native/tsconfig.json
 
 typecheck: deps
 	npx tsc -p tsconfig.json --noEmit

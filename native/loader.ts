@@ -22,7 +22,10 @@ import { isBpffs } from './bpffs.js';
 import { BPF_PROG_TYPE_CGROUP_SOCK_ADDR, LibbpfError, libbpf, type Ptr } from './libbpf.js';
 import { MAPS, SIZES, decodeDestroyedRecs, encodeDeadKey, DEAD_VAL, type Endpoint } from './layout.js';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+// native/loader.ts runs from the repo (tests) or from dist/native/ (the build): the repo is
+// whichever ancestor holds bpf/.
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = [path.resolve(HERE, '..'), path.resolve(HERE, '..', '..')].find((d) => existsSync(path.join(d, 'bpf', 'sock_lb.o'))) ?? path.resolve(HERE, '..');
 export const DEFAULT_OBJECT = path.join(REPO, 'bpf', 'sock_lb.o');
 export const DEFAULT_DESTROY_OBJECT = path.join(REPO, 'bpf', 'sock_destroy.o');
 

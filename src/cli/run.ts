@@ -7,6 +7,7 @@ import { type Bind, Daemon, type DaemonSource } from '../daemon/daemon.js';
 import { createLogger, type LogLevel } from '../daemon/log.js';
 import { parseBindAddress } from '../daemon/health.js';
 import { ManifestWatcher } from '../sources/manifest-watcher.js';
+import { type BpfMode, BpfUnavailable } from '../daemon/bpf-path.js';
 import { type ConfigFlags, type DaemonFlags, loadRunConfig } from './config.js';
 import { parseDuration } from './duration.js';
 import { UsageError } from './load-inputs.js';
@@ -17,6 +18,9 @@ export interface RunOptions extends ConfigFlags, DaemonFlags {
   hostnameOverride?: string;
   logLevel: LogLevel;
   conntrack: boolean;
+  bpf: BpfMode;
+  bpfCgroup?: string;
+  bpfPinDir?: string;
 }
 
 export interface RunHooks {
@@ -64,7 +68,8 @@ export async function runDaemon(opts: RunOptions, hooks: RunHooks = {}): Promise
     if (!hooks.kubernetesSource) throw new UsageError('--manifests DIR is required (no Kubernetes source in this build)');
     return hooks.kubernetesSource({ kubeconfig: d.kubeconfig, nodeName: base.nodeName, log, onChange });
   };
-  const daemon = new Daemon({ base, nft, log, minSyncMs: minSync, syncPeriodMs: period, healthzBind, metricsBind, conntrack: opts.conntrack, makeSource });
+  const daemon = new Daemon({ base, nft, log, minSyncMs: minSync, syncPeriodMs: period, healthzBind, metricsBind, conntrack: opts.conntrack, makeSource,
+    bpf: { mode: opts.bpf, ...(opts.bpfCgroup ? { cgroup: opts.bpfCgroup } : {}), ...(opts.bpfPinDir ? { pinDir: opts.bpfPinDir } : {}) } });
   log.info({ nft: version.version, source: opts.manifests ? { manifests: opts.manifests } : { kubeconfig: d.kubeconfig ?? 'in-cluster' }, node: base.nodeName, minSyncPeriodMs: minSync, syncPeriodMs: period, healthz: d.healthzBindAddress, metrics: d.metricsBindAddress }, 'starting');
 
   const stop = hooks.stopSignal ?? new Promise<string>((resolve) => {
@@ -75,6 +80,7 @@ export async function runDaemon(opts: RunOptions, hooks: RunHooks = {}): Promise
     await Promise.race([daemon.start(), stop]);
   } catch (e) {
     await daemon.stop(); // servers already listening would keep the process alive
+    if (e instanceof BpfUnavailable) { process.stderr.write(`nftproxy: ${e.message}\n`); return 4; }
     if (String((e as Error).message).includes('EADDRINUSE')) throw new UsageError(`cannot listen: ${(e as Error).message}`);
     if (opts.manifests && e instanceof Error && !(e instanceof UsageError)) throw new UsageError(`--manifests: ${e.message}`);
     throw e;

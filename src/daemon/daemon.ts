@@ -13,6 +13,7 @@ import { ProxyMetrics } from './metrics.js';
 import { type ObjectSource, Proxier } from './proxier.js';
 import { ServiceHealthServers } from './service-health.js';
 import { SyncRunner } from './sync-runner.js';
+import { type BpfMode, type BpfPath, startBpf } from './bpf-path.js';
 
 export interface DaemonSource extends ObjectSource {
   /** resolves once the source holds a complete first view */
@@ -34,6 +35,7 @@ export interface DaemonOptions {
   readonly healthzBind: Bind | undefined;
   readonly metricsBind: Bind | undefined;
   readonly conntrack: boolean;
+  readonly bpf: { readonly mode: BpfMode; readonly cgroup?: string; readonly pinDir?: string };
   readonly makeSource: (onChange: () => void) => DaemonSource;
 }
 
@@ -43,6 +45,7 @@ export class Daemon {
   private source: DaemonSource | undefined;
   private runner: SyncRunner | undefined;
   private serviceHealth: ServiceHealthServers | undefined;
+  private bpf: BpfPath | undefined;
   proxier: Proxier | undefined;
 
   constructor(private readonly o: DaemonOptions) {}
@@ -77,6 +80,10 @@ export class Daemon {
     }
     this.serviceHealth = new ServiceHealthServers(log, () => healthAnswer('livez', state, this.healthTimeoutMs).code === 200);
 
+    // Before the first sync: a restart adopts the pinned programs and maps, which keep
+    // serving what they held until the first sync reconciles them.
+    this.bpf = await startBpf(this.o.bpf.mode, { ...this.o.bpf, masqueradeAll: this.o.base.masqueradeAll, log });
+
     this.source = this.o.makeSource(() => {
       this.metrics.onQueued();
       this.runner?.request();
@@ -87,11 +94,17 @@ export class Daemon {
     this.proxier = new Proxier({
       applier: new Applier(this.o.nft), source: this.source, base: this.o.base, log,
       metrics: this.metrics, serviceHealth: this.serviceHealth,
-      afterSync: conntrack ? async (next) => {
-        const before = conntrack.deletedTotal;
-        await conntrack.afterSync(next);
-        this.metrics.conntrackDeleted.inc(conntrack.deletedTotal - before);
-      } : undefined,
+      afterSync: async (next) => {
+        if (this.bpf) {
+          const r = this.bpf.sync(next);
+          if (r.writes) log.debug(r, 'BPF maps updated');
+        }
+        if (conntrack) {
+          const before = conntrack.deletedTotal;
+          await conntrack.afterSync(next);
+          this.metrics.conntrackDeleted.inc(conntrack.deletedTotal - before);
+        }
+      },
     });
     let restarts = 0;
     this.runner = new SyncRunner(async (reason) => {
@@ -108,6 +121,7 @@ export class Daemon {
     await this.source?.stop();
     await this.runner?.stop();
     await this.serviceHealth?.stop();
+    this.bpf?.close(); // pinned: the programs stay attached, as the nft rules stay
     await Promise.all(this.servers.map((s) => new Promise((r) => { s.closeAllConnections?.(); s.close(r); })));
   }
 }

@@ -28,10 +28,10 @@ export interface BpfService {
 
 export const bpfKey = (s: Pick<BpfService, 'addr' | 'port' | 'proto'>): string => `${s.addr.includes(':') ? `[${s.addr}]` : s.addr}:${s.port}/${s.proto}`;
 
-export function bpfServices(rs: Ruleset, cfg: Pick<ProxyConfig, 'masqueradeAll'>): BpfService[] {
+export function bpfServices(servicePorts: Ruleset['servicePorts'], cfg: Pick<ProxyConfig, 'masqueradeAll'>): BpfService[] {
   if (cfg.masqueradeAll) return [];
   const out: BpfService[] = [];
-  for (const p of rs.servicePorts) {
+  for (const p of servicePorts) {
     if (p.proto === 'sctp') continue;
     const backends = p.internalLocal ? p.localBackends : p.clusterBackends;
     const clusterIP = p.vips[0];

@@ -140,7 +140,7 @@ describe.skipIf(!canUseKernel)(`nftproxy run --manifests${canUseKernel ? '' : ` 
       await cp(join(dir), join(fake, 'm'), { recursive: true });
       // Inside a namespace all the same: were the gate broken, nothing reaches the host.
       await withNetns('oldnft', async (exec) => {
-        const r = await execa('ip', ['netns', 'exec', await nsName(exec), 'env', `PATH=${fake}:${process.env.PATH}`, process.execPath, BIN, 'run', '--manifests', join(fake, 'm'), '--node', 'n'], { reject: false });
+        const r = await execa('ip', ['netns', 'exec', await nsName(exec), 'env', `PATH=${fake}:${process.env.PATH}`, process.execPath, BIN, 'run', '--bpf', 'off', '--manifests', join(fake, 'm'), '--node', 'n'], { reject: false });
         expect(r.exitCode).toBe(3);
         expect(r.stderr).toContain('nftproxy: nft 0.9.8 is too old: nftproxy needs nftables >= 1.0.6');
       });

@@ -13,8 +13,12 @@ export class Daemon {
   readonly proc: ResultPromise;
   exited: Promise<number>;
 
-  constructor(ns: string, args: string[], env: Record<string, string | undefined> = {}) {
-    this.proc = execa('ip', ['netns', 'exec', ns, process.execPath, BIN, 'run', ...args], { reject: false, buffer: false, stdin: 'ignore', stdout: 'ignore', env });
+  /** `nsenter`: keep the host's /sys (cgroup and BPF filesystems), which `ip netns exec` hides. */
+  constructor(ns: string, args: string[], env: Record<string, string | undefined> = {}, how: 'ip-netns-exec' | 'nsenter' = 'ip-netns-exec') {
+    // Never the host's cgroup: tests that want BPF pass --bpf and their own --bpf-cgroup.
+    const bpf = args.some((a) => a === '--bpf' || a.startsWith('--bpf=')) ? [] : ['--bpf', 'off'];
+    const enter = how === 'nsenter' ? ['nsenter', `--net=/run/netns/${ns}`] : ['ip', 'netns', 'exec', ns];
+    this.proc = execa(enter[0]!, [...enter.slice(1), process.execPath, BIN, 'run', ...bpf, ...args], { reject: false, buffer: false, stdin: 'ignore', stdout: 'ignore', env });
     let rest = '';
     this.proc.stderr!.on('data', (chunk: Buffer) => {
       rest += chunk.toString();

@@ -1,0 +1,81 @@
+// The BPF hot path as the daemon runs it: --bpf=off|auto|on. `auto` loads it when the kernel
+// supports it and says in one log line why not otherwise; `on` refuses to start without it.
+// Loading adopts what a previous run pinned (links switched in place, maps kept), so a
+// restart has no gap. The nftables rules stay complete either way: BPF only shortcuts the
+// ClusterIP connections it covers (src/render/bpf-entries.ts).
+import type { Logger } from 'pino';
+import { ensurePinDir } from '../../native/bpffs.js';
+import { type SockLbHandle, adopt, bpfSupport, findCgroup2Root, loadSockLb } from '../../native/loader.js';
+import { BpfApplier } from '../apply/bpf-applier.js';
+import type { ServicePortInfo } from '../ir/types.js';
+import { bpfServices } from '../render/bpf-entries.js';
+import { existsSync, readdirSync } from 'node:fs';
+
+export type BpfMode = 'off' | 'auto' | 'on';
+export const DEFAULT_PIN_DIR = '/sys/fs/bpf/nftproxy';
+
+export class BpfUnavailable extends Error {}
+
+export interface BpfPath {
+  readonly cgroup: string;
+  readonly pinDir: string;
+  sync(ports: readonly ServicePortInfo[]): { upserts: number; removes: number; writes: number };
+  close(): void;
+}
+
+export async function startBpf(mode: BpfMode, o: { cgroup?: string; pinDir?: string; masqueradeAll: boolean; log: Logger }): Promise<BpfPath | undefined> {
+  if (mode === 'off') return undefined;
+  const cgroup = o.cgroup ?? findCgroup2Root() ?? '';
+  const pinDir = o.pinDir ?? DEFAULT_PIN_DIR;
+  const fail = (reason: string): undefined => {
+    if (mode === 'on') throw new BpfUnavailable(`--bpf=on: ${reason}`);
+    o.log.info({ reason }, 'BPF hot path off (--bpf=auto): the nftables rules carry all traffic');
+    return undefined;
+  };
+  const support = bpfSupport(cgroup ? { cgroupPath: cgroup } : {});
+  if (!support.ok) return fail(support.reason);
+  let handle: SockLbHandle;
+  try {
+    await ensurePinDir(pinDir);
+    handle = loadSockLb({ cgroupPath: cgroup, pinDir });
+  } catch (e) {
+    return fail((e as Error).message.split('\n')[0]!);
+  }
+  const applier = new BpfApplier(handle);
+  o.log.info({ cgroup, pinDir, ...handle.report }, 'BPF hot path on: ClusterIP connections are balanced at connect()');
+  return {
+    cgroup, pinDir,
+    sync: (ports) => applier.sync(bpfServices(ports, o)),
+    close: () => handle.close(),
+  };
+}
+
+/** `nftproxy cleanup`: detach the programs and remove the pins, if a run left any. */
+export function removeBpf(pinDir = DEFAULT_PIN_DIR): boolean {
+  if (!existsSync(pinDir)) return false;
+  const h = adopt(pinDir);
+  h.detach();
+  h.unpin();
+  h.close();
+  return true;
+}
+
+export interface BpfStatus {
+  readonly pinned: boolean;
+  readonly pinDir: string;
+  readonly links?: readonly string[];
+  readonly maps?: Readonly<Record<string, number>>;
+}
+
+/** `nftproxy status`: what is pinned and how full the maps are. */
+export function bpfStatus(pinDir = DEFAULT_PIN_DIR): BpfStatus {
+  if (!existsSync(pinDir)) return { pinned: false, pinDir };
+  const h = adopt(pinDir);
+  try {
+    const maps: Record<string, number> = {};
+    for (const m of ['svcs', 'backends', 'members', 'affinity', 'revnat'] as const) maps[m] = h.keys(m).length;
+    return { pinned: true, pinDir, links: readdirSync(pinDir).filter((f) => f.startsWith('link_')).sort(), maps };
+  } finally {
+    h.close();
+  }
+}
