@@ -29,13 +29,13 @@ describe('bpfServices', () => {
   it.each(rows)('$title', ({ objects, env, want }) => {
     const { ruleset, cfg, diagnostics } = compileObjects(objects, env ?? ENV);
     expect(diagnostics).toEqual([]);
-    expect(short(renderBpfText(bpfServices(ruleset, cfg)))).toEqual(want);
+    expect(short(renderBpfText(bpfServices(ruleset.servicePorts, cfg)))).toEqual(want);
   });
 
   it('diff: a changed backend set is rewritten, a gone service removed, an unchanged one left alone', () => {
     const a = compileObjects([svc('a', {}), eps('a', [{ ip: '10.244.1.1' }]), svc('b', { clusterIP: '10.96.0.11' }), eps('b', [{ ip: '10.244.1.2' }]), svc('c', { clusterIP: '10.96.0.12' }), eps('c', [{ ip: '10.244.1.3' }])], ENV);
     const b = compileObjects([svc('a', {}), eps('a', [{ ip: '10.244.1.1' }, { ip: '10.244.1.9' }]), svc('c', { clusterIP: '10.96.0.12' }), eps('c', [{ ip: '10.244.1.3' }])], ENV);
-    const d = diffBpfServices(bpfServices(a.ruleset, a.cfg), bpfServices(b.ruleset, b.cfg));
+    const d = diffBpfServices(bpfServices(a.ruleset.servicePorts, a.cfg), bpfServices(b.ruleset.servicePorts, b.cfg));
     expect(d.upsert.map((s) => s.label)).toEqual(['ns/a:p']);
     expect(d.remove.map((s) => s.label)).toEqual(['ns/b:p']);
   });
