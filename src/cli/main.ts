@@ -110,6 +110,7 @@ Exit codes: 0 ok, 1 objects skipped under --strict, 2 bad usage or unreadable in
     .addOption(new Option('--bpf <mode>', 'the eBPF socket load balancer for ClusterIP traffic: auto loads it when the kernel supports it, on refuses to start without it').choices(['off', 'auto', 'on']).default('auto'))
     .option('--bpf-cgroup <path>', 'cgroup v2 the BPF programs attach to (default: the host\'s cgroup v2 root; /sys/fs/cgroup/unified on hybrid hosts)')
     .option('--bpf-pin-dir <dir>', 'where programs and maps are pinned, so a restart adopts them (a bpffs is mounted on /sys/fs/bpf when none is)', '/sys/fs/bpf/nftproxy')
+    .option('--bpf-netns-dir <dir>', 'network namespace files of the pods (e.g. /run/netns): connected UDP sockets to removed backends are destroyed there too (kernel >= 6.5)')
     .addOption(new Option('--log-level <level>', 'log verbosity (JSON lines on stderr)').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .addHelpText('after', `
 Stops on SIGTERM or SIGINT and leaves the rules in place; \`nftproxy cleanup\` removes them.

@@ -21,6 +21,7 @@ export interface RunOptions extends ConfigFlags, DaemonFlags {
   bpf: BpfMode;
   bpfCgroup?: string;
   bpfPinDir?: string;
+  bpfNetnsDir?: string;
 }
 
 export interface RunHooks {
@@ -69,7 +70,7 @@ export async function runDaemon(opts: RunOptions, hooks: RunHooks = {}): Promise
     return hooks.kubernetesSource({ kubeconfig: d.kubeconfig, nodeName: base.nodeName, log, onChange });
   };
   const daemon = new Daemon({ base, nft, log, minSyncMs: minSync, syncPeriodMs: period, healthzBind, metricsBind, conntrack: opts.conntrack, makeSource,
-    bpf: { mode: opts.bpf, ...(opts.bpfCgroup ? { cgroup: opts.bpfCgroup } : {}), ...(opts.bpfPinDir ? { pinDir: opts.bpfPinDir } : {}) } });
+    bpf: { mode: opts.bpf, ...(opts.bpfCgroup ? { cgroup: opts.bpfCgroup } : {}), ...(opts.bpfPinDir ? { pinDir: opts.bpfPinDir } : {}), ...(opts.bpfNetnsDir ? { netnsDir: opts.bpfNetnsDir } : {}) } });
   log.info({ nft: version.version, source: opts.manifests ? { manifests: opts.manifests } : { kubeconfig: d.kubeconfig ?? 'in-cluster' }, node: base.nodeName, minSyncPeriodMs: minSync, syncPeriodMs: period, healthz: d.healthzBindAddress, metrics: d.metricsBindAddress }, 'starting');
 
   const stop = hooks.stopSignal ?? new Promise<string>((resolve) => {

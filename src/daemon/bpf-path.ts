@@ -5,11 +5,12 @@
 // ClusterIP connections it covers (src/render/bpf-entries.ts).
 import type { Logger } from 'pino';
 import { ensurePinDir } from '../../native/bpffs.js';
-import { type SockLbHandle, adopt, bpfSupport, findCgroup2Root, loadSockLb } from '../../native/loader.js';
+import { type SockDestroyer, type SockLbHandle, adopt, bpfSupport, findCgroup2Root, loadSockDestroy, loadSockLb } from '../../native/loader.js';
 import { BpfApplier } from '../apply/bpf-applier.js';
 import type { ServicePortInfo } from '../ir/types.js';
-import { bpfServices } from '../render/bpf-entries.js';
+import { type BpfService, bpfServices, deadUdpBackends } from '../render/bpf-entries.js';
 import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 export type BpfMode = 'off' | 'auto' | 'on';
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/nftproxy';
@@ -19,11 +20,11 @@ export class BpfUnavailable extends Error {}
 export interface BpfPath {
   readonly cgroup: string;
   readonly pinDir: string;
-  sync(ports: readonly ServicePortInfo[]): { upserts: number; removes: number; writes: number };
+  sync(ports: readonly ServicePortInfo[]): { upserts: number; removes: number; writes: number; destroyed: number };
   close(): void;
 }
 
-export async function startBpf(mode: BpfMode, o: { cgroup?: string; pinDir?: string; masqueradeAll: boolean; log: Logger }): Promise<BpfPath | undefined> {
+export async function startBpf(mode: BpfMode, o: { cgroup?: string; pinDir?: string; netnsDir?: string; masqueradeAll: boolean; log: Logger }): Promise<BpfPath | undefined> {
   if (mode === 'off') return undefined;
   const cgroup = o.cgroup ?? findCgroup2Root() ?? '';
   const pinDir = o.pinDir ?? DEFAULT_PIN_DIR;
@@ -42,11 +43,38 @@ export async function startBpf(mode: BpfMode, o: { cgroup?: string; pinDir?: str
     return fail((e as Error).message.split('\n')[0]!);
   }
   const applier = new BpfApplier(handle);
-  o.log.info({ cgroup, pinDir, ...handle.report }, 'BPF hot path on: ClusterIP connections are balanced at connect()');
+  // bpf_sock_destroy (kernel >= 6.5) through a UDP socket iterator: without it, a connected
+  // UDP socket keeps sending to a backend that is gone (the socket LB's classic bug).
+  let destroyer: SockDestroyer | undefined;
+  try {
+    destroyer = loadSockDestroy();
+  } catch (e) {
+    o.log.info({ reason: (e as Error).message.split('\n')[0] }, 'no bpf_sock_destroy on this kernel: connected UDP sockets to removed backends are left to time out (older kernels)');
+  }
+  o.log.info({ cgroup, pinDir, ...handle.report, sockDestroy: destroyer !== undefined }, 'BPF hot path on: ClusterIP connections are balanced at connect()');
+  let last: BpfService[] = [];
   return {
     cgroup, pinDir,
-    sync: (ports) => applier.sync(bpfServices(ports, o)),
-    close: () => handle.close(),
+    sync: (ports) => {
+      const next = bpfServices(ports, o);
+      const r = applier.sync(next);
+      let destroyed = 0;
+      const dead = deadUdpBackends(last, next);
+      last = next;
+      if (destroyer && dead.length) {
+        // this process's namespace (host-network clients) and, when given, every pod
+        // namespace file in --bpf-netns-dir (e.g. /run/netns, mounted into the DaemonSet)
+        const netns: (string | null)[] = [null, ...(o.netnsDir && existsSync(o.netnsDir) ? readdirSync(o.netnsDir).map((f) => join(o.netnsDir!, f)) : [])];
+        try {
+          destroyed = destroyer.destroyUdpSockets(dead.map((b) => ({ addr: b.addr, port: b.port })), netns).length;
+          if (destroyed) o.log.info({ destroyed, backends: dead.length }, 'connected UDP sockets to removed backends destroyed');
+        } catch (e) {
+          o.log.warn({ error: (e as Error).message.split('\n')[0] }, 'destroying UDP sockets to removed backends failed');
+        }
+      }
+      return { ...r, destroyed };
+    },
+    close: () => { handle.close(); destroyer?.close(); },
   };
 }
 

@@ -35,7 +35,7 @@ export interface DaemonOptions {
   readonly healthzBind: Bind | undefined;
   readonly metricsBind: Bind | undefined;
   readonly conntrack: boolean;
-  readonly bpf: { readonly mode: BpfMode; readonly cgroup?: string; readonly pinDir?: string };
+  readonly bpf: { readonly mode: BpfMode; readonly cgroup?: string; readonly pinDir?: string; readonly netnsDir?: string };
   readonly makeSource: (onChange: () => void) => DaemonSource;
 }
 

@@ -64,3 +64,21 @@ export function renderBpfText(services: readonly BpfService[]): string {
   }
   return lines.join('\n') + '\n';
 }
+
+/**
+ * UDP backends that left a service: connected UDP sockets still pinned to them (the socket
+ * load balancer chose the backend once, at connect()) must be destroyed so their owners
+ * reconnect and are balanced again. A backend still serving the same service is not dead.
+ */
+export function deadUdpBackends(prev: readonly BpfService[], next: readonly BpfService[]): Backend[] {
+  const now = new Map(next.map((s) => [bpfKey(s), new Set(s.backends.map(fmtBackend))]));
+  const dead = new Map<string, Backend>();
+  for (const s of prev) {
+    if (s.proto !== 'udp') continue;
+    const keep = now.get(bpfKey(s));
+    for (const b of s.backends) if (!keep?.has(fmtBackend(b))) dead.set(fmtBackend(b), b);
+  }
+  // a backend that another UDP service still uses at the same address:port stays
+  for (const s of next) if (s.proto === 'udp') for (const b of s.backends) dead.delete(fmtBackend(b));
+  return [...dead.values()];
+}

@@ -18,13 +18,13 @@ const skip = kernelSkipReason(bpfSupport);
 const web = (eps: string[]): string => `apiVersion: v1
 kind: Service
 metadata: { name: web, namespace: lab }
-spec: { clusterIP: 10.96.0.10, ports: [{ name: http, port: 80, targetPort: 8080 }] }
+spec: { clusterIP: 10.96.0.10, ports: [{ name: http, port: 80, targetPort: 8080 }, { name: dns, port: 53, targetPort: 5353, protocol: UDP }] }
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata: { name: web-1, namespace: lab, labels: { kubernetes.io/service-name: web } }
 addressType: IPv4
-ports: [{ name: http, port: 8080 }]
+ports: [{ name: http, port: 8080 }, { name: dns, port: 5353, protocol: UDP }]
 endpoints: [${eps.map((e) => `{ addresses: [${e}] }`).join(', ')}]
 `;
 
@@ -38,7 +38,10 @@ describe.skipIf(skip !== null)(`nftproxy run --bpf${skip ? ` [skipped: ${skip}]`
     bpffs = await mountTestBpffs();
     dir = await mkdtemp(join(tmpdir(), 'nftproxy-bpfd-'));
     server = await Probe.start('pods', inNetns(ns.name));
-    for (const ip of ['10.244.0.1', '10.244.0.2', '10.244.0.3']) await server.req({ op: 'listen', proto: 'tcp', host: ip, port: 8080, name: ip });
+    for (const ip of ['10.244.0.1', '10.244.0.2', '10.244.0.3']) {
+      await server.req({ op: 'listen', proto: 'tcp', host: ip, port: 8080, name: ip });
+      await server.req({ op: 'listen', proto: 'udp', host: ip, port: 5353, name: ip });
+    }
     client = await Probe.start('client', inNetnsAndCgroup(ns.name, cg));
   });
   afterAll(async () => {
@@ -80,16 +83,33 @@ describe.skipIf(skip !== null)(`nftproxy run --bpf${skip ? ` [skipped: ${skip}]`
       expect([...a.peers]).toEqual(['10.96.0.10:80']); // getpeername shows the VIP
       expect(await vipFlows()).toBe(0); // no DNAT: the BPF path carried them
 
+      // connected UDP sockets are pinned to the backend chosen at connect(); 8 of them, so
+      // that some are pinned to 10.244.0.1, which is about to leave (all 8 elsewhere: 1/256)
+      const pinned = new Map<string, string>();
+      for (let i = 0; i < 8; i++) {
+        await client.req({ op: 'udpOpen', sid: `u${i}`, host: '10.96.0.10', port: 53 });
+        pinned.set(`u${i}`, ((await client.req({ op: 'udpSend', sid: `u${i}`, timeoutMs: 1500 })).reply as { name: string }).name);
+      }
+      const doomed = [...pinned].filter(([, b]) => b === '10.244.0.1').map(([sid]) => sid);
+      expect(doomed.length, JSON.stringify([...pinned])).toBeGreaterThan(0);
+
       let mark = d.logs.length;
       await writeFile(join(dir, 'web.yaml'), web(['10.244.0.2', '10.244.0.3']));
       await d.waitFor(synced, 10_000, mark);
       expect([...(await landings(30)).names].sort()).toEqual(['10.244.0.2', '10.244.0.3']);
+      // their backend left: the daemon destroyed exactly those sockets (bpf_sock_destroy), their
+      // owners see ECONNABORTED; the others are left alone and keep working
+      expect(d.logs.find((l) => l.msg === 'connected UDP sockets to removed backends destroyed')).toMatchObject({ destroyed: doomed.length });
+      for (const [sid, b] of pinned) {
+        if (doomed.includes(sid)) expect((await client.req({ op: 'udpErrors', sid })).errors).toContain('ECONNABORTED');
+        else expect(((await client.req({ op: 'udpSend', sid, timeoutMs: 1500 })).reply as { name: string }).name).toBe(b);
+      }
 
       const st = await execa('ip', ['netns', 'exec', ns.name, process.execPath, BIN, 'status', '--bpf-pin-dir', pinDir, '--json']);
       const status = JSON.parse(st.stdout) as { tables: Record<string, unknown>; bpf: { pinned: boolean; links: string[]; maps: Record<string, number> } };
       expect(status.bpf.pinned).toBe(true);
       expect(status.bpf.links.length).toBe(8);
-      expect(status.bpf.maps).toMatchObject({ svcs: 1, backends: 2, members: 2 });
+      expect(status.bpf.maps).toMatchObject({ svcs: 2, backends: 4, members: 4 });
       expect(status.tables['ip nftproxy']).not.toBeNull();
 
       d.kill('SIGTERM');

@@ -1,7 +1,7 @@
 // What the BPF socket load balancer is given: exactly the ClusterIP destinations whose
 // outcome a connect()-time rewrite reproduces; everything else stays with nftables.
 import { describe, expect, it } from 'vitest';
-import { bpfServices, diffBpfServices, renderBpfText } from '../../src/render/bpf-entries.js';
+import { bpfServices, deadUdpBackends, diffBpfServices, renderBpfText } from '../../src/render/bpf-entries.js';
 import { compileObjects, service, slice, type Env } from '../support/builders.js';
 
 const ENV: Env = { nodeName: 'node-a', nodeIPs: ['192.168.0.2', '2001:db8::2'], clusterCIDRs: ['10.244.0.0/16'] };
@@ -38,5 +38,18 @@ describe('bpfServices', () => {
     const d = diffBpfServices(bpfServices(a.ruleset.servicePorts, a.cfg), bpfServices(b.ruleset.servicePorts, b.cfg));
     expect(d.upsert.map((s) => s.label)).toEqual(['ns/a:p']);
     expect(d.remove.map((s) => s.label)).toEqual(['ns/b:p']);
+  });
+});
+
+describe('deadUdpBackends', () => {
+  const entry = (addr: string, proto: 'tcp' | 'udp', backends: string[]) => ({ addr, port: 53, proto, backends: backends.map((b) => ({ addr: b, port: 5353 })), affinitySeconds: undefined, label: 'x' });
+  it.each([
+    { title: 'a UDP backend that left is dead', prev: [entry('10.96.0.10', 'udp', ['10.244.0.1', '10.244.0.2'])], next: [entry('10.96.0.10', 'udp', ['10.244.0.2'])], want: ['10.244.0.1'] },
+    { title: 'a whole UDP service gone: all its backends', prev: [entry('10.96.0.10', 'udp', ['10.244.0.1'])], next: [], want: ['10.244.0.1'] },
+    { title: 'TCP is never destroyed (connections finish, as with conntrack)', prev: [entry('10.96.0.10', 'tcp', ['10.244.0.1'])], next: [], want: [] },
+    { title: 'still serving another UDP service at the same address:port: alive', prev: [entry('10.96.0.10', 'udp', ['10.244.0.1']), entry('10.96.0.11', 'udp', ['10.244.0.1'])], next: [entry('10.96.0.11', 'udp', ['10.244.0.1'])], want: [] },
+    { title: 'unchanged: nothing', prev: [entry('10.96.0.10', 'udp', ['10.244.0.1'])], next: [entry('10.96.0.10', 'udp', ['10.244.0.1'])], want: [] },
+  ])('$title', ({ prev, next, want }) => {
+    expect(deadUdpBackends(prev as never, next as never).map((b) => b.addr)).toEqual(want);
   });
 });
