@@ -16,6 +16,7 @@ import { fullSyncPhase } from './phases/full-sync.js';
 import { partialPhase } from './phases/partial.js';
 import { daemonPhase } from './phases/daemon.js';
 import { dataplanePhase } from './phases/dataplane.js';
+import { removeBpfOrphans } from './bpf.js';
 import { computeTargets, writeReport } from './report.js';
 import { generate } from './workload.js';
 import type { Ctx, Loader, Results } from './results.js';
@@ -46,7 +47,7 @@ async function main(): Promise<number> {
   const onSignal = (sig: string): void => {
     if (interrupted) return;
     interrupted = true;
-    process.stdout.write(`\n${sig}: removing the bench namespaces…\n`);
+    process.stdout.write(`\n${sig}: removing the bench namespaces (and the BPF cgroup, bpffs, programs)…\n`);
     void cleanupAll().finally(() => rm(tmp, { recursive: true, force: true })).finally(() => process.exit(130));
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
@@ -57,6 +58,8 @@ async function main(): Promise<number> {
   process.stdout.write(`results -> ${outDir}\n`);
   const orphans = await removeOrphans();
   if (orphans.length) process.stdout.write(`removed ${orphans.length} namespaces left by an earlier bench run that died: ${orphans.join(', ')}\n`);
+  const bpfOrphans = removeBpfOrphans();
+  if (bpfOrphans.length) process.stdout.write(`removed BPF leftovers (bpffs mounts, cgroups) of an earlier bench run that died: ${bpfOrphans.join(', ')}\n`);
 
   // the task list, with each phase's expected steps (phases re-plan as they learn more)
   const peers = loaders.length - 1;
@@ -73,7 +76,7 @@ async function main(): Promise<number> {
     full: `full sync into fresh namespaces: nftproxy and ${peers} peer layouts, interleaved`,
     partial: `partial sync at ${sizeLabel(plan.target)}: endpoint replaced, service added, service deleted`,
     daemon: `daemon cold start and steady RSS at ${sizeLabel(plan.target)}`,
-    dataplane: `data plane at ${sizeLabel(plan.target)}: direct, one DNAT rule, first/last service per layout`,
+    dataplane: `data plane at ${sizeLabel(plan.target)}: direct, one DNAT rule, first/last service per layout and with the BPF hot path on`,
     cleanup: 'remove namespaces and temporary files',
   });
 
@@ -100,7 +103,7 @@ async function main(): Promise<number> {
     results.notes.push(`The run stopped early: ${failed.message.split('\n')[0]}`);
   } finally {
     progress.phase('cleanup', 'Cleanup');
-    await progress.step('remove namespaces and temporary files', async () => {
+    await progress.step('remove namespaces, BPF leftovers and temporary files', async () => {
       await cleanupAll();
       await rm(tmp, { recursive: true, force: true });
     });

@@ -40,6 +40,19 @@ export function computeTargets(r: Results): TargetRow[] {
 
 const pct = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '–' : `${(x * 100).toFixed(1)}%`);
 const times = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '–' : x >= 10 ? `${x.toFixed(0)}×` : `${x.toFixed(1)}×`);
+/** One line on the BPF rows: what they are, or why they were skipped. */
+export function bpfLine(r: Results): string {
+  const d = r.dataplane;
+  const rows = d?.rows.filter((x) => x.loader === 'bpf') ?? [];
+  const sk = d?.skipped.filter((x) => x.loader.startsWith('bpf')) ?? [];
+  if (rows.length) {
+    const b = d!.bpf;
+    return `BPF hot path on (\`bpf/first\`, \`bpf/last\`): nftproxy's ruleset loaded as for its rows, plus the socket load balancer (bpf/sock_lb.o) attached to a bench cgroup only${b ? ` (${b.entries} ClusterIP entries written by BpfApplier)` : ''}, the client in that cgroup: connect() goes to the pod directly, no DNAT in the node namespace (checked with conntrack), so it can beat the one DNAT rule.${sk.length ? ` Skipped: ${sk.map((x) => `${x.loader}: ${x.why}`).join('; ')}.` : ''}`;
+  }
+  if (sk.length) return `BPF: skipped: ${sk.map((x) => x.why).join('; ')}.`;
+  return d ? 'BPF: not measured.' : 'BPF: not measured (no data-plane phase).';
+}
+
 const us = (x: number | undefined): string => (x === undefined ? '–' : x >= 1000 ? `${(x / 1000).toFixed(2)} ms` : `${x.toFixed(0)} µs`);
 
 export function summaryMarkdown(r: Results): string {
@@ -49,7 +62,7 @@ export function summaryMarkdown(r: Results): string {
   L.push(`# nftproxy bench — ${r.meta.startedAt}${plan.quick ? ' (QUICK)' : ''}`, '');
   const h = r.meta.host;
   L.push(`Host: kernel ${h.kernel}, ${h.cpus}, ${h.memory}, ${h.nft}, node ${h.node}${h['iptables-legacy'] ? `, ${h['iptables-legacy']}` : ''}; load average at start ${h.loadavgAtStart}, at the end ${h.loadavgAtEnd} (other work on the machine skews timings, the data plane most). Wall time ${fmtDur(r.meta.wallSec ?? 0)}.`, '');
-  L.push('Loaders: ' + r.meta.loaders.map((l) => `\`${l.id}\` = ${l.label}`).join('; ') + '. BPF: skipped, not built yet.', '');
+  L.push('Loaders: ' + r.meta.loaders.map((l) => `\`${l.id}\` = ${l.label}`).join('; ') + '. ' + (r.dataplane?.rows.some((x) => x.loader === 'bpf') ? '`bpf` = nftproxy with its BPF hot path on (data plane only, see there).' : bpfLine(r)), '');
 
   L.push('## Targets', '', '| target | threshold | measured | status |', '|---|---|---|---|');
   for (const t of r.targets) L.push(`| ${t.name} | ${t.threshold} | ${t.measured}${t.note ? ` — ${t.note}` : ''} | **${t.status}** |`);
@@ -108,7 +121,7 @@ export function summaryMarkdown(r: Results): string {
 
   if (r.dataplane) {
     const d = r.dataplane;
-    L.push(`## Data plane at ${sizeLabel(d.size)}`, '', `Short TCP connections (connect, HTTP/1.0 request, response, server closes) from a client pod namespace through the node namespace to ${d.server}. ${d.concurrency} in flight, ${d.rounds} interleaved rounds of ${d.seconds} s per target; medians; the ratios are per round (each target against direct / one DNAT rule measured in the same round), median over rounds.`, '');
+    L.push(`## Data plane at ${sizeLabel(d.size)}`, '', `Short TCP connections (connect, HTTP/1.0 request, response, server closes) from a client pod namespace through the node namespace to ${d.server}. ${d.concurrency} in flight, ${d.rounds} interleaved rounds of ${d.seconds} s per target; medians; the ratios are per round (each target against direct / one DNAT rule measured in the same round), median over rounds. ${bpfLine(r)}`, '');
     L.push('| target | destination | conn/s | p50 | p99 | ÷ direct | ÷ one DNAT rule | note |', '|---|---|---|---|---|---|---|---|');
     for (const row of d.rows) L.push(`| ${row.id} | ${row.dst} | ${Math.round(row.rate ?? 0).toLocaleString('en')} | ${us(row.p50us)} | ${us(row.p99us)} | ${pct(row.vsDirect)} | ${pct(row.vsDnat1)} | ${row.note ?? ''} |`);
     for (const s of d.skipped) L.push(`| ${s.loader} | – | – | – | – | – | – | skipped: ${s.why} |`);
@@ -133,11 +146,18 @@ export function syncTimeSvg(r: Results): string {
   return lineChart({ title: 'Full sync into a fresh namespace: loader wall time', xLabel: 'services (N)', yLabel: 'seconds (log scale)', series, logY: true, yFormat: (v) => (v >= 1 ? `${v} s` : `${v * 1000} ms`), note: `${r.meta.startedAt}${r.meta.plan.quick ? ' QUICK' : ''}; median of runs; M = endpoints per service${ms.length > 1 ? ` (dashed: M=${ms.slice(1).join(',')})` : ''}; missing points: skipped by the budget (see summary.md)` });
 }
 
+function bpfSvgNote(r: Results): string {
+  const d = r.dataplane;
+  if (d?.rows.some((x) => x.loader === 'bpf')) return 'bpf/*: BPF hot path on (connect() goes to the pod: no DNAT, can beat it)';
+  const why = d?.skipped.find((x) => x.loader.startsWith('bpf'))?.why;
+  return why ? `BPF: skipped (${why.length > 90 ? `${why.slice(0, 89)}…` : why})` : 'BPF: not measured';
+}
+
 export function connRateSvg(r: Results): string {
   const d = r.dataplane;
   const bars = (d?.rows ?? []).map((x) => ({ label: x.id, value: x.rate ?? 0, group: x.loader, text: `${Math.round(x.rate ?? 0).toLocaleString('en')}/s  (${pct(x.vsDnat1)} of 1 DNAT)` }));
   const dn = d?.rows.find((x) => x.id === 'dnat1')?.rate;
-  return barChart({ title: `New TCP connections per second, ${d ? `${d.size.n.toLocaleString('en')} services × ${d.size.m} endpoints loaded` : '?'}`, xLabel: 'connections / s (median of rounds)', bars, refs: dn ? [{ label: '97% of one DNAT rule', value: dn * 0.97 }] : [], note: `${r.meta.startedAt}${r.meta.plan.quick ? ' QUICK' : ''}; BPF: not built yet` });
+  return barChart({ title: `New TCP connections per second, ${d ? `${d.size.n.toLocaleString('en')} services × ${d.size.m} endpoints loaded` : '?'}`, xLabel: 'connections / s (median of rounds)', bars, refs: dn ? [{ label: '97% of one DNAT rule', value: dn * 0.97 }] : [], note: `${r.meta.startedAt}${r.meta.plan.quick ? ' QUICK' : ''}; ${bpfSvgNote(r)}` });
 }
 
 export async function writeReport(dir: string, r: Results): Promise<string> {

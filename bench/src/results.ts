@@ -60,6 +60,21 @@ export interface DataplaneRow {
   note?: string;
 }
 
+/** The BPF rows' setup: where the socket LB was attached and what it held. */
+export interface BpfInfo {
+  object: string;
+  cgroup: string;
+  pinDir: string;
+  /** ClusterIP entries written by BpfApplier (bpfServices of nftproxy's ruleset in the lab) and the map writes */
+  entries: number;
+  writes: number;
+  attached: string[];
+  loadMs: number;
+  /** per BPF target, from a short run after a conntrack flush in the node namespace: flows whose
+   * original destination is the ClusterIP (DNAT'ed by nft: must be 0) and all flows from the client */
+  check: { id: string; toClusterIP: number; fromClient: number }[];
+}
+
 export interface TargetRow { name: string; threshold: string; measured: string; ratio?: number; status: 'MET' | 'MISSED' | 'NOT MEASURED'; note?: string }
 
 export interface Results {
@@ -77,7 +92,7 @@ export interface Results {
   fullSync: FullSyncRow[];
   partial?: { size: Size; changesPerKind: number; rows: PartialRow[] };
   daemon?: DaemonResult;
-  dataplane?: { size: Size; seconds: number; concurrency: number; rounds: number; server: string; rows: DataplaneRow[]; skipped: { loader: string; why: string }[] };
+  dataplane?: { size: Size; seconds: number; concurrency: number; rounds: number; server: string; rows: DataplaneRow[]; skipped: { loader: string; why: string }[]; bpf?: BpfInfo };
   targets: TargetRow[];
   notes: string[];
 }
@@ -94,6 +109,8 @@ export interface TargetState {
   model: Model;
   applier?: Applier;
   runner?: MeasuringRunner;
+  /** the model nftproxy's lab was last synced to, when the partial-sync phase changed it */
+  syncedModel?: Model;
   /** loaders whose ruleset is loaded in their lab's node namespace */
   loaded: Set<string>;
 }

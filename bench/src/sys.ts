@@ -2,23 +2,30 @@
 // shell); everything that touches netfilter or addresses runs inside a namespace this harness
 // created (`ip netns exec NS …` / `ip -n NS …`); nothing touches the root namespace.
 // Namespaces are named npx-bench-<tag>-<pid>-<n> and removed at the end, on failure, and on
-// SIGINT/SIGTERM (plus a synchronous last resort in the exit hook).
+// SIGINT/SIGTERM (plus a synchronous last resort in the exit hook). Other resources (the BPF
+// phase's cgroup, bpffs mount and attached programs: bpf.ts) register their own undo here
+// (registerCleanup), run by the same paths after our children are killed and before the
+// namespaces go.
 import { execa, type ResultPromise } from 'execa';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 
 export interface RunResult { readonly exitCode: number; readonly stdout: string; readonly stderr: string; readonly ms: number; readonly timedOut: boolean }
 
-export async function run(cmd: readonly string[], opts: { input?: string; inputFile?: string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunResult> {
+export async function run(cmd: readonly string[], opts: { input?: string; inputFile?: string; timeoutMs?: number; env?: Record<string, string>; track?: boolean } = {}): Promise<RunResult> {
   const [file, ...args] = cmd;
   const t0 = performance.now();
-  const r = await execa(file!, args, {
+  const p = execa(file!, args, {
     reject: false, stripFinalNewline: false, maxBuffer: 1 << 30,
     ...(opts.input !== undefined ? { input: opts.input } : {}),
     ...(opts.inputFile !== undefined ? { inputFile: opts.inputFile } : {}),
     ...(opts.timeoutMs ? { timeout: opts.timeoutMs, killSignal: 'SIGKILL' as const } : {}),
     ...(opts.env ? { env: opts.env } : {}),
   });
+  // track: killed by pid at cleanup (SIGINT) like spawn()ed processes, e.g. a client that
+  // must be gone before its cgroup can be removed
+  if (opts.track) { children.add(p); void p.finally(() => children.delete(p)).catch(() => undefined); }
+  const r = await p;
   const ms = performance.now() - t0;
   return { exitCode: typeof r.exitCode === 'number' ? r.exitCode : -1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), ms, timedOut: Boolean(r.timedOut) };
 }
@@ -105,17 +112,47 @@ export class Netns {
   }
 }
 
-/** Stop our own children (by pid), then remove our namespaces. Safe to call twice. */
+// ---- cleanup registry ----------------------------------------------------------------------
+
+/** An undo step: `sync` must work on its own (the exit hook cannot await), `async` is preferred when given. */
+export interface Cleanup { readonly name: string; readonly sync: () => void; readonly async?: () => Promise<void> }
+const cleanups: Cleanup[] = [];
+
+/**
+ * Registers an undo step (steps run last-registered first). `run()` runs it now, once (and
+ * unregisters it); errors are thrown to the caller there, and only logged at cleanup.
+ */
+export function registerCleanup(c: Cleanup): { run(): Promise<void> } {
+  cleanups.push(c);
+  return {
+    async run() {
+      const i = cleanups.indexOf(c);
+      if (i < 0) return; // already run by cleanupAll / cleanupSync
+      cleanups.splice(i, 1);
+      await (c.async ? c.async() : c.sync());
+    },
+  };
+}
+
+/** Stop our own children (by pid), undo the registered steps, then remove our namespaces. Safe to call twice. */
 export async function cleanupAll(): Promise<void> {
   for (const p of [...children]) {
     if (p.pid && p.exitCode === null) { try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } }
   }
   await Promise.allSettled([...children]);
+  while (cleanups.length) {
+    const c = cleanups.pop()!;
+    try { await (c.async ? c.async() : c.sync()); } catch (e) { process.stderr.write(`cleanup ${c.name}: ${(e as Error).message.split('\n')[0]}\n`); }
+  }
   for (const name of [...live]) { await run(['ip', 'netns', 'del', name]); live.delete(name); }
 }
 
 export function cleanupSync(): void {
   for (const p of children) if (p.pid) { try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } }
+  while (cleanups.length) {
+    const c = cleanups.pop()!;
+    try { c.sync(); } catch (e) { process.stderr.write(`cleanup ${c.name}: ${(e as Error).message.split('\n')[0]}\n`); }
+  }
   for (const name of live) spawnSync('ip', ['netns', 'del', name]);
   live.clear();
 }

@@ -147,5 +147,7 @@ export async function partialPhase(ctx: Ctx): Promise<void> {
     rows.push(row);
   }
   ctx.results.partial = { size: plan.target, changesPerKind: K, rows };
+  // what nftproxy's lab now holds (the data plane's BPF maps are filled for the same ruleset)
+  if (!data.get('nftproxy')!.error) t.syncedModel = editor.current;
   ctx.results.notes.push(`Partial sync: ${((performance.now() - t0) / 1000).toFixed(0)} s of a ${plan.budget.partial} s budget. Upstream's per-sync listing of chains and sets (nft list) is not counted, only its transactions.`);
 }

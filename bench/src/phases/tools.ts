@@ -32,7 +32,7 @@ export async function toolsPhase(ctx: Ctx): Promise<void> {
   await progress.step('root, nft, ip, conntrack, product build', async () => {
     if (process.getuid?.() !== 0) throw new Error('the bench runs as root (it creates network namespaces)');
     for (const c of ['nft', 'ip', 'conntrack']) if (!(await have(c))) throw new Error(`${c} is missing: run make deps`);
-    if (!existsSync(join(ctx.repo, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: run make build');
+    if (!existsSync(join(ctx.repo, 'dist', 'src', 'cli', 'main.js'))) throw new Error('dist/ is missing: run make build');
   });
   await progress.step('/usr/bin/time (peak RSS of loaders)', async () => (existsSync('/usr/bin/time') ? 'present' : aptInstall(['time'])), (s) => s);
   await progress.step('cc (client and server)', async () => ((await have('cc')) ? 'present' : aptInstall(['build-essential'])), (s) => s);
