@@ -8,8 +8,10 @@
 // - not SCTP (no socket hook for it here), not NodePorts (any local address), not external
 //   or LB IPs (nft masquerades pod traffic to them, a socket rewrite cannot);
 // - nothing under --masquerade-all (every ClusterIP connection is masqueraded by nft).
-// Known deviation: a pod reaching its own service through the BPF path connects to itself
-// directly and sees its own address, where nft's hairpin masquerade shows the node's.
+// Known deviations (source address only, asserted in test/datapath/bpf.datapath.test.ts):
+// a pod reaching its own service through the BPF path connects to itself directly and sees
+// its own address, where nft's hairpin masquerade shows the node's; a host-network client
+// that bound a node IP keeps it, where nft with --cluster-cidr masquerades it.
 import type { ProxyConfig } from '../model/config.js';
 import type { IP } from '../model/ip.js';
 import type { Backend, Ruleset } from '../ir/types.js';

@@ -52,7 +52,26 @@ export class Agent {
 
   /** `ip netns exec` execs node in place, so the pid we hold is the agent's own. */
   static async start(ns: Netns, name: string): Promise<Agent> {
-    const proc = execa('ip', ['netns', 'exec', ns.name, process.execPath, AGENT, name], { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false });
+    return Agent.spawn(name, ['ip', 'netns', 'exec', ns.name, process.execPath, AGENT, name]);
+  }
+
+  /**
+   * An agent in namespace `ns` that runs inside the cgroup v2 directory `cgroupPath` (a
+   * client of the BPF socket load balancer attached to that cgroup). `nsenter --net` and not
+   * `ip netns exec`, which remounts /sys and would hide the cgroup filesystem; the fixed sh
+   * wrapper writes its own pid into cgroup.procs BEFORE exec'ing node, so no socket of the
+   * agent is ever opened outside the cgroup. nsenter (no --fork) and sh exec in place: the
+   * pid we hold is the agent's own. Same protocol as start().
+   */
+  static async startInCgroup(ns: Netns, name: string, cgroupPath: string): Promise<Agent> {
+    return Agent.spawn(name, [
+      'nsenter', `--net=/run/netns/${ns.name}`, 'sh', '-c', 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', 'sh', cgroupPath,
+      process.execPath, AGENT, name,
+    ]);
+  }
+
+  private static async spawn(name: string, cmd: string[]): Promise<Agent> {
+    const proc = execa(cmd[0]!, cmd.slice(1), { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false });
     const agent = new Agent(name, proc);
     try {
       await agent.request({ op: 'ping' }, 10_000);
@@ -61,6 +80,11 @@ export class Agent {
       throw e;
     }
     return agent;
+  }
+
+  /** The agent process's pid (see start / startInCgroup: no wrapper process in between). */
+  get pid(): number | undefined {
+    return this.proc.pid;
   }
 
   /** A request without an answer after `timeoutMs` fails, so a wedged agent cannot hang a test. */

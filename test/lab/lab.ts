@@ -15,9 +15,17 @@ export interface LabSpec extends TopologySpec {
   readonly ports: readonly number[];
 }
 
-export interface ProbeRequest { src: string; dst: string; proto: Proto; count: number; timeoutMs: number }
+export interface ProbeRequest {
+  src: string; dst: string; proto: Proto; count: number; timeoutMs: number;
+  /** send from the source's client agent inside a cgroup (see Lab.startCgroupClients) */
+  cgroup?: boolean;
+}
 
-export interface LoopSpec extends Omit<LoopRequest, 'host' | 'port' | 'src'> { src: string; dst: string }
+export interface LoopSpec extends Omit<LoopRequest, 'host' | 'port' | 'src'> {
+  src: string; dst: string;
+  /** as ProbeRequest.cgroup */
+  cgroup?: boolean;
+}
 
 /** Traffic that keeps flowing from one source until stopped (see agent.mjs: loop). */
 export interface TrafficLoop {
@@ -48,15 +56,21 @@ export class Lab {
     private readonly nodeAddrs: ReadonlySet<string>,
     /** pod agents are named by their address */
     private readonly pods: ReadonlySet<string>,
+    /** source address -> its namespace and the name of its agent */
+    private readonly sourceHomes: ReadonlyMap<string, { ns: Netns; name: string }>,
   ) {}
+
+  /** source address -> a client agent of the same namespace running inside a cgroup */
+  private readonly cgroupClients = new Map<string, Agent>();
 
   static async create(tag: string, spec: LabSpec): Promise<Lab> {
     const namespaces: Netns[] = [];
     const agents: Agent[] = [];
     try {
       const { node, attachments } = await buildTopology(tag, spec, namespaces);
-      const homes = await startAgents(spec, node, attachments, agents);
-      return new Lab(node, namespaces, agents, homes, new Set([...spec.nodeIPs, GATEWAY.v4, GATEWAY.v6]), new Set(spec.pods));
+      const where = new Map<string, { ns: Netns; name: string }>();
+      const homes = await startAgents(spec, node, attachments, agents, where);
+      return new Lab(node, namespaces, agents, homes, new Set([...spec.nodeIPs, GATEWAY.v4, GATEWAY.v6]), new Set(spec.pods), where);
     } catch (e) {
       await teardown(agents, namespaces);
       throw e;
@@ -93,10 +107,56 @@ export class Lab {
     await this.node.exec(['conntrack', '-F', '-f', 'ipv6']);
   }
 
+  /**
+   * Starts, for every source in `srcs`, a client agent inside the cgroup v2 directory
+   * `cgroupPath` (Agent.startInCgroup), beside the source's ordinary agent: one per namespace.
+   * Probes and loops with `cgroup: true` go through it; the others still use the ordinary
+   * agents, which stay outside. A source that had a cgroup client gets a new one.
+   */
+  async startCgroupClients(srcs: readonly string[], cgroupPath: string): Promise<void> {
+    await this.stopCgroupClients(srcs);
+    const byNs = new Map<Netns, { name: string; srcs: string[] }>();
+    for (const src of new Set(srcs)) {
+      const home = this.sourceHomes.get(src);
+      if (!home) throw new Error(`no namespace in this lab owns source ${src}`);
+      const entry = byNs.get(home.ns) ?? { name: home.name, srcs: [] };
+      entry.srcs.push(src);
+      byNs.set(home.ns, entry);
+    }
+    await Promise.all([...byNs].map(async ([ns, { name, srcs: mine }]) => {
+      const agent = await Agent.startInCgroup(ns, `${name}@cgroup`, cgroupPath);
+      for (const src of mine) this.cgroupClients.set(src, agent);
+    }));
+  }
+
+  /** The ordinary agent that owns source `src` (started with `ip netns exec`), if any. */
+  sourceAgent(src: string): Agent | undefined {
+    return this.homes.get(src);
+  }
+
+  /** The cgroup client agent of `src` (its pid tells which cgroup it is in), if any. */
+  cgroupClient(src: string): Agent | undefined {
+    return this.cgroupClients.get(src);
+  }
+
+  /** Stops the cgroup client agents of `srcs` (all of them by default); a cgroup can then be removed. */
+  async stopCgroupClients(srcs?: readonly string[]): Promise<void> {
+    const which = srcs ?? [...this.cgroupClients.keys()];
+    const agents = new Set(which.flatMap((s) => { const a = this.cgroupClients.get(s); return a ? [a] : []; }));
+    // An agent serves every source of its namespace: forget them all.
+    for (const [src, a] of [...this.cgroupClients]) if (agents.has(a)) this.cgroupClients.delete(src);
+    await Promise.allSettled([...agents].map((a) => a.stop()));
+  }
+
+  private client(src: string, cgroup: boolean | undefined): Agent {
+    const agent = cgroup ? this.cgroupClients.get(src) : this.homes.get(src);
+    if (!agent) throw new Error(cgroup ? `no cgroup client for source ${src} (startCgroupClients)` : `no namespace in this lab owns source ${src}`);
+    return agent;
+  }
+
   /** `count` fresh connections from `src` (bound as source) to `dst`, read as one outcome. */
   async probe(req: ProbeRequest): Promise<Observed> {
-    const agent = this.homes.get(req.src);
-    if (!agent) throw new Error(`no namespace in this lab owns source ${req.src}`);
+    const agent = this.client(req.src, req.cgroup);
     const { host, port } = parseDst(req.dst);
     const tries = await agent.connect({ proto: req.proto, host, port, src: req.src, count: req.count, timeoutMs: req.timeoutMs });
     return summarize(tries, req.src, {
@@ -110,11 +170,10 @@ export class Lab {
 
   /** Starts a loop of tries from `src` (bound as source) to `dst`; stop() returns them. */
   async loop(spec: LoopSpec): Promise<TrafficLoop> {
-    const agent = this.homes.get(spec.src);
-    if (!agent) throw new Error(`no namespace in this lab owns source ${spec.src}`);
+    const agent = this.client(spec.src, spec.cgroup);
     const { host, port } = parseDst(spec.dst);
     const id = `loop${++this.loopCounter}`;
-    const { dst: _dst, ...rest } = spec;
+    const { dst: _dst, cgroup: _cgroup, ...rest } = spec;
     await agent.startLoop(id, { ...rest, host, port });
     const count = (since: number): Promise<number> => agent.loopCount(id, since);
     return {
@@ -134,6 +193,7 @@ export class Lab {
   }
 
   async destroy(): Promise<void> {
+    await this.stopCgroupClients();
     await teardown(this.agents, this.namespaces);
   }
 }
@@ -143,7 +203,7 @@ export class Lab {
  * returns which agent owns each source address. Started agents are pushed to `started` so
  * the caller can stop them when a later one fails.
  */
-async function startAgents(spec: LabSpec, node: Netns, attachments: readonly Attachment[], started: Agent[]): Promise<Map<string, Agent>> {
+async function startAgents(spec: LabSpec, node: Netns, attachments: readonly Attachment[], started: Agent[], where: Map<string, { ns: Netns; name: string }>): Promise<Map<string, Agent>> {
   // udpHosts: a UDP answer takes the source address routing picks, unless the socket is bound
   // to one. The node has many addresses and must answer from the one asked (a client's
   // connected UDP socket ignores any other); the others have one, so a wildcard socket will do.
@@ -155,15 +215,16 @@ async function startAgents(spec: LabSpec, node: Netns, attachments: readonly Att
   };
   const homes = new Map<string, Agent>();
   await Promise.all([
-    start(node, 'node', spec.nodeIPs).then((a) => { for (const ip of spec.nodeIPs) homes.set(ip, a); }),
+    start(node, 'node', spec.nodeIPs).then((a) => { for (const ip of spec.nodeIPs) { homes.set(ip, a); where.set(ip, { ns: node, name: 'node' }); } }),
     ...attachments.map(async (att) => {
+      const own = (a: Agent, ips: readonly string[]): void => { for (const ip of ips) { homes.set(ip, a); where.set(ip, { ns: att.ns, name: a.name }); } };
       switch (att.role) {
         case 'upstream': return; // answers nothing itself (UPSTREAM_RULES)
-        case 'client': { const a = await start(att.ns, 'client'); for (const ip of att.addrs) homes.set(ip, a); return; }
+        case 'client': { own(await start(att.ns, 'client'), att.addrs); return; }
         // The self-addressed client listens too: a packet to its address that the node did not
         // translate comes back to it and is answered ("answered by self"), not refused.
-        case 'self': { const a = await start(att.ns, 'self', [undefined]); for (const ip of att.addrs) homes.set(ip, a); return; }
-        case 'pod': { const a = await start(att.ns, att.addrs[0]!, [undefined]); homes.set(att.addrs[0]!, a); return; }
+        case 'self': { own(await start(att.ns, 'self', [undefined]), att.addrs); return; }
+        case 'pod': { own(await start(att.ns, att.addrs[0]!, [undefined]), [att.addrs[0]!]); return; }
       }
     }),
   ]);

@@ -1,0 +1,833 @@
+// The BPF socket load balancer (bpf/sock_lb.o) with real packets: the lab's east-west rows
+// (pod and node sources to ClusterIPs, plus host-originated NodePort, externalIP and LB IP
+// traffic, and everything else a pod sends in those scenarios) run twice on the same ruleset,
+// nft-only and with BPF on, and must have the same outcome as each other and as the table.
+//
+// Per lab (test/lab/): the ruleset goes into the node namespace through the product's
+// applier, exactly as in reference-scenarios.datapath.test.ts; the BPF programs are attached
+// to a test cgroup (test/bpf/env.ts: npx-bpf-<pid>-<n>, never the root), their maps pinned
+// on a private bpffs, filled by the product's BpfApplier with what the product's renderer
+// says (bpfServices). Each source gets, beside its ordinary agent, a client agent in the same
+// namespace INSIDE the cgroup (Agent.startInCgroup: nsenter + cgroup.procs wrapper). A case:
+//   1. nft-only: the ordinary agents (outside the cgroup) send the rows' tries;
+//   2. BpfApplier.sync(entries of this ruleset), conntrack flushed;
+//   3. BPF on: the cgroup agents send the same tries.
+// The BPF path is proven used (or not) per row, independently of the outcome:
+//   - the node's conntrack: a covered connection has NO entry to the VIP (it went to the
+//     backend directly, un-NATed), an nft-handled one has (the nft phase is the control);
+//   - the revnat map: one entry per rewritten socket, so its growth for a VIP:port equals
+//     the tries of the covered rows to it (0 for everything the maps do not cover).
+// Known intentional difference, asserted as such: hairpin (a pod reaching its own ClusterIP)
+// through BPF connects to itself and sees its own address (nft masquerades it).
+// Then: ClientIP affinity through BPF (sticks, expires), and a partial change through the
+// BpfApplier under a client loop (after sync() returns no new connection reaches a removed
+// backend; no try fails).
+// Cleanup always: cgroup agents stopped, hooks detached, pins removed, cgroups removed, the
+// bpffs unmounted, labs destroyed (and env.ts / netns.ts exit hooks if the worker dies).
+import { execa } from 'execa';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeAffKey, decodeAffVal, decodeRevVal, decodeSvcVal, encodeSvcKey } from '../../native/layout.js';
+import { PROGRAMS, bpfSupport, findCgroup2Root, loadSockLb, type SockLbHandle } from '../../native/loader.js';
+import { BpfApplier } from '../../src/apply/bpf-applier.js';
+import { parseFlows, type Flow } from '../../src/apply/conntrack-plan.js';
+import type { Ruleset } from '../../src/ir/types.js';
+import type { ProxyConfig } from '../../src/model/config.js';
+import { type IP, cidrContains, parseCidr, parseIP } from '../../src/model/ip.js';
+import { type BpfService, bpfServices } from '../../src/render/bpf-entries.js';
+import { cgroupOf, createTestCgroup, kernelSkipReason, mountTestBpffs, removeTestCgroup, unmountTestBpffs } from '../bpf/env.js';
+import type { LoopRecord } from '../lab/agent-process.js';
+import { Lab, type LabSpec, parseDst } from '../lab/lab.js';
+import { canUseKernel, KERNEL_SKIP_REASON, liveNetns, netnsOfThisProcess } from '../lab/netns.js';
+import type { Observed } from '../lab/outcome.js';
+import { type Env, type Expect, compileObjects, service, slice } from '../support/builders.js';
+import { SECTIONS as REFERENCE } from '../support/reference-rows.js';
+
+const SKIP: string | null = !canUseKernel
+  ? KERNEL_SKIP_REASON
+  : !['/usr/sbin/conntrack', '/sbin/conntrack', '/usr/bin/conntrack'].some((p) => existsSync(p))
+    ? 'needs the conntrack tool'
+    : kernelSkipReason(() => bpfSupport());
+
+// As in the other datapath tests: every pod and the node listen on all of these (TCP, UDP);
+// 40 tries miss one of 3 endpoints with probability < 1e-6; 1.5 s outlasts the 1 s SYN
+// retransmit after which an IPv6 TCP reject is reported.
+const PORTS = [53, 80, 443, 3001, 3002, 3003, 3006, 3053, 5353, 5354, 8080, 8081, 8443];
+const TRIES = 40;
+const TIMEOUT_MS = 1500;
+const ROWS_IN_FLIGHT = 8;
+
+// ---- rows ----------------------------------------------------------------------------------------
+
+interface BRow { id: string; what?: string; src: string; dst: string; proto: 'tcp' | 'udp'; want: Expect; masq?: boolean }
+interface BCase { name: string; objects: unknown[]; env: Env; rows: BRow[]; strict?: boolean }
+interface BSection { tag: string; title: string; cases: BCase[] }
+
+const unique = <T>(xs: Iterable<T>): T[] => [...new Set(xs)];
+const canon = (addr: string): IP => {
+  const r = parseIP(addr);
+  if (!r.ok) throw new Error(r.error);
+  return r.value;
+};
+const inCidrs = (addr: string, cidrs: readonly string[] = []): boolean => cidrs.some((c) => {
+  const r = parseCidr(c);
+  return r.ok && cidrContains(r.value, canon(addr));
+});
+/** A source on this node: the node itself (a node IP) or a pod (inside --cluster-cidr). */
+const onNode = (src: string, env: Env): boolean => (env.nodeIPs ?? []).includes(src) || inCidrs(src, env.clusterCIDRs);
+
+// Reference rows (test/support/reference-rows.ts): every TCP/UDP row whose source is on the
+// node (a cgroup on this node can only hold local processes), whatever the destination.
+const referenceSections: BSection[] = REFERENCE.map((s) => ({
+  tag: `b${s.id.replace('.', '')}`,
+  title: `${s.id} ${s.title}`,
+  cases: s.cases.map((c, i) => ({
+    name: c.name ?? `case ${i + 1}`,
+    objects: c.objects,
+    env: c.env,
+    rows: c.rows.filter((r) => r.proto !== 'sctp' && onNode(r.src, c.env)).map((r): BRow => ({
+      id: `#${r.n}`, src: r.src, dst: r.dst, proto: r.proto === 'udp' ? 'udp' : 'tcp', want: r.want, ...(r.masq === undefined ? {} : { masq: r.masq }),
+    })),
+  })).filter((c) => c.rows.length > 0),
+})).filter((s) => s.cases.length > 0);
+
+// Feature rows: a selection of test/datapath/features.datapath.test.ts (same objects, same
+// hand-written outcomes, same ids), the rows whose source is a pod or the node itself.
+const POD = '10.0.0.2', NODE = '192.168.0.2', POD6 = 'fd00:10::2', NODE6 = '2001:db8::1';
+const FENV: Env = {
+  nodeName: 'test-node',
+  nodeIPs: [NODE, '192.168.99.11', '192.168.99.12', '192.168.99.13', NODE6],
+  clusterCIDRs: ['10.0.0.0/8', 'fd00:10::/64'],
+  serviceCIDRs: ['172.30.0.0/16', 'fd00:10:96::/112'],
+  nodePortAddresses: [`${NODE}/32`, `${NODE6}/128`],
+};
+const Y = true, N = false;
+const ep = (addr: string, port: number): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
+const e80 = (...ips: string[]): string[] => ips.map((ip) => ep(ip, 80));
+
+// 1 + 2: named target ports, multi-port services
+const P1 = '10.180.1.1', P2 = '10.180.1.2', P3 = '10.180.1.3', P4 = '10.180.1.4';
+const M1 = '10.180.2.1', M2 = '10.180.2.2';
+const portsCase: BCase = {
+  name: 'named target ports (web 172.30.1.1) and a multi-port service (multi 172.30.2.1)',
+  env: FENV, strict: true,
+  objects: [
+    service('ns1', 'web', {
+      type: 'NodePort', clusterIP: '172.30.1.1',
+      ports: [{ name: 'web', port: 80, targetPort: 'http', protocol: 'TCP', nodePort: 3001 }, { name: 'dns', port: 53, targetPort: 'dns', protocol: 'UDP', nodePort: 3053 }],
+    }),
+    slice('ns1', 'web', 'web-8080', [{ name: 'web', port: 8080 }, { name: 'dns', port: 5353, protocol: 'UDP' }], [{ ip: P1, node: 'test-node' }, { ip: P2, node: 'node2' }]),
+    slice('ns1', 'web', 'web-8081', [{ name: 'web', port: 8081 }, { name: 'dns', port: 5354, protocol: 'UDP' }], [{ ip: P3, node: 'node3' }]),
+    slice('ns1', 'web', 'web-metrics', [{ name: 'metrics', port: 9090 }], [{ ip: P4, node: 'test-node' }]),
+    service('ns2', 'multi', {
+      type: 'NodePort', clusterIP: '172.30.2.1',
+      ports: [
+        { name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: 3080 },
+        { name: 'https', port: 443, targetPort: 8443, protocol: 'TCP', nodePort: 3443 },
+        { name: 'dns', port: 53, targetPort: 5353, protocol: 'UDP', nodePort: 3054 },
+      ],
+    }),
+    slice('ns2', 'multi', 'multi-a', [{ name: 'http', port: 8080 }, { name: 'https', port: 8443 }, { name: 'dns', port: 5353, protocol: 'UDP' }],
+      [{ ip: M1, node: 'test-node' }, { ip: M2, node: 'node2' }]),
+  ],
+  rows: [
+    { id: '1.1', src: POD, dst: '172.30.1.1:80', proto: 'tcp', want: [ep(P1, 8080), ep(P2, 8080), ep(P3, 8081)], masq: N },
+    { id: '1.3', src: POD, dst: '172.30.1.1:53', proto: 'udp', want: [ep(P1, 5353), ep(P2, 5353), ep(P3, 5354)], masq: N },
+    { id: '1.x', what: 'node source, named port', src: NODE, dst: `${NODE}:3001`, proto: 'tcp', want: [ep(P1, 8080), ep(P2, 8080), ep(P3, 8081)], masq: Y },
+    { id: '2.1', src: POD, dst: '172.30.2.1:80', proto: 'tcp', want: [ep(M1, 8080), ep(M2, 8080)], masq: N },
+    { id: '2.2', src: POD, dst: '172.30.2.1:443', proto: 'tcp', want: [ep(M1, 8443), ep(M2, 8443)], masq: N },
+    { id: '2.3', src: POD, dst: '172.30.2.1:53', proto: 'udp', want: [ep(M1, 5353), ep(M2, 5353)], masq: N },
+    { id: '2.4', what: '53 is UDP only', src: POD, dst: '172.30.2.1:53', proto: 'tcp', want: 'REJECT' },
+    { id: '2.5', what: '80 is TCP only', src: POD, dst: '172.30.2.1:80', proto: 'udp', want: 'REJECT' },
+    { id: '2.6', what: 'a target port is not a service port', src: POD, dst: '172.30.2.1:8080', proto: 'tcp', want: 'REJECT' },
+  ],
+};
+
+// 4: hairpin (4.1 / 4.4 through BPF: the documented deviation)
+const H4 = '10.180.4.1', H6 = 'fd00:10::4:1';
+const hairpinService = (name: string, v4: string, v6: string, nodePort: number, etp: 'Cluster' | 'Local') => [
+  service('ns4', name, { type: 'NodePort', clusterIPs: [v4, v6], ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack', externalTrafficPolicy: etp, ports: [{ name: 'p80', port: 80, protocol: 'TCP', nodePort }] }),
+  slice('ns4', name, `${name}-v4`, [{ name: 'p80', port: 80 }], [{ ip: H4, node: 'test-node' }]),
+  slice('ns4', name, `${name}-v6`, [{ name: 'p80', port: 80 }], [{ ip: H6, node: 'test-node' }], 'IPv6'),
+];
+const hairpinCase: BCase = {
+  name: 'one local endpoint per family, eTP Cluster (NodePort 3001) and eTP Local (NodePort 3002)',
+  env: FENV, strict: true,
+  objects: [...hairpinService('hp-cluster', '172.30.4.1', 'fd00:10:96::41', 3001, 'Cluster'), ...hairpinService('hp-local', '172.30.4.2', 'fd00:10:96::42', 3002, 'Local')],
+  rows: [
+    { id: '4.1', what: 'reference row 8', src: H4, dst: '172.30.4.1:80', proto: 'tcp', want: [ep(H4, 80)], masq: Y },
+    { id: '4.2', src: H4, dst: `${NODE}:3001`, proto: 'tcp', want: [ep(H4, 80)], masq: Y },
+    { id: '4.3', src: H4, dst: `${NODE}:3002`, proto: 'tcp', want: [ep(H4, 80)], masq: Y },
+    { id: '4.4', src: H6, dst: '[fd00:10:96::41]:80', proto: 'tcp', want: [ep(H6, 80)], masq: Y },
+    { id: '4.5', src: H6, dst: `[${NODE6}]:3001`, proto: 'tcp', want: [ep(H6, 80)], masq: Y },
+    { id: '4.6', src: H6, dst: `[${NODE6}]:3002`, proto: 'tcp', want: [ep(H6, 80)], masq: Y },
+    { id: '4.7', what: 'control: another pod', src: POD, dst: '172.30.4.1:80', proto: 'tcp', want: [ep(H4, 80)], masq: N },
+    { id: '4.8', what: 'control: another pod', src: POD6, dst: '[fd00:10:96::41]:80', proto: 'tcp', want: [ep(H6, 80)], masq: N },
+  ],
+};
+
+// 5: dual stack, IPv6 half (and a v4 row)
+const D4L = '10.180.5.1', D4R = '10.180.5.2', D6L = 'fd00:10::5:1', D6R = 'fd00:10::5:2';
+const dsSlices = (name: string, ports: { name: string; port: number; protocol?: 'TCP' | 'UDP' }[]) => [
+  slice('ns5', name, `${name}-v4`, ports, [{ ip: D4L, node: 'test-node' }, { ip: D4R, node: 'node2' }]),
+  slice('ns5', name, `${name}-v6`, ports, [{ ip: D6L, node: 'test-node' }, { ip: D6R, node: 'node2' }], 'IPv6'),
+];
+const V6BOTH = [ep(D6L, 80), ep(D6R, 80)];
+const dualStackCase: BCase = {
+  name: 'ds-cluster (eTP Cluster, LB 2001:db8:ff::51, externalIP 2001:db8:99::11) and ds-local (eTP Local, NodePort 3002, LB 2001:db8:ff::52)',
+  env: FENV, strict: true,
+  objects: [
+    service('ns5', 'ds-cluster', {
+      type: 'LoadBalancer', clusterIPs: ['172.30.5.1', 'fd00:10:96::51'], ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack',
+      externalIPs: ['2001:db8:99::11'],
+      ports: [{ name: 'p80', port: 80, protocol: 'TCP', nodePort: 3001 }, { name: 'dns', port: 53, protocol: 'UDP', nodePort: 3053 }],
+    }, { loadBalancer: { ingress: [{ ip: '1.2.3.4' }, { ip: '2001:db8:ff::51' }] } }),
+    ...dsSlices('ds-cluster', [{ name: 'p80', port: 80 }, { name: 'dns', port: 53, protocol: 'UDP' }]),
+    service('ns5', 'ds-local', {
+      type: 'LoadBalancer', clusterIPs: ['172.30.5.2', 'fd00:10:96::52'], ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack',
+      externalTrafficPolicy: 'Local', healthCheckNodePort: 30000,
+      ports: [{ name: 'p80', port: 80, protocol: 'TCP', nodePort: 3002 }],
+    }, { loadBalancer: { ingress: [{ ip: '1.2.3.5' }, { ip: '2001:db8:ff::52' }] } }),
+    ...dsSlices('ds-local', [{ name: 'p80', port: 80 }]),
+  ],
+  rows: [
+    { id: '5.1', src: POD6, dst: '[fd00:10:96::51]:80', proto: 'tcp', want: V6BOTH, masq: N },
+    { id: '5.3', src: NODE6, dst: '[fd00:10:96::51]:80', proto: 'tcp', want: V6BOTH, masq: Y },
+    { id: '5.4', src: POD6, dst: '[fd00:10:96::51]:53', proto: 'udp', want: [ep(D6L, 53), ep(D6R, 53)], masq: N },
+    { id: '5.x', what: 'node to the externalIP', src: NODE6, dst: '[2001:db8:99::11]:80', proto: 'tcp', want: V6BOTH, masq: Y },
+    { id: '5.y', what: 'node to the LB IP', src: NODE6, dst: '[2001:db8:ff::51]:80', proto: 'tcp', want: V6BOTH, masq: Y },
+    { id: '5.11', what: 'pod short-circuit', src: POD6, dst: '[2001:db8:ff::52]:80', proto: 'tcp', want: V6BOTH, masq: N },
+    { id: '5.12', what: 'node short-circuit', src: NODE6, dst: '[2001:db8:ff::52]:80', proto: 'tcp', want: V6BOTH, masq: Y },
+    { id: '5.13', what: 'node short-circuit', src: NODE6, dst: `[${NODE6}]:3002`, proto: 'tcp', want: V6BOTH, masq: Y },
+    { id: '5.17', what: 'v4 half', src: POD, dst: '172.30.5.1:80', proto: 'tcp', want: [ep(D4L, 80), ep(D4R, 80)], masq: N },
+  ],
+};
+
+// 6: the masquerade matrix, pod and node sources, three configurations (--masquerade-all:
+// the maps hold nothing, everything is nft's)
+const L = '10.180.6.1', R = '10.180.6.2', R2 = '10.180.6.3';
+const LR = [ep(L, 80), ep(R, 80)], LOCAL = [ep(L, 80)], REMOTE = [ep(R, 80), ep(R2, 80)];
+type Dst = 'ClusterIP' | 'NodePort' | 'LB IP' | 'externalIP';
+const lbService = (name: string, last: number, etp: 'Cluster' | 'Local', endpoints: { ip: string; node: string }[]) => ({
+  dsts: { ClusterIP: `172.30.6.${last}:80`, NodePort: `${NODE}:300${last}`, 'LB IP': `1.2.3.${3 + last}:80`, externalIP: `192.168.99.${10 + last}:80` } as Partial<Record<Dst, string>>,
+  objects: [
+    service('ns6', name, {
+      type: 'LoadBalancer', clusterIP: `172.30.6.${last}`, externalTrafficPolicy: etp, healthCheckNodePort: etp === 'Local' ? 30000 + last : undefined,
+      externalIPs: [`192.168.99.${10 + last}`], ports: [{ name: 'p80', port: 80, protocol: 'TCP', nodePort: 3000 + last }],
+    }, { loadBalancer: { ingress: [{ ip: `1.2.3.${3 + last}` }] } }),
+    slice('ns6', name, `${name}-a`, [{ name: 'p80', port: 80 }], endpoints),
+  ],
+});
+const MS = {
+  'eTP Cluster': lbService('etp-cluster', 1, 'Cluster', [{ ip: L, node: 'test-node' }, { ip: R, node: 'node2' }]),
+  'eTP Local': lbService('etp-local', 2, 'Local', [{ ip: L, node: 'test-node' }, { ip: R, node: 'node2' }]),
+  'eTP Local, no local endpoint': lbService('etp-local-remote', 3, 'Local', [{ ip: R, node: 'node2' }, { ip: R2, node: 'node3' }]),
+  'iTP Local': {
+    dsts: { ClusterIP: '172.30.6.4:80' } as Partial<Record<Dst, string>>,
+    objects: [
+      service('ns6', 'itp-local', { clusterIP: '172.30.6.4', internalTrafficPolicy: 'Local', ports: [{ name: 'p80', port: 80, protocol: 'TCP' }] }),
+      slice('ns6', 'itp-local', 'itp-local-a', [{ name: 'p80', port: 80 }], [{ ip: L, node: 'test-node' }, { ip: R, node: 'node2' }]),
+    ],
+  },
+};
+type Cell = 'DROP' | [string[], boolean];
+type MLine = [keyof typeof MS, 'pod' | 'node', Dst, Cell, Cell, Cell];
+const MCONFIGS = [
+  { key: 'cidr', name: 'with --cluster-cidr', env: FENV },
+  { key: 'nocidr', name: 'without --cluster-cidr', env: { ...FENV, clusterCIDRs: [] } },
+  { key: 'all', name: 'with --masquerade-all (the maps stay empty)', env: { ...FENV, masqueradeAll: true } },
+];
+// The lines of features.datapath.test.ts section 6 whose source is the pod or the node (same order, same ids).
+const MATRIX: Array<[number, MLine]> = [
+  [1, ['eTP Cluster', 'pod', 'ClusterIP', [LR, N], [LR, N], [LR, Y]]],
+  [2, ['eTP Cluster', 'pod', 'NodePort', [LR, Y], [LR, Y], [LR, Y]]],
+  [3, ['eTP Cluster', 'pod', 'LB IP', [LR, Y], [LR, Y], [LR, Y]]],
+  [4, ['eTP Cluster', 'pod', 'externalIP', [LR, Y], [LR, Y], [LR, Y]]],
+  [5, ['eTP Cluster', 'node', 'ClusterIP', [LR, Y], [LR, N], [LR, Y]]],
+  [6, ['eTP Cluster', 'node', 'NodePort', [LR, Y], [LR, Y], [LR, Y]]],
+  [7, ['eTP Cluster', 'node', 'LB IP', [LR, Y], [LR, Y], [LR, Y]]],
+  [8, ['eTP Cluster', 'node', 'externalIP', [LR, Y], [LR, Y], [LR, Y]]],
+  [13, ['eTP Local', 'pod', 'ClusterIP', [LR, N], [LR, N], [LR, Y]]],
+  [14, ['eTP Local', 'pod', 'NodePort', [LR, N], [LOCAL, N], [LR, N]]],
+  [15, ['eTP Local', 'pod', 'LB IP', [LR, N], [LOCAL, N], [LR, N]]],
+  [16, ['eTP Local', 'pod', 'externalIP', [LR, N], [LOCAL, N], [LR, N]]],
+  [17, ['eTP Local', 'node', 'ClusterIP', [LR, Y], [LR, N], [LR, Y]]],
+  [18, ['eTP Local', 'node', 'NodePort', [LR, Y], [LR, Y], [LR, Y]]],
+  [19, ['eTP Local', 'node', 'LB IP', [LR, Y], [LR, Y], [LR, Y]]],
+  [20, ['eTP Local', 'node', 'externalIP', [LR, Y], [LR, Y], [LR, Y]]],
+  [25, ['eTP Local, no local endpoint', 'pod', 'ClusterIP', [REMOTE, N], [REMOTE, N], [REMOTE, Y]]],
+  [26, ['eTP Local, no local endpoint', 'pod', 'NodePort', [REMOTE, N], 'DROP', [REMOTE, N]]],
+  [27, ['eTP Local, no local endpoint', 'pod', 'LB IP', [REMOTE, N], 'DROP', [REMOTE, N]]],
+  [28, ['eTP Local, no local endpoint', 'pod', 'externalIP', [REMOTE, N], 'DROP', [REMOTE, N]]],
+  [29, ['eTP Local, no local endpoint', 'node', 'ClusterIP', [REMOTE, Y], [REMOTE, N], [REMOTE, Y]]],
+  [30, ['eTP Local, no local endpoint', 'node', 'NodePort', [REMOTE, Y], [REMOTE, Y], [REMOTE, Y]]],
+  [31, ['eTP Local, no local endpoint', 'node', 'LB IP', [REMOTE, Y], [REMOTE, Y], [REMOTE, Y]]],
+  [32, ['eTP Local, no local endpoint', 'node', 'externalIP', [REMOTE, Y], [REMOTE, Y], [REMOTE, Y]]],
+  [37, ['iTP Local', 'pod', 'ClusterIP', [LOCAL, N], [LOCAL, N], [LOCAL, Y]]],
+  [38, ['iTP Local', 'node', 'ClusterIP', [LOCAL, Y], [LOCAL, N], [LOCAL, Y]]],
+];
+const matrixObjects = Object.values(MS).flatMap((s) => s.objects);
+const matrixCases: BCase[] = MCONFIGS.map((cfg, ci) => ({
+  name: cfg.name, env: cfg.env, objects: matrixObjects, strict: true,
+  rows: MATRIX.map(([n, [svc, src, dst, ...cells]]): BRow => {
+    const cell = cells[ci]!;
+    return {
+      id: `6.${cfg.key}.${n}`, what: `${svc}: ${src} -> ${dst}`, src: src === 'pod' ? POD : NODE, dst: MS[svc].dsts[dst]!, proto: 'tcp',
+      ...(cell === 'DROP' ? { want: 'DROP' as const } : { want: cell[0], masq: cell[1] }),
+    };
+  }),
+}));
+
+// 7: topology hints
+const A1 = '10.180.7.1', A2 = '10.180.7.2', B1 = '10.180.7.3', X = '10.180.7.4', TL = '10.180.7.5';
+type Hinted = { ip: string; node: string; ready?: boolean; forZones?: string[]; forNodes?: string[] };
+const topoService = (n: number, eps: Hinted[], extra: Record<string, unknown> = {}) => [
+  service('ns7', `t${n}`, { clusterIP: `172.30.7.${n}`, ports: [{ name: 'p80', port: 80, protocol: 'TCP', ...(extra.type ? { nodePort: 3000 + n } : {}) }], ...extra }),
+  slice('ns7', `t${n}`, `t${n}-a`, [{ name: 'p80', port: 80 }], eps.map((e) => ({ ...e, serving: e.ready ?? true }))),
+];
+const zoneA = ['zone-a'], zoneB = ['zone-b'], zoneC = ['zone-c'];
+const topoObjects = [
+  ...topoService(1, [{ ip: A1, node: 'node2', forZones: zoneA }, { ip: A2, node: 'node3', forZones: zoneA }, { ip: B1, node: 'node4', forZones: zoneB }], { type: 'NodePort' }),
+  ...topoService(2, [{ ip: A1, node: 'node2', forZones: zoneA }, { ip: A2, node: 'node3' }, { ip: B1, node: 'node4', forZones: zoneB }]),
+  ...topoService(3, [{ ip: A1, node: 'node2', forZones: zoneA }, { ip: B1, node: 'node4', forZones: zoneB }, { ip: X, node: 'node5', ready: false }]),
+  ...topoService(4, [{ ip: A1, node: 'node2', forZones: zoneB }, { ip: B1, node: 'node4', forZones: zoneC }]),
+  ...topoService(5, [{ ip: TL, node: 'test-node', forZones: zoneB }, { ip: A1, node: 'node2', forZones: zoneA }], { internalTrafficPolicy: 'Local' }),
+  ...topoService(6, [{ ip: TL, node: 'test-node', forZones: zoneB }, { ip: A1, node: 'node2', forZones: zoneA }], { type: 'NodePort', externalTrafficPolicy: 'Local' }),
+  ...topoService(7, [{ ip: TL, node: 'test-node', forNodes: ['test-node'], forZones: zoneA }, { ip: A1, node: 'node2', forNodes: ['node2'], forZones: zoneA }]),
+  ...topoService(8, [{ ip: A1, node: 'node2', forNodes: ['node2'], forZones: zoneA }, { ip: B1, node: 'node4', forNodes: ['node4'], forZones: zoneB }]),
+  ...topoService(9, [{ ip: TL, node: 'test-node', forNodes: ['test-node'], forZones: zoneA }, { ip: A1, node: 'node2', forZones: zoneA }, { ip: B1, node: 'node4', forZones: zoneB }]),
+];
+const topologyCases: BCase[] = [{
+  name: 'node labelled topology.kubernetes.io/zone=zone-a',
+  env: { ...FENV, nodeLabels: { 'topology.kubernetes.io/zone': 'zone-a' } }, objects: topoObjects, strict: true,
+  rows: [
+    { id: '7.1', what: 't1 all hinted, two for zone-a', src: POD, dst: '172.30.7.1:80', proto: 'tcp', want: e80(A1, A2), masq: N },
+    { id: '7.3', what: 't2 one ready endpoint without hints: all', src: POD, dst: '172.30.7.2:80', proto: 'tcp', want: e80(A1, A2, B1), masq: N },
+    { id: '7.4', what: 't3 only a not-ready endpoint lacks hints: zone-a', src: POD, dst: '172.30.7.3:80', proto: 'tcp', want: e80(A1), masq: N },
+    { id: '7.5', what: 't4 no hint for zone-a: all', src: POD, dst: '172.30.7.4:80', proto: 'tcp', want: e80(A1, B1), masq: N },
+    { id: '7.6', what: 't5 iTP Local ignores hints', src: POD, dst: '172.30.7.5:80', proto: 'tcp', want: e80(TL), masq: N },
+    { id: '7.8', what: 't6 ClusterIP (iTP Cluster) honours hints', src: POD, dst: '172.30.7.6:80', proto: 'tcp', want: e80(A1), masq: N },
+    { id: '7.9', what: 't6 pod short-circuit', src: POD, dst: `${NODE}:3006`, proto: 'tcp', want: e80(A1), masq: N },
+    { id: '7.10', what: 't6 node short-circuit', src: NODE, dst: `${NODE}:3006`, proto: 'tcp', want: e80(A1), masq: Y },
+    { id: '7.11', what: 't7 forNodes: PreferSameNode', src: POD, dst: '172.30.7.7:80', proto: 'tcp', want: e80(TL), masq: N },
+    { id: '7.12', what: 't8 no node hint for this node: zone hints', src: POD, dst: '172.30.7.8:80', proto: 'tcp', want: e80(A1), masq: N },
+    { id: '7.13', what: 't9 node hints incomplete: zone hints', src: POD, dst: '172.30.7.9:80', proto: 'tcp', want: e80(TL, A1), masq: N },
+  ],
+}, {
+  name: 'node without a zone label',
+  env: FENV, objects: topoObjects, strict: true,
+  rows: [
+    { id: '7.14', what: 't1 zone hints ignored', src: POD, dst: '172.30.7.1:80', proto: 'tcp', want: e80(A1, A2, B1), masq: N },
+    { id: '7.15', what: 't3 zone hints ignored, not-ready endpoint still out', src: POD, dst: '172.30.7.3:80', proto: 'tcp', want: e80(A1, B1), masq: N },
+    { id: '7.16', what: 't7 node hints need no zone label', src: POD, dst: '172.30.7.7:80', proto: 'tcp', want: e80(TL), masq: N },
+  ],
+}];
+
+const featureSections: BSection[] = [
+  { tag: 'bf12', title: 'features 1, 2: named target ports, multi-port', cases: [portsCase] },
+  { tag: 'bf4', title: 'features 4: hairpin', cases: [hairpinCase] },
+  { tag: 'bf5', title: 'features 5: dual stack, IPv6', cases: [dualStackCase] },
+  { tag: 'bf6', title: 'features 6: masquerade matrix, pod and node sources', cases: matrixCases },
+  { tag: 'bf7', title: 'features 7: topology hints', cases: topologyCases },
+];
+const SECTIONS: BSection[] = [...referenceSections, ...featureSections];
+
+// ---- the lab of a section ------------------------------------------------------------------------
+
+function endpointAddresses(objects: unknown[]): string[] {
+  return objects.flatMap((o) => {
+    const obj = o as { kind?: string; endpoints?: { addresses: string[] }[] };
+    return obj.kind === 'EndpointSlice' ? (obj.endpoints ?? []).flatMap((e) => e.addresses) : [];
+  });
+}
+
+function labSpec(cases: readonly BCase[], moreSources: readonly string[] = []): LabSpec {
+  const nodeIPs = unique(cases.flatMap((c) => c.env.nodeIPs ?? []));
+  const pods = unique(cases.flatMap((c) => endpointAddresses(c.objects)));
+  const sources = unique([...cases.flatMap((c) => c.rows.map((r) => r.src)), ...moreSources]).filter((s) => !nodeIPs.includes(s) && !pods.includes(s));
+  return { nodeIPs, pods, clients: sources, selfAddressed: [], ports: PORTS };
+}
+
+function compiled(c: BCase): { ruleset: Ruleset; cfg: ProxyConfig } {
+  const r = compileObjects(c.objects, c.env);
+  if (c.strict && r.diagnostics.length > 0) throw new Error(`${c.name}: objects skipped: ${JSON.stringify(r.diagnostics)}`);
+  return r;
+}
+
+/** What the product puts into the maps for this ruleset (the daemon's bpf-path does the same). */
+const entriesOf = (ruleset: Ruleset, cfg: ProxyConfig): BpfService[] => bpfServices(ruleset.servicePorts, cfg);
+
+/** The entry a row's destination hits, if the maps cover it. */
+function entryFor(entries: readonly BpfService[], row: BRow): BpfService | undefined {
+  const { host, port } = parseDst(row.dst);
+  return entries.find((e) => canon(e.addr) === canon(host) && e.port === port && e.proto === row.proto);
+}
+
+/** Independently of the renderer: what the brief says the maps cover. */
+function clusterIPs(objects: unknown[]): Set<string> {
+  return new Set(objects.flatMap((o) => {
+    const obj = o as { kind?: string; spec?: { clusterIP?: string; clusterIPs?: string[] } };
+    return obj.kind === 'Service' ? [...(obj.spec?.clusterIPs ?? []), ...(obj.spec?.clusterIP ? [obj.spec.clusterIP] : [])].map(canon) : [];
+  }));
+}
+const shouldCover = (c: BCase, row: BRow): boolean =>
+  !c.env.masqueradeAll && Array.isArray(row.want) && clusterIPs(c.objects).has(canon(parseDst(row.dst).host));
+
+// ---- measurements ----------------------------------------------------------------------------------
+
+interface Pending<T> { promise: Promise<T>; resolve: (o: T) => void; reject: (e: unknown) => void }
+function pending<T>(): Pending<T> {
+  let resolve!: (o: T) => void, reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
+  promise.catch(() => {}); // the `it` waiting for it reports it
+  return { promise, resolve, reject };
+}
+
+async function pool<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The node's conntrack table, both families. */
+async function nodeFlows(lab: Lab): Promise<Flow[]> {
+  const out: Flow[] = [];
+  for (const fam of ['ipv4', 'ipv6']) {
+    const r = await execa('ip', ['netns', 'exec', lab.nodeNetns, 'conntrack', '-L', '-f', fam], { reject: false });
+    if (r.exitCode !== 0) throw new Error(`conntrack -L -f ${fam}: ${String(r.stderr).trim()}`);
+    out.push(...parseFlows(String(r.stdout)));
+  }
+  return out;
+}
+
+/** Flows of `src` to `dst` (orig direction) of this protocol. */
+const flowsTo = (flows: readonly Flow[], src: string, dst: string, proto: string): Flow[] => {
+  const { host, port } = parseDst(dst);
+  return flows.filter((f) => f.proto === proto && f.orig.src === canon(src) && f.orig.dst === canon(host) && f.orig.dport === port);
+};
+/** Flows of `src` straight to one of `backends`, not translated (the reply comes from where it went). */
+const directFlows = (flows: readonly Flow[], src: string, backends: readonly { addr: string; port: number }[], proto: string): Flow[] =>
+  flows.filter((f) => f.proto === proto && f.orig.src === canon(src) && backends.some((b) => canon(b.addr) === f.orig.dst && b.port === f.orig.dport) && f.reply.src === f.orig.dst && f.reply.sport === f.orig.dport);
+
+/** revnat entries per VIP:port (one per rewritten socket). */
+function revnatCounts(h: SockLbHandle): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const [, v] of h.entries('revnat')) {
+    const r = decodeRevVal(v);
+    const k = `${canon(r.addr)}|${r.port}`;
+    m.set(k, (m.get(k) ?? 0) + 1);
+  }
+  return m;
+}
+const vipKey = (dst: string): string => { const { host, port } = parseDst(dst); return `${canon(host)}|${port}`; };
+
+interface RowResult {
+  /** the maps hold an entry for the row's destination (what the product gave the applier) */
+  covered: boolean;
+  /** covered, and the source is one of that entry's backends */
+  hairpin: boolean;
+  nft: Observed;
+  bpf: Observed;
+  /** conntrack flows from the source to the row's destination, nft phase / BPF phase */
+  nftToDst: number;
+  bpfToDst: number;
+  /** BPF phase: flows from the source straight to one of the entry's backends, un-NATed */
+  bpfDirect: number;
+  /** growth of the revnat entries for the row's VIP:port during the BPF phase, and what the covered rows' tries explain */
+  revnat: number;
+  revnatWant: number;
+}
+
+interface Placement { src: string; cgroupClient: string; ordinary: string }
+interface SectionFacts { cgroup: string; attached: string[]; placements: Placement[] }
+
+const rowResults = new Map<BRow, Pending<RowResult>>(SECTIONS.flatMap((s) => s.cases.flatMap((c) => c.rows.map((r) => [r, pending<RowResult>()] as const))));
+const sectionFacts = new Map<BSection, Pending<SectionFacts>>(SECTIONS.map((s) => [s, pending<SectionFacts>()] as const));
+const cleanupErrors: string[] = [];
+
+/** A lab + a test cgroup with sock_lb attached + the product's BpfApplier; always torn down. */
+async function withBpfLab<T>(tag: string, spec: LabSpec, bpffs: string, fn: (x: { lab: Lab; cg: string; h: SockLbHandle; applier: BpfApplier }) => Promise<T>): Promise<T> {
+  let lab: Lab | undefined, cg: string | undefined, h: SockLbHandle | undefined;
+  try {
+    lab = await Lab.create(tag, spec);
+    cg = createTestCgroup();
+    h = loadSockLb({ cgroupPath: cg, pinDir: path.join(bpffs, tag) });
+    return await fn({ lab, cg, h, applier: new BpfApplier(h) });
+  } finally {
+    const step = async (what: string, f: () => unknown): Promise<void> => {
+      try { await f(); } catch (e) { cleanupErrors.push(`${tag}: ${what}: ${(e as Error).message}`); }
+    };
+    // Processes out of the cgroup first, then the hooks and pins, then the cgroup, then the lab.
+    await step('stop cgroup clients', () => lab?.stopCgroupClients());
+    await step('detach/unpin', () => { if (h) { h.detach(); h.unpin(); h.close(); } });
+    await step('remove cgroup', () => cg && removeTestCgroup(cg));
+    await step('destroy lab', () => lab?.destroy());
+  }
+}
+
+/** Which cgroup (the "0::" path) each source's two clients are in. */
+function placementsOf(lab: Lab, srcs: readonly string[]): Placement[] {
+  return srcs.map((src) => ({ src, cgroupClient: cgroupOf(lab.cgroupClient(src)!.pid!), ordinary: cgroupOf(lab.sourceAgent(src)!.pid!) }));
+}
+
+async function runSection(section: BSection, bpffs: string): Promise<void> {
+  const rows = section.cases.flatMap((c) => c.rows);
+  try {
+    await withBpfLab(section.tag, labSpec(section.cases), bpffs, async ({ lab, cg, h, applier }) => {
+      const srcs = unique(rows.map((r) => r.src));
+      await lab.startCgroupClients(srcs, cg);
+      const placements = placementsOf(lab, srcs);
+      sectionFacts.get(section)!.resolve({ cgroup: `/${path.basename(cg)}`, attached: [...h.report.attached], placements });
+
+      for (const c of section.cases) {
+        const { ruleset, cfg } = compiled(c);
+        const entries = entriesOf(ruleset, cfg);
+        await lab.load(ruleset);
+        await lab.forgetConnections();
+        const probe = (row: BRow, cgroup: boolean): Promise<Observed> => lab.probe({ src: row.src, dst: row.dst, proto: row.proto, count: TRIES, timeoutMs: TIMEOUT_MS, cgroup });
+
+        // 1. nft only: the ordinary agents, outside the cgroup
+        const nft = new Map<BRow, Observed>();
+        await pool(c.rows, ROWS_IN_FLIGHT, async (row) => { nft.set(row, await probe(row, false)); });
+        const nftFlows = await nodeFlows(lab);
+
+        // 2. the maps as the product fills them, a clean conntrack table
+        applier.sync(entries);
+        await lab.forgetConnections();
+
+        // 3. BPF on: the cgroup agents
+        const before = revnatCounts(h);
+        const bpf = new Map<BRow, Observed>();
+        await pool(c.rows, ROWS_IN_FLIGHT, async (row) => { bpf.set(row, await probe(row, true)); });
+        const bpfFlows = await nodeFlows(lab);
+        const after = revnatCounts(h);
+
+        const want = new Map<string, number>();
+        for (const row of c.rows) if (entryFor(entries, row)) want.set(vipKey(row.dst), (want.get(vipKey(row.dst)) ?? 0) + TRIES);
+        for (const row of c.rows) {
+          const entry = entryFor(entries, row);
+          const k = vipKey(row.dst);
+          rowResults.get(row)!.resolve({
+            covered: entry !== undefined,
+            hairpin: entry !== undefined && entry.backends.some((b) => canon(b.addr) === canon(row.src)),
+            nft: nft.get(row)!, bpf: bpf.get(row)!,
+            nftToDst: flowsTo(nftFlows, row.src, row.dst, row.proto).length,
+            bpfToDst: flowsTo(bpfFlows, row.src, row.dst, row.proto).length,
+            bpfDirect: entry ? directFlows(bpfFlows, row.src, entry.backends, row.proto).length : 0,
+            revnat: (after.get(k) ?? 0) - (before.get(k) ?? 0),
+            revnatWant: want.get(k) ?? 0,
+          });
+        }
+      }
+    });
+  } catch (e) {
+    for (const row of rows) rowResults.get(row)!.reject(e);
+    sectionFacts.get(section)!.reject(e);
+  }
+}
+
+// ---- session affinity through BPF ------------------------------------------------------------------
+
+const AFF_TIMEOUT_S = 1;
+const S = ['10.180.3.1', '10.180.3.2', '10.180.3.3', '10.180.3.4'];
+const STICKY_VIP = '172.30.3.1:80';
+const STICKY_ALL = e80(...S);
+const affinityCase: BCase = {
+  name: `ClientIP, timeoutSeconds ${AFF_TIMEOUT_S}, four endpoints`,
+  env: FENV, strict: true,
+  objects: [
+    service('ns3', 'sticky', {
+      clusterIP: '172.30.3.1', sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: AFF_TIMEOUT_S } },
+      ports: [{ name: 'p80', port: 80, protocol: 'TCP' }],
+    }),
+    slice('ns3', 'sticky', 'sticky-a', [{ name: 'p80', port: 80 }], S.map((ip, i) => ({ ip, node: i === 0 ? 'test-node' : `node${i + 1}` }))),
+  ],
+  rows: [],
+};
+// 7 tries, each after an idle time past the timeout, all on one of 4 endpoints by chance: 4 * (1/4)^7 = 1/4096.
+const EXPIRY = { tries: 7, idleMs: AFF_TIMEOUT_S * 1000 + 350 };
+interface AffinityResult {
+  svc: { affinity: boolean; affinityTimeoutS: number } | undefined;
+  nft: Observed[];
+  bpf: Observed[];
+  /** affinity map entries for the service after the BPF burst */
+  entries: Array<{ be: string }>;
+  bpfToVip: number;
+  expiry: Observed[];
+  idleMs: number[];
+}
+const affinityResult = pending<AffinityResult>();
+
+async function runAffinity(bpffs: string): Promise<void> {
+  try {
+    await withBpfLab('baff', labSpec([affinityCase], [POD]), bpffs, async ({ lab, cg, h, applier }) => {
+      const { ruleset, cfg } = compiled(affinityCase);
+      await lab.load(ruleset);
+      await lab.forgetConnections();
+      await lab.startCgroupClients([POD], cg);
+      const tcp = (count: number, cgroup: boolean) => lab.probe({ src: POD, dst: STICKY_VIP, proto: 'tcp', count, timeoutMs: TIMEOUT_MS, cgroup });
+      // The first connection alone (it records the client), then the rest at once.
+      const nft = [await tcp(1, false), await tcp(19, false)];
+      applier.sync(entriesOf(ruleset, cfg));
+      await lab.forgetConnections();
+      const { host, port } = parseDst(STICKY_VIP);
+      const sv = h.lookup('svcs', encodeSvcKey({ addr: host, port, proto: 'tcp' }));
+      const bpf = [await tcp(1, true), await tcp(19, true)];
+      const entries = h.entries('affinity').map(([k, v]) => ({ k: decodeAffKey(k), v: decodeAffVal(v) }))
+        .filter((e) => e.k.svc.addr === host && e.k.svc.port === port && e.k.svc.proto === 6)
+        .map((e) => ({ be: ep(e.v.be.addr, e.v.be.port) }));
+      const bpfToVip = flowsTo(await nodeFlows(lab), POD, STICKY_VIP, 'tcp').length;
+      const expiry: Observed[] = [], idleMs: number[] = [];
+      let end = performance.now();
+      for (let i = 0; i < EXPIRY.tries; i++) {
+        await sleep(EXPIRY.idleMs);
+        const start = performance.now();
+        idleMs.push(Math.round(start - end)); // a lower bound on the idle time before this connection
+        expiry.push(await tcp(1, true));
+        end = performance.now();
+      }
+      affinityResult.resolve({ svc: sv ? decodeSvcVal(sv) : undefined, nft, bpf, entries, bpfToVip, expiry, idleMs });
+    });
+  } catch (e) {
+    affinityResult.reject(e);
+  }
+}
+
+// ---- a partial change through the BpfApplier under traffic ----------------------------------------------
+
+const CA = '10.180.8.1', CB = '10.180.8.2', CC = '10.180.8.3', CD = '10.180.8.4';
+const CHG = { vip: '172.30.8.1', other: '172.30.8.2' };
+const changeObjects = (eps: string[]): unknown[] => [
+  service('ns8', 'web', { clusterIP: CHG.vip, ports: [{ name: 'http', port: 80, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }] }),
+  slice('ns8', 'web', 'web-a', [{ name: 'http', port: 80 }, { name: 'dns', port: 53, protocol: 'UDP' }], eps.map((ip) => ({ ip, node: 'test-node' }))),
+  service('ns8', 'other', { clusterIP: CHG.other, ports: [{ name: 'http', port: 80, protocol: 'TCP' }] }),
+  slice('ns8', 'other', 'other-a', [{ name: 'http', port: 80 }], [{ ip: CA, node: 'test-node' }]),
+];
+const CHG_BEFORE = [CA, CB, CC], CHG_AFTER = [CA, CB, CD];
+const changeCase = (eps: string[]): BCase => ({ name: `web on ${eps.join(', ')}`, env: FENV, objects: changeObjects(eps), rows: [], strict: true });
+interface ChangeResult {
+  sync: { upserts: number; removes: number };
+  otherGen: [number | undefined, number | undefined];
+  tChange: number;
+  tSync: number;
+  loops: Record<'tcp' | 'udp', LoopRecord[]>;
+  toVip: number;
+}
+const changeResult = pending<ChangeResult>();
+
+async function runChange(bpffs: string): Promise<void> {
+  try {
+    await withBpfLab('bchg', labSpec([changeCase([CA, CB, CC, CD])], [POD]), bpffs, async ({ lab, cg, h, applier }) => {
+      const before = compiled(changeCase(CHG_BEFORE)), after = compiled(changeCase(CHG_AFTER));
+      await lab.load(before.ruleset);
+      applier.sync(entriesOf(before.ruleset, before.cfg));
+      await lab.forgetConnections();
+      await lab.startCgroupClients([POD], cg);
+      const otherGen = (): number | undefined => {
+        const v = h.lookup('svcs', encodeSvcKey({ addr: CHG.other, port: 80, proto: 'tcp' }));
+        return v ? decodeSvcVal(v).gen : undefined;
+      };
+      const gen0 = otherGen();
+      const t0 = Date.now();
+      // Fresh connections, one after the other, from the pod inside the cgroup; source ports
+      // below the ephemeral range, one per try.
+      const tcp = await lab.loop({ src: POD, dst: `${CHG.vip}:80`, proto: 'tcp', mode: 'fresh', sports: [20000, 25999], intervalMs: 2, timeoutMs: TIMEOUT_MS, cgroup: true });
+      const udp = await lab.loop({ src: POD, dst: `${CHG.vip}:53`, proto: 'udp', mode: 'fresh', sports: [26000, 31999], intervalMs: 2, timeoutMs: TIMEOUT_MS, cgroup: true });
+      await Promise.all([tcp.waitFor(60, t0), udp.waitFor(60, t0)]);
+      // The daemon's order: nft first (a partial sync), then the maps.
+      const tChange = Date.now();
+      await lab.applier.sync(after.ruleset);
+      const r = applier.sync(entriesOf(after.ruleset, after.cfg));
+      const tSync = Date.now();
+      await Promise.all([tcp.waitFor(150, tSync), udp.waitFor(150, tSync)]);
+      const loops = { tcp: await tcp.stop(), udp: await udp.stop() };
+      const flows = await nodeFlows(lab);
+      const toVip = flowsTo(flows, POD, `${CHG.vip}:80`, 'tcp').length + flowsTo(flows, POD, `${CHG.vip}:53`, 'udp').length;
+      changeResult.resolve({ sync: { upserts: r.upserts, removes: r.removes }, otherGen: [gen0, otherGen()], tChange, tSync, loops, toVip });
+    });
+  } catch (e) {
+    changeResult.reject(e);
+  }
+}
+
+// ---- the tests ---------------------------------------------------------------------------------------
+
+function tableOutcome(row: { want: Expect; masq?: boolean }): Observed {
+  const got = Array.isArray(row.want) ? [...row.want].sort() : row.want;
+  return { got, masq: row.masq ?? (row.want === '' ? false : undefined) };
+}
+const fmtWant = (want: Expect): string => (Array.isArray(want) ? want.join(', ') : want === '' ? '"" (not proxied)' : want);
+
+/** Covered, from a node IP the client bound, and masqueraded by nft (a local-traffic detector is set). */
+function boundNodeSource(c: BCase, row: BRow, r: RowResult, table: Observed): boolean {
+  return r.covered && !r.hairpin && table.masq === true && (c.env.nodeIPs ?? []).includes(row.src);
+}
+
+function rowTests(c: BCase): void {
+  const { ruleset, cfg } = compiled(c);
+  const entries = entriesOf(ruleset, cfg);
+  for (const row of c.rows) {
+    const covered = entryFor(entries, row) !== undefined;
+    const label = `${row.id}${row.what ? ` ${row.what}:` : ''} ${row.src} -> ${row.dst}${row.proto === 'udp' ? ' udp' : ''} => ${fmtWant(row.want)}${row.masq === undefined ? '' : ` (masq ${row.masq ? 'yes' : 'no'})`} [${covered ? 'BPF' : 'nft'}]`;
+    it(label, async () => {
+      const r = await rowResults.get(row)!.promise;
+      const table = tableOutcome(row);
+      // The two known differences (see their tests below): BPF shows the pod its own address
+      // (hairpin), and a host-network client that bound a node IP keeps it (nft masquerades it).
+      const bpfWant = r.hairpin || boundNodeSource(c, row, r, table) ? { got: table.got, masq: false } : table;
+      // Soft: a failing row reports all three (outcome, coverage, path) at once.
+      expect.soft({ nft: r.nft, bpf: r.bpf }, 'outcome: nft-only and with BPF on').toEqual({ nft: table, bpf: bpfWant });
+      expect.soft(r.covered, 'the maps cover exactly the ClusterIPs with endpoints (none under --masquerade-all)').toBe(shouldCover(c, row));
+      // The path taken, from the node's conntrack and the revnat map.
+      const landed = Array.isArray(table.got);
+      expect.soft({
+        revnat: r.revnat,
+        nftToDst: landed ? r.nftToDst > 0 : r.nftToDst,
+        bpfToDst: r.covered || !landed ? r.bpfToDst : r.bpfToDst > 0,
+        bpfDirect: r.covered && !r.hairpin ? r.bpfDirect > 0 : r.bpfDirect,
+      }, `path: ${JSON.stringify(r)}`).toEqual({
+        revnat: r.revnatWant,
+        nftToDst: landed ? true : 0, // nft phase: DNATed (the control for the BPF phase)
+        bpfToDst: r.covered || !landed ? 0 : true, // BPF on: a covered connection never reaches nft's VIP
+        bpfDirect: r.covered && !r.hairpin ? true : 0, // ...it goes to a backend directly (a hairpin one never leaves the pod)
+      });
+      if (r.covered) expect(r.revnatWant, 'a covered row rewrote every try').toBeGreaterThanOrEqual(TRIES);
+    }, 90_000);
+  }
+}
+
+describe.skipIf(SKIP !== null)(`BPF socket LB vs nft-only with real packets${SKIP === null ? '' : ` [skipped: ${SKIP}]`}`, () => {
+  let running: Promise<unknown> | undefined;
+  let bpffs: string | undefined;
+  const unmounted = pending<void>();
+  beforeAll(() => {
+    running = (async () => {
+      try {
+        bpffs = await mountTestBpffs();
+        const dir = bpffs;
+        await Promise.all([...SECTIONS.map((s) => runSection(s, dir)), runAffinity(dir), runChange(dir)]);
+      } catch (e) {
+        for (const p of rowResults.values()) p.reject(e);
+        for (const p of sectionFacts.values()) p.reject(e);
+        affinityResult.reject(e);
+        changeResult.reject(e);
+      } finally {
+        try {
+          if (bpffs) await unmountTestBpffs(bpffs);
+          unmounted.resolve();
+        } catch (e) {
+          cleanupErrors.push(`unmount ${bpffs}: ${(e as Error).message}`);
+          unmounted.resolve();
+        }
+      }
+    })();
+  });
+  afterAll(async () => { await running; }, 90_000);
+
+  for (const section of SECTIONS) {
+    describe(section.title, () => {
+      it('the programs are attached to a test cgroup; every row\'s BPF client runs inside it, its nft-only client outside', async () => {
+        const f = await sectionFacts.get(section)!.promise;
+        expect(f.cgroup).toMatch(/^\/npx-bpf-\d+-\d+$/);
+        expect(f.attached).toEqual([...PROGRAMS]);
+        for (const p of f.placements) {
+          expect(p.cgroupClient, `cgroup client of ${p.src}`).toBe(f.cgroup);
+          expect(p.ordinary, `nft-only client of ${p.src}`).not.toBe(f.cgroup);
+        }
+      }, 90_000);
+      for (const c of section.cases) describe(c.name, () => rowTests(c));
+    });
+  }
+
+  it('hairpin through BPF, the one intentional difference: a pod reaching its own ClusterIP connects to itself and sees its own address, where nft masquerades it to the node\'s', async () => {
+    const hairpins: Array<{ id: string; nft: Observed; bpf: Observed }> = [];
+    for (const s of SECTIONS) for (const c of s.cases) for (const row of c.rows) {
+      const r = await rowResults.get(row)!.promise;
+      if (r.hairpin) hairpins.push({ id: row.id, nft: r.nft, bpf: r.bpf });
+    }
+    // reference row 8, features 4.1 (IPv4) and 4.4 (IPv6)
+    expect(hairpins.map((h) => h.id).sort()).toEqual(['#8', '4.1', '4.4']);
+    for (const h of hairpins) {
+      expect(Array.isArray(h.nft.got) && h.nft.got.length === 1, `${h.id}: one endpoint, the pod itself`).toBe(true);
+      expect({ nft: h.nft, bpf: h.bpf }, h.id).toEqual({ nft: { got: h.nft.got, masq: true }, bpf: { got: h.nft.got, masq: false } });
+    }
+  }, 90_000);
+
+  it('a host-network client that bound a node IP, the second known difference: with --cluster-cidr nft masquerades its ClusterIP connection, the socket LB leaves its bound address', async () => {
+    const bound: Array<{ id: string; nft: Observed; bpf: Observed }> = [];
+    for (const s of SECTIONS) for (const c of s.cases) for (const row of c.rows) {
+      const r = await rowResults.get(row)!.promise;
+      if (boundNodeSource(c, row, r, tableOutcome(row))) bound.push({ id: row.id, nft: r.nft, bpf: r.bpf });
+    }
+    expect(bound.map((b) => b.id).sort()).toEqual(['5.3', '6.cidr.17', '6.cidr.29', '6.cidr.38', '6.cidr.5']);
+    for (const b of bound) expect({ nft: b.nft, bpf: b.bpf }, b.id).toEqual({ nft: { got: b.nft.got, masq: true }, bpf: { got: b.nft.got, masq: false } });
+  }, 90_000);
+
+  describe(`session affinity through BPF: ${affinityCase.name}, ${STICKY_VIP}`, () => {
+    it('the service entry carries the affinity and its timeout', async () => {
+      const r = await affinityResult.promise;
+      expect(r.svc).toMatchObject({ affinity: true, affinityTimeoutS: AFF_TIMEOUT_S });
+    }, 90_000);
+    it('a client sticks to one endpoint (as with nft), and the affinity map says which', async () => {
+      const r = await affinityResult.promise;
+      const seen = (os: Observed[]) => ({ endpoints: unique(os.flatMap((o) => (Array.isArray(o.got) ? o.got : [`not landed: ${o.got}`]))).sort(), masq: unique(os.map((o) => o.masq)) });
+      const nft = seen(r.nft), bpf = seen(r.bpf);
+      expect({ nft: nft.endpoints.length, bpf: bpf.endpoints.length, nftMasq: nft.masq, bpfMasq: bpf.masq }, JSON.stringify({ nft, bpf })).toEqual({ nft: 1, bpf: 1, nftMasq: [false], bpfMasq: [false] });
+      expect(STICKY_ALL).toContain(bpf.endpoints[0]);
+      expect(r.entries, 'one affinity entry (the pod\'s netns) for the service').toEqual([{ be: bpf.endpoints[0] }]);
+      expect(r.bpfToVip, 'no connection went through nft').toBe(0);
+    }, 90_000);
+    it(`expiry: ${EXPIRY.tries} connections, each after ${EXPIRY.idleMs} ms idle (past the ${AFF_TIMEOUT_S} s timeout), are balanced afresh`, async () => {
+      const r = await affinityResult.promise;
+      expect(Math.min(...r.idleMs), `idle times (ms): ${r.idleMs.join(', ')}`).toBeGreaterThan(AFF_TIMEOUT_S * 1000);
+      const bad = r.expiry.find((o) => !Array.isArray(o.got) || o.got.length !== 1 || o.masq !== false);
+      expect(bad, 'every connection lands on one endpoint, unmasqueraded').toBeUndefined();
+      const chosen = r.expiry.map((o) => (o.got as string[])[0]!);
+      expect(chosen.every((e) => STICKY_ALL.includes(e)), chosen.join(', ')).toBe(true);
+      expect(unique(chosen).length, `endpoints after expiry: ${chosen.join(', ')}`).toBeGreaterThan(1);
+    }, 90_000);
+  });
+
+  describe(`a partial change through the BpfApplier under traffic: ${CHG.vip} TCP 80 and UDP 53 move from ${CHG_BEFORE.join(', ')} to ${CHG_AFTER.join(', ')}`, () => {
+    const at = (t: LoopRecord): string => (t.ok ? ep(t.name, t.port) : `failed: ${t.err}`);
+    const want = (ips: string[], port: number): string[] => ips.map((ip) => ep(ip, port)).sort();
+    it('only the changed service is rewritten; the other keeps its generation', async () => {
+      const r = await changeResult.promise;
+      expect(r.sync).toEqual({ upserts: 2, removes: 0 });
+      expect(r.otherGen[0]).toBeDefined();
+      expect(r.otherGen[1]).toBe(r.otherGen[0]);
+    }, 90_000);
+    for (const [proto, port] of [['tcp', 80], ['udp', 53]] as const) {
+      it(`${proto}: no try fails; before the change the old set, after sync() returned exactly the new set (never ${CC})`, async () => {
+        const r = await changeResult.promise;
+        const tries = r.loops[proto];
+        expect(tries.filter((t) => !t.ok), 'failed tries').toEqual([]);
+        const before = tries.filter((t) => t.t1 < r.tChange), after = tries.filter((t) => t.t0 > r.tSync), during = tries.filter((t) => t.t1 >= r.tChange && t.t0 <= r.tSync);
+        expect(after.length, 'tries after the sync').toBeGreaterThanOrEqual(150);
+        expect(unique(before.map(at)).sort(), 'before the change').toEqual(want(CHG_BEFORE, port));
+        expect(unique(after.map(at)).sort(), 'after sync() returned').toEqual(want(CHG_AFTER, port));
+        const either = want(unique([...CHG_BEFORE, ...CHG_AFTER]), port);
+        expect(during.map(at).filter((x) => !either.includes(x)), 'during the change: old or new').toEqual([]);
+      }, 90_000);
+    }
+    it('every try went through the maps (no conntrack entry to the VIP on the node)', async () => {
+      expect((await changeResult.promise).toVip).toBe(0);
+    }, 90_000);
+  });
+
+  it('cleans up: no namespace, test cgroup, bpffs mount or pin left', async () => {
+    await running;
+    await unmounted.promise;
+    expect(cleanupErrors).toEqual([]);
+    expect(liveNetns()).toEqual([]);
+    expect(await netnsOfThisProcess()).toEqual([]);
+    const root = findCgroup2Root()!;
+    expect(readdirSync(root).filter((d) => d.startsWith(`npx-bpf-${process.pid}-`))).toEqual([]);
+    expect(readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => bpffs !== undefined && l.includes(bpffs))).toEqual([]);
+    expect(bpffs !== undefined && existsSync(bpffs)).toBe(false);
+  }, 120_000);
+});
