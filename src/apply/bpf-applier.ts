@@ -11,6 +11,17 @@ import { type BpfService, bpfKey, diffBpfServices } from '../render/bpf-entries.
 
 interface Live { readonly gen: number; readonly svc: BpfService }
 
+/** More backends than this in one service is refused (the nft path serves it): slots are a u16 count. */
+export const MAX_BACKENDS_PER_SERVICE = 65535;
+
+export interface BpfSyncResult {
+  readonly upserts: number;
+  readonly removes: number;
+  readonly writes: number;
+  /** services the maps could not take (full map, oversize): left to the nftables rules */
+  readonly refused: readonly { readonly service: string; readonly reason: string }[];
+}
+
 export class BpfApplier {
   private live = new Map<string, Live>();
   private nextGen = 1;
@@ -19,8 +30,9 @@ export class BpfApplier {
   constructor(private readonly h: SockLbHandle) {}
 
   /** Make the maps hold exactly `next`; returns how many map writes it took. */
-  sync(next: readonly BpfService[]): { upserts: number; removes: number; writes: number } {
+  sync(next: readonly BpfService[]): BpfSyncResult {
     let writes = 0;
+    const refused: { service: string; reason: string }[] = [];
     if (!this.reconciled) {
       // Whatever is in the (possibly adopted) maps: keep its generation numbers out of reuse.
       for (const [, v] of this.h.entries('svcs')) this.nextGen = Math.max(this.nextGen, decodeSvcVal(v).gen + 1);
@@ -28,7 +40,16 @@ export class BpfApplier {
     }
     const prev = [...this.live.values()].map((l) => l.svc);
     const { upsert, remove } = this.reconciled ? diffBpfServices(prev, next) : { upsert: [...next], remove: [] };
-    for (const s of upsert) writes += this.write(s);
+    for (const s of upsert) {
+      try {
+        writes += this.write(s);
+      } catch (e) {
+        // Whatever part of the new generation got in is removed, and so is the service's old
+        // entry (it would send connections to stale backends): nftables serves it instead.
+        refused.push({ service: `${s.label} ${bpfKey(s)}`, reason: (e as Error).message.split('\n')[0]! });
+        writes += this.evict(s);
+      }
+    }
     for (const s of remove) {
       const k = bpfKey(s);
       this.h.delete('svcs', encodeSvcKey(s));
@@ -41,15 +62,35 @@ export class BpfApplier {
       writes += this.sweep();
       this.reconciled = true;
     }
-    return { upserts: upsert.length, removes: remove.length, writes };
+    return { upserts: upsert.length - refused.length, removes: remove.length, writes, refused };
   }
 
+  private evict(s: BpfService): number {
+    const k = bpfKey(s);
+    let writes = 0;
+    this.h.delete('svcs', encodeSvcKey(s));
+    writes++;
+    const old = this.live.get(k);
+    this.live.delete(k);
+    if (old) writes += this.dropGen(old);
+    const failed = this.pending;
+    this.pending = undefined;
+    if (failed) writes += this.dropGen(failed);
+    return writes;
+  }
+
+  /** the generation being written, until its service entry points to it */
+  private pending: Live | undefined;
+
   private write(s: BpfService): number {
+    if (s.backends.length > MAX_BACKENDS_PER_SERVICE) throw new Error(`${s.backends.length} backends: more than the ${MAX_BACKENDS_PER_SERVICE} slots a service can have`);
     const gen = this.nextGen++;
+    this.pending = { gen, svc: s };
     let writes = 0;
     s.backends.forEach((b, i) => { this.h.update('backends', encodeBeKey(gen, i), encodeBeVal({ addr: b.addr, port: b.port })); writes++; });
     for (const b of s.backends) { this.h.update('members', encodeMemberKey(gen, { addr: b.addr, port: b.port }), MEMBER_VAL); writes++; }
     this.h.update('svcs', encodeSvcKey(s), encodeSvcVal({ gen, count: s.backends.length, affinity: s.affinitySeconds !== undefined, affinityTimeoutS: s.affinitySeconds ?? 0 }));
+    this.pending = undefined;
     writes++;
     const k = bpfKey(s);
     const old = this.live.get(k);
@@ -59,7 +100,7 @@ export class BpfApplier {
   }
 
   private dropGen(old: Live): number {
-    old.svc.backends.forEach((_b, i) => this.h.delete('backends', encodeBeKey(old.gen, i)));
+    old.svc.backends.forEach((_b, i) => { this.h.delete('backends', encodeBeKey(old.gen, i)); });
     for (const b of old.svc.backends) this.h.delete('members', encodeMemberKey(old.gen, { addr: b.addr, port: b.port }));
     return old.svc.backends.length * 2;
   }

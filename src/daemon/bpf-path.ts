@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { ensurePinDir } from '../../native/bpffs.js';
 import { type SockDestroyer, type SockLbHandle, adopt, bpfSupport, findCgroup2Root, loadSockDestroy, loadSockLb } from '../../native/loader.js';
-import { BpfApplier } from '../apply/bpf-applier.js';
+import { BpfApplier, type BpfSyncResult } from '../apply/bpf-applier.js';
 import type { ServicePortInfo } from '../ir/types.js';
 import { type BpfService, bpfServices, deadUdpBackends } from '../render/bpf-entries.js';
 import { existsSync, readdirSync } from 'node:fs';
@@ -20,7 +20,7 @@ export class BpfUnavailable extends Error {}
 export interface BpfPath {
   readonly cgroup: string;
   readonly pinDir: string;
-  sync(ports: readonly ServicePortInfo[]): { upserts: number; removes: number; writes: number; destroyed: number };
+  sync(ports: readonly ServicePortInfo[]): BpfSyncResult & { destroyed: number };
   close(): void;
 }
 
@@ -58,6 +58,7 @@ export async function startBpf(mode: BpfMode, o: { cgroup?: string; pinDir?: str
     sync: (ports) => {
       const next = bpfServices(ports, o);
       const r = applier.sync(next);
+      for (const f of r.refused) o.log.error(f, 'BPF maps refused a service; the nftables rules serve it');
       let destroyed = 0;
       const dead = deadUdpBackends(last, next);
       last = next;
