@@ -28,16 +28,18 @@ typecheck: deps
 
 # The whole suite; ends with one line "N passed, N failed, N skipped".
 test: build
-	@rm -f .test-results.json
+	@rm -f .test-results.json .test-results-smoke.json
+	@npx tsc -p bench/tsconfig.json
 	@npx vitest run --reporter=default --reporter=json --outputFile=.test-results.json; rc=$$?; \
-	 node scripts/test-summary.mjs .test-results.json; exit $$rc
+	 npx vitest run --config vitest.smoke.config.ts --reporter=default --reporter=json --outputFile=.test-results-smoke.json || rc=1; \
+	 node scripts/test-summary.mjs .test-results.json .test-results-smoke.json; exit $$rc
 
 # Compile examples/, print the ruleset, load it into a throwaway network namespace.
 demo: build
 	@bash scripts/demo.sh
 
 clean:
-	rm -rf dist .test-results.json
+	rm -rf dist bench/dist .test-results.json .test-results-smoke.json
 
 # nftproxy against upstream kube-proxy's layouts (root; everything inside network namespaces
 # the bench creates and removes). QUICK=1: small sizes, under 2 minutes. Results and plots in

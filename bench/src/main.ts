@@ -1,6 +1,7 @@
 // `make bench` / `make bench QUICK=1`: nftproxy against upstream kube-proxy's layouts on this
 // machine. Everything runs as root inside network namespaces the harness creates and removes.
 // Results: bench/results/<timestamp>/{results.json, summary.md, sync-time.svg, conn-rate.svg}.
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -24,7 +25,27 @@ import type { Ctx, Loader, Results } from './results.js';
 // bench/dist/bench/src/main.js -> repository root
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 
+/**
+ * Before anything is created: refuse with one clear line and exit 2 when the bench cannot run.
+ * (Optional tools — /usr/bin/time, cc, iptables — are installed in the Tools phase, each on its
+ * own announced line; nothing is installed silently.)
+ */
+function preflight(): string | undefined {
+  if (process.getuid?.() !== 0) return 'the bench runs as root (it creates network namespaces): sudo make bench';
+  const onPath = (c: string): boolean => (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => existsSync(join(d, c)));
+  for (const [c, pkg] of [['nft', 'nftables'], ['ip', 'iproute2'], ['conntrack', 'conntrack'], ['nsenter', 'util-linux']] as const) {
+    if (!onPath(c)) return `${c} is missing (Debian package ${pkg}; make deps installs it)`;
+  }
+  if (!existsSync(join(REPO, 'dist', 'src', 'cli', 'main.js'))) return 'dist/ is missing: run make build (make bench does)';
+  return undefined;
+}
+
 async function main(): Promise<number> {
+  const refused = preflight();
+  if (refused) {
+    process.stderr.write(`bench: ${refused}\n`);
+    return 2;
+  }
   const quick = process.argv.includes('--quick') || ['1', 'true', 'yes'].includes(String(process.env.QUICK ?? '').toLowerCase());
   const plan = makePlan(quick);
   const progress = new Progress();

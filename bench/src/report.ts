@@ -35,6 +35,22 @@ export function computeTargets(r: Results): TargetRow[] {
     if (row?.vsDnat1 !== undefined) out.push({ name, threshold: '≥ 97%', ratio: row.vsDnat1, measured: `${Math.round(row.rate!)}/s = ${(row.vsDnat1 * 100).toFixed(1)}%`, status: row.vsDnat1 >= 0.97 ? 'MET' : 'MISSED', ...(q ? { note: q.trim() } : {}) });
     else out.push({ name, threshold: '≥ 97%', measured: '–', status: 'NOT MEASURED' });
   }
+  for (const which of ['first', 'last'] as const) {
+    const row = r.dataplane?.rows.find((x) => x.id === `bpf/${which}`);
+    const name = `ClusterIP connection rate with BPF on, ${which} service, vs direct to the pod`;
+    if (row?.vsDirect !== undefined) out.push({ name, threshold: '≥ 95%', ratio: row.vsDirect, measured: `${Math.round(row.rate!)}/s = ${(row.vsDirect * 100).toFixed(1)}%`, status: row.vsDirect >= 0.95 ? 'MET' : 'MISSED', ...(q ? { note: q.trim() } : {}) });
+    else out.push({ name, threshold: '≥ 95%', measured: '–', status: 'NOT MEASURED', note: r.dataplane?.skipped.find((x) => x.loader.startsWith('bpf'))?.why ?? 'no BPF row' });
+  }
+  const c = r.compile.find((x) => x.size.n === plan.target.n && x.size.m === plan.target.m)?.median;
+  const cName = `compile + render ${at}`;
+  if (c) {
+    const ms = c.buildMs + c.compileMs + c.renderMs;
+    out.push({ name: cName, threshold: '≤ 500 ms', ratio: ms / 500, measured: `${fmtMs(ms)} (model ${fmtMs(c.buildMs)}, compile ${fmtMs(c.compileMs)}, render ${fmtMs(c.renderMs)})`, status: ms <= 500 ? 'MET' : 'MISSED', ...(q ? { note: q.trim() } : {}) });
+  } else out.push({ name: cName, threshold: '≤ 500 ms', measured: '–', status: 'NOT MEASURED' });
+  const d = r.daemon?.median?.steadyRssMB;
+  const dName = `daemon steady-state RSS ${at}`;
+  if (d !== undefined) out.push({ name: dName, threshold: '≤ 150 MB', ratio: d / 150, measured: fmtMB(d), status: d <= 150 ? 'MET' : 'MISSED', ...(q ? { note: q.trim() } : {}) });
+  else out.push({ name: dName, threshold: '≤ 150 MB', measured: '–', status: 'NOT MEASURED', note: r.daemon?.error ?? r.daemon?.note ?? 'no data' });
   return out;
 }
 
