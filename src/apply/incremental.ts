@@ -178,7 +178,7 @@ export class IncrementalTable {
       }
     };
     elementsCmd('delete', elDel);
-    lines.push(...rules);
+    for (const l of rules) lines.push(l);
     elementsCmd('add', elAdd);
     for (const c of goneChains) lines.push({ text: `flush chain ${at} ${c.name}`, owner: c.owner });
     for (const c of goneChains) lines.push({ text: `delete chain ${at} ${c.name}`, owner: c.owner });

@@ -55,7 +55,7 @@ export function assemble(parts: readonly CompiledFamily[]): Ruleset {
   for (const f of parts) {
     const { table, infos } = assembleFamily(f);
     tables.push(table);
-    servicePorts.push(...infos);
+    for (const i of infos) servicePorts.push(i);
   }
   return { tables, servicePorts };
 }
@@ -75,8 +75,8 @@ function assembleFamily(f: CompiledFamily): { table: Table; infos: ServicePortIn
   for (const rules of f.services.values()) {
     for (const r of rules) {
       if (!r) continue;
-      chains.push(...r.chains);
-      extraSets.push(...r.sets);
+      for (const c of r.chains) chains.push(c);
+      for (const s of r.sets) extraSets.push(s);
       for (const [set, el] of r.elements) {
         if (set === SET.clusterIPs) {
           const ip = String(el.key[0]);
@@ -89,7 +89,9 @@ function assembleFamily(f: CompiledFamily): { table: Table; infos: ServicePortIn
       infos.push(r.info);
     }
   }
-  elements.get(SET.hairpin)?.push(...[...hairpin].sort().map(hairpinElement));
+  // no spread anywhere here: 250,000 endpoints overflow the call stack of push(...array)
+  const hairpinEls = elements.get(SET.hairpin);
+  if (hairpinEls) for (const ip of [...hairpin].sort()) hairpinEls.push(hairpinElement(ip));
 
   const sets: NamedSet[] = [...setDefs.values()].map((d) => ({ ...d, elements: sortElements(elements.get(d.name) ?? []) }));
   return { table: { family: ctx.family, name: TABLE_NAME, sets: [...sets, ...extraSets], chains }, infos };

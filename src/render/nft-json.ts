@@ -17,7 +17,7 @@ export function renderJson(rs: Ruleset): string {
     const tbl = { family: t.family, name: t.name };
     cmds.push({ add: { table: tbl } }, { delete: { table: tbl } }, { add: { table: { ...tbl, comment: 'rules for nftproxy' } } });
   }
-  for (const t of rs.tables) cmds.push(...tableCommands(t));
+  for (const t of rs.tables) for (const c of tableCommands(t)) cmds.push(c); // no spread: big tables overflow push(...)
   return `${JSON.stringify({ nftables: cmds }, null, 1)}\n`;
 }
 

@@ -84,7 +84,7 @@ export async function readManifests(paths: readonly string[]): Promise<Result<So
       }
       const r = parseManifest(text, f);
       if (!r.ok) return r;
-      out.push(...r.value);
+      for (const o of r.value) out.push(o); // no spread: one kubectl dump can hold 100k objects
     }
   }
   return ok(out);
