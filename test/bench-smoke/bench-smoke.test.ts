@@ -2,7 +2,7 @@
 // the bench): a tiny QUICK run, 60 services x 3 endpoints with short budgets, must finish,
 // clean up, and write its four result files with every phase and target accounted for.
 import { execa } from 'execa';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -11,6 +11,7 @@ const root = process.getuid?.() === 0;
 
 describe.skipIf(!root)(`make bench QUICK=1 (smoke, tiny sizes)${root ? '' : ' [skipped: needs root]'}`, () => {
   it('runs every phase, cleans up, writes results.json, summary.md and two SVGs', async () => {
+    mkdirSync(join(REPO, 'bench', 'results'), { recursive: true }); // absent in a fresh clone
     const before = new Set(readdirSync(join(REPO, 'bench', 'results'), { withFileTypes: true }).map((d) => d.name));
     const proc = execa(process.execPath, [join(REPO, 'bench/dist/bench/src/main.js'), '--quick'], {
       cwd: REPO, reject: false, timeout: 240_000,
