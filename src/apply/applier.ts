@@ -7,7 +7,7 @@ import { TABLE_NAME } from '../ir/types.js';
 import { type KTable, toKTable } from '../render/nft-objects.js';
 import { type NftFailure, attributeNftError } from './nft-errors.js';
 import type { NftRunner } from './nft-runner.js';
-import { type Transaction, fullTransaction, partialTransaction, transactionText } from './transaction.js';
+import { fullTransaction, partialTransaction, transactionText } from './transaction.js';
 import { IncrementalTable } from './incremental.js';
 import { type CompiledFamily, assemble } from '../compile/compile.js';
 
@@ -70,12 +70,6 @@ export class Applier {
     const result = await this.sync(assemble(parts), { full: true });
     this.incremental = parts.map((p) => IncrementalTable.fromParts(p));
     return { ...result, durationMs: this.clock() - start };
-  }
-
-  /** Build the transaction a sync would run, without running it (dump --diff, tests). */
-  plan(rs: Ruleset, full = false): Transaction {
-    const next = rs.tables.map(toKTable);
-    return (!full && this.applied && partialTransaction(this.applied, next)) || fullTransaction(next, FAMILIES);
   }
 
   async sync(rs: Ruleset, opts: { full?: boolean } = {}): Promise<SyncResult> {

@@ -16,7 +16,7 @@
 // A change the differ does not handle in place (a base chain or a set declaration changed)
 // returns undefined: the caller does a full sync instead.
 import type { Family } from '../ir/types.js';
-import type { KChain, KSet, KTable } from '../render/nft-objects.js';
+import type { KChain, KTable } from '../render/nft-objects.js';
 import { type OwnedLine, kTableLines } from '../render/nft-text.js';
 
 export interface Transaction {
@@ -120,5 +120,3 @@ export function partialTransaction(prev: readonly KTable[], next: readonly KTabl
 const sameLines = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 const sameRules = (a: KChain, b: KChain): boolean => a === b || a.rules.length === b.rules.length && a.rules.every((r, i) => r.text === b.rules[i]!.text);
 
-/** Elements of non-dynamic sets, for tests and metrics. */
-export const elementCount = (s: KSet): number => (s.dynamic ? 0 : s.elements.size);

@@ -68,12 +68,6 @@ export class ManifestWatcher {
     return [...this.files.keys()].sort().flatMap((f) => this.files.get(f)!.good ?? []);
   }
 
-  /** Wait until changes already signalled have been read (tests). */
-  async settle(): Promise<void> {
-    await new Promise((r) => setTimeout(r, (this.opts.debounceMs ?? 30) + 5));
-    await this.scanning;
-  }
-
   private kick(): void {
     if (this.stopped) return;
     if (this.debounce) clearTimeout(this.debounce);
