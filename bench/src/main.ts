@@ -54,9 +54,11 @@ async function main(): Promise<number> {
   const outDir = join(REPO, 'bench', 'results', stamp + (quick ? '-quick' : ''));
   const tmp = await mkdtemp(join(tmpdir(), 'npx-bench-'));
 
+  // BENCH_PEERS (development): a comma-separated subset of the peers, or "none"
+  const peerFilter = process.env.BENCH_PEERS?.split(',').map((x) => x.trim());
   const loaders: Loader[] = [
     { id: 'nftproxy', label: 'nftproxy (Applier full sync)' },
-    ...[kpNftNumgen, kpNftChains, kpIptablesLegacy, kpIptablesNft].map((l) => ({ id: l.id, label: l.label, layout: l })),
+    ...[kpNftNumgen, kpNftChains, kpIptablesLegacy, kpIptablesNft].filter((l) => !peerFilter || peerFilter.includes(l.id)).map((l) => ({ id: l.id, label: l.label, layout: l })),
   ];
   const results: Results = {
     meta: { startedAt: started.toISOString(), quick, host: {}, plan, loaders: [] },

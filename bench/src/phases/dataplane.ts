@@ -10,7 +10,7 @@
 // ruleset (bench/src/bpf.ts); the client runs in the client namespace AND that cgroup, so its
 // connect() to the ClusterIP goes to a backend pod directly: no DNAT in the node namespace
 // (checked: no conntrack flow to the ClusterIP), hence it can beat the single DNAT rule.
-import { createLab, type Lab } from '../lab.js';
+import { CLIENT, CLIENT_BPF, createLab, type Lab } from '../lab.js';
 import { labTag, dataplaneAddrs } from './full-sync.js';
 import { median, fmtMs } from '../stats.js';
 import { compileParts, proxyConfig } from '../nftproxy.js';
@@ -134,7 +134,7 @@ async function measureAll(ctx: Ctx, targets: Target[], bpf: BpfState | undefined
             if (r.exitCode !== 0) throw new Error(`conntrack -L failed: ${r.stderr.trim()}`);
             return r.stdout.split('\n').filter((l) => l.trim()).length;
           };
-          const c = { id: x.row.id, toClusterIP: await count(['--orig-dst', x.ip]), fromClient: await count(['--orig-src', '10.255.0.2']) };
+          const c = { id: x.row.id, toClusterIP: await count(['--orig-dst', x.ip]), fromClient: await count(['--orig-src', CLIENT_BPF]) };
           bpf!.info.check.push(c);
           if (c.fromClient === 0) throw new Error(`${x.row.id}: no conntrack flow from the client at all: the check proves nothing`);
           if (c.toClusterIP > 0) throw new Error(`${x.row.id}: ${c.toClusterIP} of ${c.fromClient} flows went to the ClusterIP ${x.ip} (nft DNAT): the socket LB did not rewrite connect()`);
@@ -195,7 +195,7 @@ async function measureAll(ctx: Ctx, targets: Target[], bpf: BpfState | undefined
 }
 
 async function measure(x: Target, seconds: number, concurrency: number, bin: string): Promise<ConnRound> {
-  const cmd = [bin, x.ip, String(x.port), String(seconds), String(concurrency)];
+  const cmd = [bin, x.ip, String(x.port), String(seconds), String(concurrency), x.wrap ? CLIENT_BPF : CLIENT];
   const timeoutMs = (seconds + 30) * 1000;
   // the BPF client is tracked: killed by pid at cleanup (SIGINT), before its cgroup is removed
   const r = x.wrap ? await run(x.wrap(cmd), { timeoutMs, track: true }) : await x.lab.client.exec(cmd, { timeoutMs });
