@@ -4,6 +4,7 @@
 import type { Chain, NamedSet, Rule } from '../ir/types.js';
 import type { FamilyContext } from './family-context.js';
 import { constCidr } from '../model/ip.js';
+import { AFFINITY_DEFAULT_TIMEOUT, AFFINITY_SET_SIZE } from './affinity.js';
 
 export const SET = {
   clusterIPs: 'cluster-ips',
@@ -14,6 +15,7 @@ export const SET = {
   noEndpointNodePorts: 'no-endpoint-nodeports',
   firewallIPs: 'firewall-ips',
   hairpin: 'hairpin-endpoints',
+  affinity: 'affinity',
 } as const;
 
 export const CHAIN = {
@@ -85,6 +87,7 @@ export function emptySets(ctx: FamilyContext): Map<string, Omit<NamedSet, 'eleme
     { name: SET.noEndpointNodePorts, key: 'l4proto.dport', isMap: true, comment: 'vmap to drop or reject packets to service nodeports with no endpoints' },
     { name: SET.firewallIPs, key: 'addr.l4proto.dport', isMap: true, comment: 'destinations that are subject to LoadBalancerSourceRanges' },
     { name: SET.hairpin, key: 'addr.addr', isMap: false, comment: 'endpoint . endpoint pairs, for hairpin masquerade' },
+    { name: SET.affinity, key: 'saddr.affinity', isMap: false, timeoutSeconds: AFFINITY_DEFAULT_TIMEOUT, size: AFFINITY_SET_SIZE, comment: 'session affinity: client . endpoint key, filled by the rules' },
   ];
   if (ctx.nodePorts.kind === 'ips') sets.push({ name: SET.nodePortIPs, key: 'addr', isMap: false, comment: 'IPs that accept NodePort traffic' });
   return new Map(sets.map((s) => [s.name, s]));

@@ -8,6 +8,7 @@ import { SET, baseChains, emptySets } from './base-chains.js';
 import { type FamilyContext, familyContext } from './family-context.js';
 import { endpointsForPort } from './endpoints-for-port.js';
 import { type ServicePortRules, compileServicePort } from './service-port.js';
+import { type GenerationOf, firstGeneration } from './affinity.js';
 
 export function families(model: Model, cfg: ProxyConfig): IPFamily[] {
   const seen = new Set<IPFamily>();
@@ -26,22 +27,25 @@ export interface CompiledFamily {
   readonly services: ReadonlyMap<string, readonly (ServicePortRules | undefined)[]>;
 }
 
-/** Compile every service (remembered per unchanged service): O(services), cheap when few changed. */
-export function compileParts(model: Model, cfg: ProxyConfig): CompiledFamily[] {
+/**
+ * Compile every service (remembered per unchanged service): O(services), cheap when few changed.
+ * generationOf: the daemon's count of how often each affinity endpoint went away (affinity.ts).
+ */
+export function compileParts(model: Model, cfg: ProxyConfig, generationOf: GenerationOf = firstGeneration): CompiledFamily[] {
   return families(model, cfg).map((fam) => {
     const ctx = familyContext(cfg, fam);
     const ctxKey = JSON.stringify(ctx);
     const services = new Map<string, readonly (ServicePortRules | undefined)[]>();
     for (const svc of model.services) {
       const ref = `${svc.ref.namespace}/${svc.ref.name}`;
-      services.set(ref, compileService(ctx, ctxKey, svc, model.slices.get(ref) ?? []));
+      services.set(ref, compileService(ctx, ctxKey, svc, model.slices.get(ref) ?? [], generationOf));
     }
     return { ctx, ctxKey, services };
   });
 }
 
-export function compile(model: Model, cfg: ProxyConfig): Ruleset {
-  return assemble(compileParts(model, cfg));
+export function compile(model: Model, cfg: ProxyConfig, generationOf: GenerationOf = firstGeneration): Ruleset {
+  return assemble(compileParts(model, cfg, generationOf));
 }
 
 /** Every service port's info, without assembling tables. */
@@ -111,13 +115,16 @@ function sortElements(els: SetElement[]): SetElement[] {
 // model hands back the same objects while they are unchanged (see build-model.ts). So the
 // compiler remembers each service's result: a sync after one change recompiles one service.
 // The output is the same objects, which lets the renderer and the differ skip them cheaply.
+// An affinity endpoint's key also depends on its generation: a remembered result is reused
+// only while every generation it was made with is still current.
 const serviceCache = new WeakMap<Service, { ctxKey: string; slices: readonly EndpointSlice[]; rules: (ServicePortRules | undefined)[] }[]>();
 
-export function compileService(ctx: FamilyContext, ctxKey: string, svc: Service, slices: readonly EndpointSlice[]): (ServicePortRules | undefined)[] {
+export function compileService(ctx: FamilyContext, ctxKey: string, svc: Service, slices: readonly EndpointSlice[], generationOf: GenerationOf = firstGeneration): (ServicePortRules | undefined)[] {
   const entries = serviceCache.get(svc) ?? [];
-  const hit = entries.find((e) => e.ctxKey === ctxKey && e.slices.length === slices.length && e.slices.every((s, i) => s === slices[i]));
+  const current = (rules: readonly (ServicePortRules | undefined)[]): boolean => rules.every((r) => !r || r.affinity.every(([eid, g]) => generationOf(eid) === g));
+  const hit = entries.find((e) => e.ctxKey === ctxKey && e.slices.length === slices.length && e.slices.every((s, i) => s === slices[i]) && current(e.rules));
   if (hit) return hit.rules;
-  const rules = svc.ports.map((sp) => compileServicePort(ctx, svc, sp, endpointsForPort(slices, ctx.ipFamily, sp, ctx.nodeName)));
+  const rules = svc.ports.map((sp) => compileServicePort(ctx, svc, sp, endpointsForPort(slices, ctx.ipFamily, sp, ctx.nodeName), generationOf));
   // One entry per family context (dual-stack compiles a service twice per sync).
   serviceCache.set(svc, [...entries.filter((e) => e.ctxKey !== ctxKey).slice(-3), { ctxKey, slices, rules }]);
   return rules;

@@ -7,6 +7,7 @@ import { endpointId, objectName, servicePortId } from '../ir/names.js';
 import { CHAIN, SET } from './base-chains.js';
 import type { FamilyContext } from './family-context.js';
 import { selectEndpoints } from './select-endpoints.js';
+import { type GenerationOf, affinityKey, firstGeneration } from './affinity.js';
 
 export interface ServicePortRules {
   readonly chains: Chain[];
@@ -14,12 +15,14 @@ export interface ServicePortRules {
   readonly elements: [setName: string, element: SetElement][];
   readonly hairpin: IP[];
   readonly info: ServicePortInfo;
+  /** affinity endpoints (ids) and the generation each key was made with */
+  readonly affinity: readonly (readonly [endpointId: string, generation: number])[];
 }
 
 const goto = (chain: string): Verdict => ({ kind: 'goto', chain });
 const toBackend = (e: Endpoint): Backend => ({ addr: e.ip, port: e.port });
 
-export function compileServicePort(ctx: FamilyContext, svc: Service, sp: ServicePort, endpoints: readonly Endpoint[]): ServicePortRules | undefined {
+export function compileServicePort(ctx: FamilyContext, svc: Service, sp: ServicePort, endpoints: readonly Endpoint[], generationOf: GenerationOf = firstGeneration): ServicePortRules | undefined {
   const clusterIP = svc.clusterIPs.find((ip) => familyOf(ip) === ctx.ipFamily);
   if (clusterIP === undefined) return undefined;
   const ns = svc.ref.namespace, name = svc.ref.name, proto = sp.protocol, port = sp.port;
@@ -102,19 +105,26 @@ export function compileServicePort(ctx: FamilyContext, svc: Service, sp: Service
   const affinity = svc.sessionAffinity.kind === 'ClientIP' ? svc.sessionAffinity.timeoutSeconds : undefined;
   if (affinity !== undefined) decisions.push(`sessionAffinity ClientIP: a client sticks to its endpoint for ${affinity}s after its last new connection`);
   const endpointChains = new Map<string, Chain>();
+  const affinityUsed = new Map<string, number>();
   const endpointRules = (backends: readonly Backend[], policy: 'cluster' | 'local', keys: DnatKey[]): Rule[] => {
     if (affinity === undefined) return [{ matches: [], stmts: [{ kind: 'dnat', proto, backends, policy, keys }] }];
     const names = backends.map((b) => {
       const eid = endpointId(id, b.addr, b.port);
-      const chain = objectName('endpoint', eid), set = objectName('affinity', eid);
+      const chain = objectName('endpoint', eid);
+      const generation = generationOf(eid);
+      const key = affinityKey(eid, generation);
       if (!endpointChains.has(chain)) {
-        sets.push({ name: set, key: 'addr', isMap: false, timeoutSeconds: affinity, elements: [], owner: id });
-        endpointChains.set(chain, { name: chain, owner: id, rules: [{ matches: [], stmts: [{ kind: 'update-saddr', set }, { kind: 'dnat', proto, backends: [b], policy, keys: [] }] }] });
+        affinityUsed.set(eid, generation);
+        // Two rules: a full affinity set must not stop the DNAT (a failed update ends its rule).
+        endpointChains.set(chain, { name: chain, owner: id, rules: [
+          { matches: [], stmts: [{ kind: 'affinity-update', set: SET.affinity, key, timeoutSeconds: affinity }] },
+          { matches: [], stmts: [{ kind: 'dnat', proto, backends: [b], policy, keys: [] }] },
+        ] });
       }
-      return { chain, set };
+      return { chain, key };
     });
     return [
-      ...names.map(({ chain, set }): Rule => ({ matches: [{ kind: 'addr-in-set', field: 'saddr', set }], stmts: [{ kind: 'verdict', verdict: goto(chain) }] })),
+      ...names.map(({ chain, key }): Rule => ({ matches: [{ kind: 'affinity', set: SET.affinity, key }], stmts: [{ kind: 'verdict', verdict: goto(chain) }] })),
       { matches: [], stmts: [{ kind: 'random-goto', chains: names.map((n) => n.chain) }] },
     ];
   };
@@ -149,7 +159,7 @@ export function compileServicePort(ctx: FamilyContext, svc: Service, sp: Service
 
   const hairpin = [...new Set([...clusterKeys.length > 0 ? clusterBackends : [], ...localKeys.length > 0 ? localBackends : []].map((b) => b.addr))];
   return {
-    chains, sets, elements, hairpin,
+    chains, sets, elements, hairpin, affinity: [...affinityUsed],
     info: { id, family: ctx.family, service: `${ns}/${name}`, portName: sp.name, proto, port, decisions, clusterBackends, localBackends, affinityTimeout: affinity,
       vips: [clusterIP, ...extIPs, ...lbIPs], nodePort, servingEndpoints: [...new Set(endpoints.filter((e) => e.conditions.serving).map((e) => e.ip))].sort(),
       noLocalEndpoints: { internal: itpLocal && hasEndpoints && sel.local.length === 0, external: etpLocal && hasEndpoints && sel.local.length === 0 },

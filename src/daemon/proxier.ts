@@ -10,6 +10,7 @@ import { type SourceObject, buildModel } from '../model/build-model.js';
 import { formatDiagnostic } from '../model/diagnostic.js';
 import { Quarantine } from './quarantine.js';
 import { ChangeTracker } from './change-tracker.js';
+import { AffinityGenerations } from './affinity-generations.js';
 import type { ProxyMetrics } from './metrics.js';
 import { type ServiceHealthServers, serviceHealthOf } from './service-health.js';
 import type { Node } from '../model/types.js';
@@ -51,6 +52,7 @@ export class Proxier {
   private readonly quarantine = new Quarantine();
   private loggedDiagnostics = new Set<string>();
   private readonly changes = new ChangeTracker();
+  private readonly affinity = new AffinityGenerations();
   lastReport: SyncReport | undefined;
   /** when the last sync succeeded (epoch ms) */
   lastSuccess: number | undefined;
@@ -69,7 +71,10 @@ export class Proxier {
     const { config } = resolveConfig(this.o.base, q.model, this.o.proxyName ?? 'nftproxy');
     this.node = built.model.nodes.get(this.o.base.nodeName);
     this.o.metrics?.onModel({ services: built.model.services.length, endpointSlices: [...built.model.slices.values()].reduce((n, s) => n + s.length, 0), nodes: built.model.nodes.size }, built.diagnostics);
-    const parts = compileParts(q.model, config);
+    const parts = compileParts(q.model, config, this.affinity.generationOf);
+    // Right after compiling, failed sync or not: an affinity endpoint missing now must come
+    // back under a new key whatever the kernel got.
+    this.affinity.settle(parts, performance.now());
     const servicePorts = servicePortsOf(parts);
     const full = reason === 'start' || reason === 'periodic' || !this.o.applier.knowsKernelState;
     const counts = {

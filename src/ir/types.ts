@@ -25,7 +25,17 @@ export type Match =
   | { readonly kind: 'fib-local'; readonly field: 'saddr' | 'daddr' }
   | { readonly kind: 'dport'; readonly proto: Protocol; readonly port: number }
   | { readonly kind: 'masq-mark'; readonly set: boolean }
-  | { readonly kind: 'hairpin'; readonly set: string };
+  | { readonly kind: 'hairpin'; readonly set: string }
+  /** session affinity: the client was remembered for this endpoint (key) in the shared set */
+  | { readonly kind: 'affinity'; readonly set: string; readonly key: AffinityKey };
+
+/**
+ * One endpoint of one affinity service port, in the shared affinity set: 62 bits (two 31-bit
+ * words, so nft's JSON never shows them negative) of a hash of the service port, the endpoint
+ * and its generation (compile/affinity.ts). A per-endpoint set is what kube-proxy uses, but
+ * the kernel looks sets up by name in a list: thousands of them make a full load quadratic.
+ */
+export type AffinityKey = readonly [number, number];
 
 /** One backend: where a chosen connection is DNATed to. */
 export interface Backend {
@@ -46,8 +56,8 @@ export type Statement =
   | { readonly kind: 'masquerade'; readonly clearMark: boolean }
   /** DNAT to one backend chosen uniformly at random */
   | { readonly kind: 'dnat'; readonly proto: Protocol; readonly backends: readonly Backend[]; readonly policy: 'cluster' | 'local'; readonly keys: readonly DnatKey[] }
-  /** session affinity: remember the client in this set */
-  | { readonly kind: 'update-saddr'; readonly set: string }
+  /** session affinity: remember the client for this endpoint (key), for timeoutSeconds */
+  | { readonly kind: 'affinity-update'; readonly set: string; readonly key: AffinityKey; readonly timeoutSeconds: number }
   /** session affinity: pick one chain uniformly at random */
   | { readonly kind: 'random-goto'; readonly chains: readonly string[] };
 
@@ -72,7 +82,8 @@ export interface Chain {
   readonly owner?: string;
 }
 
-export type SetKey = 'addr' | 'addr.l4proto.dport' | 'l4proto.dport' | 'addr.addr';
+/** 'saddr.affinity': client address . affinity key (AffinityKey), the shared affinity set */
+export type SetKey = 'addr' | 'addr.l4proto.dport' | 'l4proto.dport' | 'addr.addr' | 'saddr.affinity';
 export type KeyAtom = string | number;
 
 export interface SetElement {
@@ -91,6 +102,8 @@ export interface NamedSet {
   readonly interval?: boolean;
   /** dynamic set with per-element timeout (session affinity) */
   readonly timeoutSeconds?: number;
+  /** the most elements a dynamic set holds (the kernel's default is 65,535) */
+  readonly size?: number;
   readonly comment?: string;
   readonly elements: readonly SetElement[];
   readonly owner?: string;

@@ -4,7 +4,9 @@
 // one; so here "dnat to one of N backends" becomes an inline numgen map in the rule.
 // It loads and behaves the same, but inline maps cost the kernel time per map, so the
 // daemon applies the text form (render/nft-text.ts) and JSON serves tooling and dump.
-import type { AddrMatch, Chain, Family, KeyAtom, Match, NamedSet, Rule, Ruleset, SetElement, Statement, Table, Verdict } from '../ir/types.js';
+// For the same reason the shared session-affinity set (its key has numgen words) becomes
+// kube-proxy's layout here: one timeout set per affinity endpoint, named after its key.
+import type { AddrMatch, AffinityKey, Chain, Family, KeyAtom, Match, NamedSet, Rule, Ruleset, SetElement, Statement, Table, Verdict } from '../ir/types.js';
 import { MASQ_MARK } from '../ir/types.js';
 import { assertNever } from '../model/result.js';
 import { nftComment } from './nft-comment.js';
@@ -24,7 +26,14 @@ export function renderJson(rs: Ruleset): string {
 function tableCommands(t: Table): J[] {
   const base = { family: t.family, table: t.name };
   const out: J[] = [];
-  for (const s of t.sets) out.push({ add: { [s.isMap ? 'map' : 'set']: setObject(t.family, base, s) } });
+  for (const s of t.sets) if (s.key !== 'saddr.affinity') out.push({ add: { [s.isMap ? 'map' : 'set']: setObject(t.family, base, s) } });
+  for (const c of t.chains) {
+    for (const r of c.rules) {
+      for (const s of r.stmts) {
+        if (s.kind === 'affinity-update') out.push({ add: { set: { ...base, name: affinitySetName(s.key), type: t.family === 'ip' ? 'ipv4_addr' : 'ipv6_addr', flags: ['timeout'], timeout: s.timeoutSeconds } } });
+      }
+    }
+  }
   for (const c of t.chains) out.push({ add: { chain: chainObject(base, c) } });
   for (const c of t.chains) for (const r of c.rules) out.push({ add: { rule: { ...base, chain: c.name, expr: ruleExpr(t.family, r), ...(r.comment ? { comment: nftComment(r.comment) } : {}) } } });
   for (const s of t.sets) if (s.elements.length) out.push({ add: { element: { ...base, name: s.name, elem: s.elements.map((e) => element(s, e)) } } });
@@ -62,6 +71,7 @@ function element(s: NamedSet, e: SetElement): J {
   return s.isMap && e.verdict ? [key, verdictJ(e.verdict)] : key;
 }
 
+const affinitySetName = (k: AffinityKey): string => `affinity-${k.map((w) => w.toString(16).padStart(8, '0')).join('')}`;
 const payload = (protocol: string, field: string): J => ({ payload: { protocol, field } });
 const addrField = (f: Family, field: 'saddr' | 'daddr'): J => payload(f === 'ip' ? 'ip' : 'ip6', field);
 const addrValue = (a: AddrMatch): J => (typeof a === 'string' ? a : { prefix: { addr: a.addr, len: a.prefix } });
@@ -83,6 +93,7 @@ function matchJ(f: Family, m: Match): J {
     case 'dport': return match('==', payload(m.proto, 'dport'), m.port);
     case 'masq-mark': return match(m.set ? '!=' : '==', { '&': [mark, MASQ_MARK] }, 0);
     case 'hairpin': return [match('in', { ct: { key: 'status' } }, 'dnat'), match('==', { concat: [addrField(f, 'saddr'), addrField(f, 'daddr')] }, `@${m.set}`)];
+    case 'affinity': return match('==', addrField(f, 'saddr'), `@${affinitySetName(m.key)}`);
     default: return assertNever(m);
   }
 }
@@ -105,7 +116,7 @@ function stmtJ(f: Family, s: Statement): J[] {
       }
       return [protoMatch, { dnat: { family: f, addr: { map: { key: numgen, data: { set: s.backends.map((b, i) => [i, { concat: [b.addr, b.port] }]) } } } } }];
     }
-    case 'update-saddr': return [{ set: { op: 'update', elem: addrField(f, 'saddr'), set: `@${s.set}` } }];
+    case 'affinity-update': return [{ set: { op: 'update', elem: addrField(f, 'saddr'), set: `@${affinitySetName(s.key)}` } }];
     case 'random-goto': return [{ vmap: { key: { numgen: { mode: 'random', mod: s.chains.length, offset: 0 } }, data: { set: s.chains.map((c, i) => [i, { goto: { target: c } }]) } } }];
     default: return assertNever(s);
   }

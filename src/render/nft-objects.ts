@@ -69,12 +69,17 @@ const keyTypes = (f: Family, key: NamedSet['key']): string => {
     case 'addr.addr': return `${addr} . ${addr}`;
     case 'addr.l4proto.dport': return `${addr} . inet_proto . inet_service`;
     case 'l4proto.dport': return 'inet_proto . inet_service';
+    case 'saddr.affinity': throw new Error('the affinity set is declared with typeof');
     default: return assertNever(key);
   }
 };
 
 function kset(f: Family, s: NamedSet): KSet {
-  const decl = [`type ${keyTypes(f, s.key)}${s.isMap ? ' : verdict' : ''}`];
+  // the affinity key's two words are numgen values: only `typeof` can say so (nft-text.ts)
+  const decl = [s.key === 'saddr.affinity'
+    ? `typeof ${f === 'ip' ? 'ip' : 'ip6'} saddr . numgen random mod 1 . numgen random mod 1`
+    : `type ${keyTypes(f, s.key)}${s.isMap ? ' : verdict' : ''}`];
+  if (s.size !== undefined) decl.push(`size ${s.size}`);
   const flags = [...(s.interval ? ['interval'] : []), ...(s.timeoutSeconds !== undefined ? ['dynamic', 'timeout'] : [])];
   if (flags.length) decl.push(`flags ${flags.join(',')}`);
   if (s.timeoutSeconds !== undefined) decl.push(`timeout ${s.timeoutSeconds}s`);

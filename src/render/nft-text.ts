@@ -2,7 +2,7 @@
 // `nft list ruleset`. One transaction: "add table" then "delete table" then the table,
 // so it creates the table when missing and replaces all of it otherwise, and never
 // touches another table.
-import type { Chain, Family, Match, NamedSet, Rule, Ruleset, SetElement, Statement, Table, Verdict, AddrMatch, KeyAtom } from '../ir/types.js';
+import type { Chain, Family, Match, NamedSet, Rule, Ruleset, SetElement, Statement, Table, Verdict, AddrMatch, AffinityKey, KeyAtom } from '../ir/types.js';
 import { MASQ_MARK } from '../ir/types.js';
 import { assertNever } from '../model/result.js';
 import { addrKeyword, dnatGroupNames } from './lower-dnat.js';
@@ -92,6 +92,7 @@ function match(f: Family, m: Match): string {
     case 'dport': return `${m.proto} dport ${m.port}`;
     case 'masq-mark': return `meta mark & ${hex(MASQ_MARK)} ${m.set ? '!=' : '=='} ${hex(0)}`;
     case 'hairpin': return `ct status dnat ${a} saddr . ${a} daddr @${m.set}`;
+    case 'affinity': return `${affinityKeyText(f, m.key)} @${m.set}`;
     default: return assertNever(m);
   }
 }
@@ -112,11 +113,15 @@ function statement(f: Family, s: Statement): string {
       }
       return `goto ${dnatGroupNames(s.policy, s.backends.length).chain}`;
     }
-    case 'update-saddr': return `update @${s.set} { ${a} saddr }`;
+    case 'affinity-update': return `update @${s.set} { ${affinityKeyText(f, s.key)} timeout ${s.timeoutSeconds}s }`;
     case 'random-goto': return `numgen random mod ${s.chains.length} vmap { ${s.chains.map((c, i) => `${i} : goto ${c}`).join(', ')} }`;
     default: return assertNever(s);
   }
 }
+
+// nft 1.0.6 takes no constants in a concatenation on the left of a lookup; `numgen random
+// mod 1 offset K` always yields K, and is typed, so it stands in for the constant.
+const affinityKeyText = (f: Family, k: AffinityKey): string => `${addrKeyword(f)} saddr . numgen random mod 1 offset ${k[0]} . numgen random mod 1 offset ${k[1]}`;
 
 function verdict(v: Verdict): string {
   switch (v.kind) {

@@ -163,15 +163,14 @@ class Evaluator {
       case 'addr-in-set': {
         const set = this.sets.get(m.set);
         if (!set) throw new Error(`missing set ${m.set}`);
-        if (set.timeoutSeconds !== undefined) {
-          st.steps.push(`session affinity: ${m.set} is empty for a client's first connection`);
-          return false;
-        }
         return set.elements.some((e) => String(e.key[0]) === field(m.field));
       }
       case 'fib-local': return this.local(field(m.field));
       case 'dport': return m.proto === this.p.proto && m.port === st.dport;
       case 'masq-mark': return st.mark === m.set;
+      case 'affinity':
+        st.steps.push(`session affinity: ${m.set} has no entry for a client's first connection`);
+        return false;
       case 'hairpin': {
         if (!st.dnat) return false;
         const set = this.sets.get(m.set);
@@ -216,8 +215,8 @@ class Evaluator {
           return { kind: 'end' as const, r: { kind: 'accept' as const, st: n } };
         });
       }
-      case 'update-saddr':
-        st.steps.push(`${where}: remember the client in ${s.set}`);
+      case 'affinity-update':
+        st.steps.push(`${where}: remember the client for this endpoint in ${s.set} (${s.timeoutSeconds}s)`);
         return 'next';
       case 'random-goto':
         st.steps.push(`${where}: random choice among ${s.chains.length} endpoint chains`);

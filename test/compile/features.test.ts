@@ -1,6 +1,8 @@
 // Features beyond the reference tables, one row = objects + flags, packet, outcome.
 import { describe, expect, it } from 'vitest';
-import { type Env, type Expect, compileObjects, probe, service, slice } from '../support/builders.js';
+import { type Env, type Expect, compileObjects, config, probe, service, slice } from '../support/builders.js';
+import { buildModel } from '../../src/model/build-model.js';
+import { compile } from '../../src/compile/compile.js';
 import { renderText } from '../../src/render/nft-text.js';
 
 const NODE = { nodeName: 'node-a', nodeIPs: ['192.168.0.2'], nodeLabels: { 'topology.kubernetes.io/zone': 'zone-a' } };
@@ -72,20 +74,33 @@ describe('features', () => {
     if (masq !== undefined) expect(r.masq).toBe(masq);
   });
 
-  it('session affinity compiles to per-endpoint timeout sets with the service timeout', () => {
+  it('session affinity: one shared set; each endpoint remembers its clients under its own key, with the service timeout', () => {
     const { ruleset } = compileObjects([web({ sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 600 } } }), ...twoSlices], NODE);
     const text = renderText(ruleset);
-    expect(text.match(/flags dynamic,timeout\n\t\ttimeout 600s/g)).toHaveLength(2);
-    expect(text).toMatch(/update @affinity-\S+ \{ ip saddr \} meta l4proto tcp dnat to 10.244.1.10:8080/);
+    expect(text.match(/^\tset affinity/gm)).toHaveLength(1);
+    const updates = [...text.matchAll(/update @affinity \{ ip saddr \. numgen random mod 1 offset (\d+) \. numgen random mod 1 offset (\d+) timeout 600s \}\n\t\tmeta l4proto tcp dnat to (\S+)/g)];
+    expect(updates.map((u) => u[3]).sort()).toEqual(['10.244.1.10:8080', '10.244.2.10:8081']);
+    expect(new Set(updates.map((u) => `${u[1]}.${u[2]}`)).size).toBe(2);
+    for (const u of updates) expect(text).toContain(`ip saddr . numgen random mod 1 offset ${u[1]} . numgen random mod 1 offset ${u[2]} @affinity goto endpoint-`);
+  });
+
+  it('session affinity: an endpoint that went away comes back under a new key (its old clients are not sent back to it)', () => {
+    const objects = [web({ sessionAffinity: 'ClientIP' }), ...twoSlices];
+    const keys = (gen: (eid: string) => number): string[] => [...renderText(compile(buildModel(objects.map((object) => ({ object }))).model, config(NODE), gen)).matchAll(/offset (\d+) \. numgen random mod 1 offset (\d+) @affinity goto (\S+)/g)].map((m) => `${m[3]} ${m[1]}.${m[2]}`).sort();
+    const before = keys(() => 0);
+    const after = keys((eid) => (eid.endsWith('__10.244.1.10/8080') ? 1 : 0));
+    expect(after.filter((k) => k.includes('10.244.1.10/8080'))).not.toEqual(before.filter((k) => k.includes('10.244.1.10/8080')));
+    expect(after.filter((k) => k.includes('10.244.2.10/8081'))).toEqual(before.filter((k) => k.includes('10.244.2.10/8081')));
   });
 
   it('the layout does not grow sets with services: 200 services share one dnat map per endpoint count', () => {
+    // 8 fixed sets and maps (one of them the shared affinity set) + the dnat maps in use
     const objects: unknown[] = [];
     for (let i = 0; i < 200; i++) {
       objects.push(service('load', `s${i}`, { clusterIP: `10.96.${i >> 8}.${(i & 255) + 1}`, ports: [{ name: 'p', port: 80 }] }));
       objects.push(slice('load', `s${i}`, `s${i}-a`, [{ name: 'p', port: 80 }], [{ ip: `10.244.${i & 255}.1` }, { ip: `10.244.${i & 255}.2` }, { ip: `10.244.${i & 255}.3` }]));
     }
     const text = renderText(compileObjects(objects, NODE).ruleset);
-    expect(text.match(/^\t(set|map) /gm)).toHaveLength(10);
+    expect(text.match(/^\t(set|map) /gm)).toHaveLength(11);
   });
 });

@@ -1,0 +1,72 @@
+// Session affinity across endpoint churn, with real packets and partial syncs (the daemon's
+// path: compileParts -> AffinityGenerations -> Applier.syncParts), in the shared affinity set.
+//
+// kube-proxy deletes an endpoint's affinity set when the endpoint goes. So a client that was
+// stuck to A, moved to B when A went, stays on B when A comes back (a readiness flap): its
+// memory of A is gone. In one shared set the memory of A outlives A; A's rule comes first in
+// the service chain (10.180.9.1 sorts before .2), so without generations the client would
+// jump back to A. The negative control shows exactly that.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lab } from '../lab/lab.js';
+import { canUseKernel, KERNEL_SKIP_REASON, liveNetns, netnsOfThisProcess } from '../lab/netns.js';
+import type { Observed } from '../lab/outcome.js';
+import { type Env, config, service, slice } from '../support/builders.js';
+import { buildModel } from '../../src/model/build-model.js';
+import { compileParts } from '../../src/compile/compile.js';
+import { AffinityGenerations } from '../../src/daemon/affinity-generations.js';
+import { firstGeneration } from '../../src/compile/affinity.js';
+
+const NODE = '192.168.0.2', CLIENT = '10.0.9.2';
+const A = '10.180.9.1', B = '10.180.9.2';
+const ENV: Env = { nodeName: 'test-node', nodeIPs: [NODE], clusterCIDRs: ['10.0.0.0/8'], serviceCIDRs: ['172.30.0.0/16'] };
+const VIP = '172.30.9.1:80';
+
+const objects = (eps: string[]): unknown[] => [
+  service('ns9', 'sticky', { clusterIP: '172.30.9.1', sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 600 } }, ports: [{ name: 'p80', port: 80 }] }),
+  slice('ns9', 'sticky', 'sticky-a', [{ name: 'p80', port: 80 }], eps.map((ip) => ({ ip, node: 'node2' }))),
+];
+
+/** Where each of `n` connections of the client landed, after A, B-only, then A and B again. */
+interface Story { first: Observed; alone: Observed; back: Observed }
+
+async function story(lab: Lab, gens: { generationOf: (eid: string) => number; settle?: AffinityGenerations['settle'] }): Promise<Story> {
+  const cfg = config(ENV);
+  const sync = async (eps: string[], full = false): Promise<void> => {
+    const parts = compileParts(buildModel(objects(eps).map((object) => ({ object }))).model, cfg, gens.generationOf);
+    gens.settle?.(parts, performance.now());
+    await lab.applier.syncParts(parts, { full });
+  };
+  const tcp = (count: number): Promise<Observed> => lab.probe({ src: CLIENT, dst: VIP, proto: 'tcp', count, timeoutMs: 1500 });
+  await sync([A], true);
+  const first = await tcp(3);
+  await sync([B]);
+  const alone = await tcp(3);
+  await sync([A, B]);
+  const back = await tcp(20);
+  return { first, alone, back };
+}
+
+describe.skipIf(!canUseKernel)(`session affinity across endpoint churn${canUseKernel ? '' : ` [skipped: ${KERNEL_SKIP_REASON}]`}`, () => {
+  let lab: Lab | undefined;
+  beforeAll(async () => {
+    lab = await Lab.create('ac', { nodeIPs: [NODE], pods: [A, B], clients: [CLIENT], selfAddressed: [], ports: [80] });
+  }, 90_000);
+  afterAll(async () => { await lab?.destroy(); }, 90_000);
+
+  it('stuck to A, moved to B when A went, stays on B when A comes back (A returns under a new key)', async () => {
+    const s = await story(lab!, new AffinityGenerations());
+    expect(s).toEqual({ first: { got: [`${A}:80`], masq: false }, alone: { got: [`${B}:80`], masq: false }, back: { got: [`${B}:80`], masq: false } });
+  }, 90_000);
+
+  it('negative control: with A under its old key, the client jumps back to A', async () => {
+    const s = await story(lab!, { generationOf: firstGeneration });
+    expect(s.back).toEqual({ got: [`${A}:80`], masq: false });
+  }, 90_000);
+
+  it('removes every namespace it created', async () => {
+    await lab?.destroy();
+    lab = undefined;
+    expect(liveNetns()).toEqual([]);
+    expect(await netnsOfThisProcess()).toEqual([]);
+  }, 90_000);
+});
