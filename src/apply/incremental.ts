@@ -12,7 +12,7 @@ import type { Family } from '../ir/types.js';
 import { SET } from '../compile/base-chains.js';
 import { type CompiledFamily, hairpinElement } from '../compile/compile.js';
 import type { ServicePortRules } from '../compile/service-port.js';
-import { type DnatGroup, collectDnatGroups } from '../render/lower-dnat.js';
+import { type DnatGroup, collectDnatGroups, dnatAliases } from '../render/lower-dnat.js';
 import { type KChain, type KElement, type KSet, groupElements, groupObjects, kchainOf, kelementOf, ksetOf } from '../render/nft-objects.js';
 import type { OwnedLine } from '../render/nft-text.js';
 import { TABLE_NAME } from '../ir/types.js';
@@ -35,14 +35,15 @@ function contributionOf(family: Family, r: ServicePortRules): Contribution {
   if (hit && hit.family === family) return hit.c;
   const elements: { set: string; el: KElement }[] = [];
   const shared: { set: string; el: KElement }[] = [];
-  for (const [set, el] of r.elements) (set === SET.clusterIPs ? shared : elements).push({ set, el: kelementOf(el, undefined) });
+  const aliases = dnatAliases(r.chains);
+  for (const [set, el] of r.elements) (set === SET.clusterIPs ? shared : elements).push({ set, el: kelementOf(el, undefined, aliases) });
   for (const ip of r.hairpin) shared.push({ set: SET.hairpin, el: kelementOf(hairpinElement(ip), undefined) });
   const groups = collectDnatGroups({ chains: r.chains });
   for (const g of groups) {
     for (const el of groupElements(g, 'vip')) elements.push({ set: g.vipMap, el });
     for (const el of groupElements(g, 'nodeport')) elements.push({ set: g.nodePortMap, el });
   }
-  const c: Contribution = { chains: r.chains.map((ch) => kchainOf(family, ch)), ownSets: r.sets.map((s) => ksetOf(family, s)), elements, shared, groups };
+  const c: Contribution = { chains: r.chains.filter((ch) => !aliases.has(ch.name)).map((ch) => kchainOf(family, ch, aliases)), ownSets: r.sets.map((s) => ksetOf(family, s, aliases)), elements, shared, groups };
   contributionCache.set(r, { family, c });
   return c;
 }
@@ -160,12 +161,14 @@ export class IncrementalTable {
       const objs = groupObjects(this.family, d.g);
       if (cur === 0 && d.n > 0) {
         for (const m of [objs.vipMap, objs.nodePortMap]) { decls.push({ text: `add map ${at} ${m.name} { ${m.decl.join('; ')}; }`, owner: undefined }); ops++; }
-        decls.push({ text: `add chain ${at} ${chain}`, owner: undefined });
-        for (const r of objs.chain.rules) rules.push({ text: `add rule ${at} ${chain} ${r.text}`, owner: undefined });
-        ops += 1 + objs.chain.rules.length;
+        for (const c of objs.chains) {
+          decls.push({ text: `add chain ${at} ${c.name}`, owner: undefined });
+          for (const r of c.rules) rules.push({ text: `add rule ${at} ${c.name} ${r.text}`, owner: undefined });
+          ops += 1 + c.rules.length;
+        }
       }
       if (cur > 0 && cur + d.n === 0) {
-        goneChains.push(objs.chain);
+        goneChains.push(...objs.chains);
         goneSets.push(objs.vipMap, objs.nodePortMap);
       }
     }

@@ -34,7 +34,17 @@ const jump = (chain: string): Rule => ({ matches: [], stmts: [{ kind: 'verdict',
 export function baseChains(ctx: FamilyContext): Chain[] {
   const matchAll = ctx.nodePorts.kind === 'match-all';
   const loopback = [constCidr(ctx.family === 'ip' ? '127.0.0.0/8' : '::1/128')];
+  // ClusterIP masquerade for every service at once, before the dispatch (as upstream 1.36+):
+  // service chains are then bare DNATs that the renderer can route straight to the shared
+  // endpoint-count chains. Traffic to a ClusterIP port that is no service's is rejected in the
+  // filter chains anyway, so marking it changes nothing.
+  const clusterMasq: Rule[] = ctx.masqueradeAll
+    ? [{ matches: [{ kind: 'addr-in-set', field: 'daddr', set: SET.clusterIPs }], stmts: [{ kind: 'mark-masq' }], comment: 'masquerade-all' }]
+    : ctx.podCIDRs.length > 0
+      ? [{ matches: [{ kind: 'addr-in-set', field: 'daddr', set: SET.clusterIPs }, { kind: 'addr', field: 'saddr', op: '!=', values: ctx.podCIDRs }], stmts: [{ kind: 'mark-masq' }], comment: 'masquerade ClusterIP traffic from outside the cluster' }]
+      : [];
   const services: Rule[] = [
+    ...clusterMasq,
     { matches: [], stmts: [{ kind: 'vmap', key: 'daddr.l4proto.dport', map: SET.serviceIPs }] },
     matchAll
       ? { matches: [{ kind: 'fib-local', field: 'daddr' }, { kind: 'addr', field: 'daddr', op: '!=', values: loopback }], stmts: [{ kind: 'vmap', key: 'l4proto.dport', map: SET.serviceNodePorts }] }

@@ -128,19 +128,13 @@ export function compileServicePort(ctx: FamilyContext, svc: Service, sp: Service
       { matches: [], stmts: [{ kind: 'random-goto', chains: names.map((n) => n.chain) }] },
     ];
   };
-  const masqRule = (): Rule[] => {
-    if (ctx.masqueradeAll) return [{ matches: [{ kind: 'addr', field: 'daddr', op: '==', values: [clusterIP] }, { kind: 'dport', proto, port }], stmts: [{ kind: 'mark-masq' }], comment: 'masquerade-all' }];
-    if (ctx.podCIDRs.length > 0) return [{ matches: [{ kind: 'addr', field: 'daddr', op: '==', values: [clusterIP] }, { kind: 'addr', field: 'saddr', op: '!=', values: ctx.podCIDRs }], stmts: [{ kind: 'mark-masq' }], comment: 'masquerade ClusterIP traffic from outside the cluster' }];
-    return [];
-  };
-
   const clusterBackends = sel.cluster.map(toBackend);
   const localBackends = sel.local.map(toBackend);
   if (clusterKeys.length > 0) {
-    chains.push({ name: clusterChain, owner: id, rules: [...(internalChain === clusterChain && hasInternal ? masqRule() : []), ...endpointRules(clusterBackends, 'cluster', clusterKeys)] });
+    chains.push({ name: clusterChain, owner: id, rules: endpointRules(clusterBackends, 'cluster', clusterKeys) });
   }
   if (localKeys.length > 0) {
-    chains.push({ name: localChain, owner: id, rules: [...(internalChain === localChain && hasInternal ? masqRule() : []), ...endpointRules(localBackends, 'local', localKeys)] });
+    chains.push({ name: localChain, owner: id, rules: endpointRules(localBackends, 'local', localKeys) });
   }
   chains.push(...endpointChains.values());
 

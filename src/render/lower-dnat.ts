@@ -8,20 +8,51 @@
 // `l4proto . dport . slot` for NodePorts, whose daddr is any node address), with
 // slot = numgen random mod N. Set and binding counts then grow with the number of
 // distinct endpoint counts, not with services.
-import type { Backend, DnatKey, Family, Table } from '../ir/types.js';
+import type { Backend, Chain, DnatKey, Family, Table } from '../ir/types.js';
 
 export interface DnatGroup {
   readonly policy: 'cluster' | 'local';
   readonly n: number;
   readonly chain: string;
+  /** the shared external chain: mark for masquerade, then `chain` (see dnatAliases) */
+  readonly masqChain: string;
   readonly vipMap: string;
   readonly nodePortMap: string;
   readonly vipElements: { key: DnatKey & { kind: 'vip' }; slot: number; backend: Backend; owner: string | undefined }[];
   readonly nodePortElements: { key: DnatKey & { kind: 'nodeport' }; slot: number; backend: Backend; owner: string | undefined }[];
 }
 
-export function dnatGroupNames(policy: 'cluster' | 'local', n: number): { chain: string; vipMap: string; nodePortMap: string } {
-  return { chain: `dnat-${policy}-${n}`, vipMap: `endpoints-${policy}-${n}`, nodePortMap: `nodeport-endpoints-${policy}-${n}` };
+export function dnatGroupNames(policy: 'cluster' | 'local', n: number): { chain: string; masqChain: string; vipMap: string; nodePortMap: string } {
+  return { chain: `dnat-${policy}-${n}`, masqChain: `dnat-${policy}-${n}-masq`, vipMap: `endpoints-${policy}-${n}`, nodePortMap: `nodeport-endpoints-${policy}-${n}` };
+}
+
+/**
+ * Chains the nft objects leave out, and what stands in for them. A service port's chain that
+ * is nothing but "dnat to one of N backends" (N >= 2) does nothing the shared chain
+ * dnat-<policy>-N does not (its backends are in that chain's maps, keyed by the packet), so
+ * whatever goes to it goes there instead; an external chain that only marks for masquerade
+ * and goes to such a chain is the shared dnat-<policy>-N-masq. Most services then own no chain:
+ * at 10k services that is 30,522 chains down to about 10,000, and every nft run (a partial
+ * sync too) lists the table's chains first. The IR keeps the chains: explain and the tracer
+ * still show the service's own path. A chain only ever refers to its own service port's
+ * chains, so aliases computed over one port's chains or over the whole table agree.
+ */
+export function dnatAliases(chains: readonly Chain[]): ReadonlyMap<string, string> {
+  const aliases = new Map<string, string>();
+  for (const c of chains) {
+    const only = c.rules.length === 1 ? c.rules[0]! : undefined;
+    const st = only && only.matches.length === 0 && only.stmts.length === 1 ? only.stmts[0]! : undefined;
+    if (!c.base && st?.kind === 'dnat' && st.backends.length >= 2) aliases.set(c.name, dnatGroupNames(st.policy, st.backends.length).chain);
+  }
+  if (aliases.size === 0) return aliases;
+  for (const c of chains) {
+    const [mark, go] = c.rules;
+    if (c.base || c.rules.length !== 2 || mark!.matches.length || go!.matches.length || mark!.stmts.length !== 1 || go!.stmts.length !== 1) continue;
+    const m = mark!.stmts[0]!, v = go!.stmts[0]!;
+    const target = v.kind === 'verdict' && v.verdict.kind === 'goto' ? aliases.get(v.verdict.chain) : undefined;
+    if (m.kind === 'mark-masq' && target) aliases.set(c.name, `${target}-masq`);
+  }
+  return aliases;
 }
 
 /** Every group a table's dnat statements need, sorted by policy then N. */

@@ -4,8 +4,8 @@
 // Every token comes from a parsed IP, port, protocol, a hashed name or our own constants.
 import type { Backend, Chain, Family, NamedSet, SetElement, Table } from '../ir/types.js';
 import { assertNever } from '../model/result.js';
-import { type DnatGroup, addrKeyword, collectDnatGroups } from './lower-dnat.js';
-import { quote, renderElementParts, renderRule } from './nft-text.js';
+import { type DnatGroup, addrKeyword, collectDnatGroups, dnatAliases } from './lower-dnat.js';
+import { type Aliases, quote, renderElementParts, renderRule } from './nft-text.js';
 
 export interface KElement {
   /** the element's key as nft prints it: what `delete element` needs */
@@ -49,7 +49,8 @@ export const TABLE_COMMENT = 'rules for nftproxy';
 export function toKTable(t: Table): KTable {
   const sets = new Map<string, KSet>();
   const chains = new Map<string, KChain>();
-  for (const s of t.sets) sets.set(s.name, kset(t.family, s));
+  const aliases = dnatAliases(t.chains);
+  for (const s of t.sets) sets.set(s.name, kset(t.family, s, aliases));
 
   const groups = collectDnatGroups(t);
   for (const g of groups) {
@@ -57,8 +58,8 @@ export function toKTable(t: Table): KTable {
     sets.set(vipMap.name, { ...vipMap, elements: new Map(groupElements(g, 'vip').map((e) => [e.key, e])) });
     sets.set(nodePortMap.name, { ...nodePortMap, elements: new Map(groupElements(g, 'nodeport').map((e) => [e.key, e])) });
   }
-  for (const c of t.chains) chains.set(c.name, kchain(t.family, c));
-  for (const g of groups) chains.set(g.chain, groupObjects(t.family, g).chain);
+  for (const c of t.chains) if (!aliases.has(c.name)) chains.set(c.name, kchain(t.family, c, aliases));
+  for (const g of groups) for (const c of groupObjects(t.family, g).chains) chains.set(c.name, c);
   return { family: t.family, name: t.name, comment: TABLE_COMMENT, sets, chains };
 }
 
@@ -74,7 +75,7 @@ const keyTypes = (f: Family, key: NamedSet['key']): string => {
   }
 };
 
-function kset(f: Family, s: NamedSet): KSet {
+function kset(f: Family, s: NamedSet, aliases?: Aliases): KSet {
   // the affinity key's two words are numgen values: only `typeof` can say so (nft-text.ts)
   const decl = [s.key === 'saddr.affinity'
     ? `typeof ${f === 'ip' ? 'ip' : 'ip6'} saddr . numgen random mod 1 . numgen random mod 1`
@@ -86,7 +87,7 @@ function kset(f: Family, s: NamedSet): KSet {
   if (s.comment) decl.push(`comment ${quote(s.comment)}`);
   const elements = new Map<string, KElement>();
   for (const e of s.elements) {
-    const k = kelement(e, s.owner);
+    const k = kelement(e, s.owner, aliases);
     elements.set(k.key, k);
   }
   return { kind: s.isMap ? 'map' : 'set', name: s.name, decl, dynamic: s.timeoutSeconds !== undefined, elements, owner: s.owner };
@@ -94,15 +95,16 @@ function kset(f: Family, s: NamedSet): KSet {
 
 // The compiler hands back the same IR objects for unchanged services (compile.ts), so their
 // rendered form is remembered per object: rendering 10,000 services after one change renders
-// one. The differ then compares these objects by identity first.
+// one. The differ then compares these objects by identity first. (An object's aliases are
+// those of its own service port's chains: the same every time it is rendered.)
 const chainCache = new WeakMap<Chain, { family: Family; k: KChain }>();
-function kchain(family: Family, c: Chain): KChain {
+function kchain(family: Family, c: Chain, aliases?: Aliases): KChain {
   const hit = chainCache.get(c);
   if (hit && hit.family === family) return hit.k;
   const k: KChain = {
     name: c.name,
     hook: c.base ? `type ${c.base.type} hook ${c.base.hook} priority ${c.base.priority}; policy accept;` : undefined,
-    rules: c.rules.map((r) => ({ text: renderRule(family, r), owner: c.owner })),
+    rules: c.rules.map((r) => ({ text: renderRule(family, r, aliases), owner: c.owner })),
     owner: c.owner,
   };
   chainCache.set(c, { family, k });
@@ -110,10 +112,10 @@ function kchain(family: Family, c: Chain): KChain {
 }
 
 const elementCache = new WeakMap<SetElement, KElement>();
-function kelement(e: SetElement, setOwner: string | undefined): KElement {
+function kelement(e: SetElement, setOwner: string | undefined, aliases?: Aliases): KElement {
   const hit = elementCache.get(e);
   if (hit && hit.owner === (e.owner ?? setOwner)) return hit;
-  const { key, text } = renderElementParts(e);
+  const { key, text } = renderElementParts(e, aliases);
   const k = { key, text, owner: e.owner ?? setOwner };
   elementCache.set(e, k);
   return k;
@@ -134,20 +136,25 @@ function dnatElement(e: { key: object; slot: number; backend: Backend; owner: st
   return k;
 }
 
-/** The shared objects of one endpoint-count group: its two maps (empty) and its chain. */
-export function groupObjects(family: Family, g: Pick<DnatGroup, 'n' | 'chain' | 'vipMap' | 'nodePortMap'>): { vipMap: KSet; nodePortMap: KSet; chain: KChain } {
+/** The shared objects of one endpoint-count group: its two maps (empty) and its two chains. */
+export function groupObjects(family: Family, g: Pick<DnatGroup, 'n' | 'chain' | 'masqChain' | 'vipMap' | 'nodePortMap'>): { vipMap: KSet; nodePortMap: KSet; chains: readonly KChain[] } {
   const a = addrKeyword(family);
   const dataType = `${a} daddr . th dport`;
+  const rules = (texts: string[]): KRule[] => texts.map((text) => ({ text, owner: undefined }));
   return {
     vipMap: { kind: 'map', name: g.vipMap, decl: [`typeof ${a} daddr . meta l4proto . th dport . numgen random mod 1 : ${dataType}`], dynamic: false, elements: new Map(), owner: undefined },
     nodePortMap: { kind: 'map', name: g.nodePortMap, decl: [`typeof meta l4proto . th dport . numgen random mod 1 : ${dataType}`], dynamic: false, elements: new Map(), owner: undefined },
-    chain: {
-      name: g.chain, hook: undefined, owner: undefined,
-      rules: [
-        `meta l4proto { tcp, udp, sctp } dnat ${a} addr . port to ${a} daddr . meta l4proto . th dport . numgen random mod ${g.n} map @${g.vipMap}`,
-        `meta l4proto { tcp, udp, sctp } dnat ${a} addr . port to meta l4proto . th dport . numgen random mod ${g.n} map @${g.nodePortMap}`,
-      ].map((text) => ({ text, owner: undefined })),
-    },
+    chains: [
+      {
+        name: g.chain, hook: undefined, owner: undefined,
+        rules: rules([
+          `meta l4proto { tcp, udp, sctp } dnat ${a} addr . port to ${a} daddr . meta l4proto . th dport . numgen random mod ${g.n} map @${g.vipMap}`,
+          `meta l4proto { tcp, udp, sctp } dnat ${a} addr . port to meta l4proto . th dport . numgen random mod ${g.n} map @${g.nodePortMap}`,
+        ]),
+      },
+      // the external chain of an externalTrafficPolicy=Cluster service (dnatAliases)
+      { name: g.masqChain, hook: undefined, owner: undefined, rules: rules([renderRule(family, { matches: [], stmts: [{ kind: 'mark-masq' }] }), `goto ${g.chain}`]) },
+    ],
   };
 }
 

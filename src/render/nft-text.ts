@@ -59,10 +59,14 @@ export function kTableLines(k: KTable): OwnedLine[] {
 }
 
 /** An element's key text (for delete) and whole text (for add). */
-export function renderElementParts(e: SetElement): { key: string; text: string } {
+/** Chain name -> the shared chain that stands in for it (lower-dnat.ts: dnatAliases). */
+export type Aliases = ReadonlyMap<string, string>;
+const NO_ALIASES: Aliases = new Map();
+
+export function renderElementParts(e: SetElement, aliases: Aliases = NO_ALIASES): { key: string; text: string } {
   const key = e.key.map(atom).join(' . ');
   const comment = e.comment ? ` comment ${quote(e.comment)}` : '';
-  return { key, text: e.verdict ? `${key}${comment} : ${verdict(e.verdict)}` : `${key}${comment}` };
+  return { key, text: e.verdict ? `${key}${comment} : ${verdict(e.verdict, aliases)}` : `${key}${comment}` };
 }
 
 export function renderElement(e: SetElement): string {
@@ -71,8 +75,8 @@ export function renderElement(e: SetElement): string {
 
 const atom = (k: KeyAtom): string => String(k);
 
-export function renderRule(f: Family, r: Rule): string {
-  const parts = [...r.matches.map((m) => match(f, m)), ...r.stmts.map((s) => statement(f, s))];
+export function renderRule(f: Family, r: Rule, aliases: Aliases = NO_ALIASES): string {
+  const parts = [...r.matches.map((m) => match(f, m)), ...r.stmts.map((s) => statement(f, s, aliases))];
   if (r.comment) parts.push(`comment ${quote(r.comment)}`);
   return parts.join(' ');
 }
@@ -97,10 +101,10 @@ function match(f: Family, m: Match): string {
   }
 }
 
-function statement(f: Family, s: Statement): string {
+function statement(f: Family, s: Statement, aliases: Aliases): string {
   const a = addrKeyword(f);
   switch (s.kind) {
-    case 'verdict': return verdict(s.verdict);
+    case 'verdict': return verdict(s.verdict, aliases);
     case 'reject': return 'reject';
     case 'vmap': return s.key === 'daddr.l4proto.dport' ? `${a} daddr . meta l4proto . th dport vmap @${s.map}` : `meta l4proto . th dport vmap @${s.map}`;
     case 'mark-masq': return `meta mark set meta mark | ${hex(MASQ_MARK)}`;
@@ -123,10 +127,10 @@ function statement(f: Family, s: Statement): string {
 // mod 1 offset K` always yields K, and is typed, so it stands in for the constant.
 const affinityKeyText = (f: Family, k: AffinityKey): string => `${addrKeyword(f)} saddr . numgen random mod 1 offset ${k[0]} . numgen random mod 1 offset ${k[1]}`;
 
-function verdict(v: Verdict): string {
+function verdict(v: Verdict, aliases: Aliases = NO_ALIASES): string {
   switch (v.kind) {
     case 'accept': case 'drop': case 'return': return v.kind;
-    case 'jump': case 'goto': return `${v.kind} ${v.chain}`;
+    case 'jump': case 'goto': return `${v.kind} ${aliases.get(v.chain) ?? v.chain}`;
     default: return assertNever(v);
   }
 }
