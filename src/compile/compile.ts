@@ -37,8 +37,8 @@ export function compileParts(model: Model, cfg: ProxyConfig, generationOf: Gener
     const ctxKey = JSON.stringify(ctx);
     const services = new Map<string, readonly (ServicePortRules | undefined)[]>();
     for (const svc of model.services) {
-      const ref = `${svc.ref.namespace}/${svc.ref.name}`;
-      services.set(ref, compileService(ctx, ctxKey, svc, model.slices.get(ref) ?? [], generationOf));
+      const ref = refOf(svc);
+      services.set(ref, compileService(ctx, ctxKey, svc, model.slices.get(ref) ?? NO_SLICES, generationOf));
     }
     return { ctx, ctxKey, services };
   });
@@ -115,15 +115,33 @@ function sortElements(els: SetElement[]): SetElement[] {
 // model hands back the same objects while they are unchanged (see build-model.ts). So the
 // compiler remembers each service's result: a sync after one change recompiles one service.
 // The output is the same objects, which lets the renderer and the differ skip them cheaply.
+const NO_SLICES: readonly EndpointSlice[] = [];
+const refs = new WeakMap<Service, string>();
+function refOf(svc: Service): string {
+  let ref = refs.get(svc);
+  if (ref === undefined) refs.set(svc, (ref = `${svc.ref.namespace}/${svc.ref.name}`));
+  return ref;
+}
+
+function sameSlices(a: readonly EndpointSlice[], b: readonly EndpointSlice[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function generationsCurrent(rules: readonly (ServicePortRules | undefined)[], generationOf: GenerationOf): boolean {
+  for (const r of rules) if (r) for (const [eid, g] of r.affinity) if (generationOf(eid) !== g) return false;
+  return true;
+}
+
 // An affinity endpoint's key also depends on its generation: a remembered result is reused
 // only while every generation it was made with is still current.
 const serviceCache = new WeakMap<Service, { ctxKey: string; slices: readonly EndpointSlice[]; rules: (ServicePortRules | undefined)[] }[]>();
 
 export function compileService(ctx: FamilyContext, ctxKey: string, svc: Service, slices: readonly EndpointSlice[], generationOf: GenerationOf = firstGeneration): (ServicePortRules | undefined)[] {
+  // Plain loops: at 10,000 services this is the whole cost of a sync's compile.
   const entries = serviceCache.get(svc) ?? [];
-  const current = (rules: readonly (ServicePortRules | undefined)[]): boolean => rules.every((r) => !r || r.affinity.every(([eid, g]) => generationOf(eid) === g));
-  const hit = entries.find((e) => e.ctxKey === ctxKey && e.slices.length === slices.length && e.slices.every((s, i) => s === slices[i]) && current(e.rules));
-  if (hit) return hit.rules;
+  for (const e of entries) if (e.ctxKey === ctxKey && sameSlices(e.slices, slices) && generationsCurrent(e.rules, generationOf)) return e.rules;
   const rules = svc.ports.map((sp) => compileServicePort(ctx, svc, sp, endpointsForPort(slices, ctx.ipFamily, sp, ctx.nodeName), generationOf));
   // One entry per family context (dual-stack compiles a service twice per sync).
   serviceCache.set(svc, [...entries.filter((e) => e.ctxKey !== ctxKey).slice(-3), { ctxKey, slices, rules }]);
