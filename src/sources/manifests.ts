@@ -40,22 +40,37 @@ export async function listManifestFiles(path: string): Promise<Result<string[], 
 }
 
 export function parseManifest(text: string, file: string): Result<SourceObject[], ManifestError> {
-  const docs = parseAllDocuments(text, { prettyErrors: false, uniqueKeys: false });
   const out: SourceObject[] = [];
+  // JSON is YAML, but the YAML parser takes 12 s for 10k services' worth of JSON (17.6 MB,
+  // what the bench's daemon reads: a third of its cold start); JSON.parse takes 0.2 s.
+  // Anything JSON.parse rejects goes to the YAML parser, which reports errors with a line.
+  const head = text.trimStart()[0];
+  if (head === '{' || head === '[') {
+    let value: unknown;
+    try { value = JSON.parse(text); } catch { value = undefined; }
+    if (value !== undefined) {
+      addDocument(out, value, `${file}:1`);
+      return ok(out);
+    }
+  }
+  const docs = parseAllDocuments(text, { prettyErrors: false, uniqueKeys: false });
   const lineOf = (offset: number): number => text.slice(0, offset).split('\n').length;
   for (const doc of Array.isArray(docs) ? docs : [docs]) {
     const e = doc.errors[0];
     if (e) return err({ code: 'SYNTAX', file, line: e.linePos?.[0]?.line ?? lineOf(e.pos[0]), message: `YAML syntax error: ${e.message.split('\n')[0]}` });
     const value: unknown = doc.toJS({ maxAliasCount: 100 });
-    if (value === null || value === undefined) continue;
     const line = doc.range ? lineOf(doc.range[0]) : undefined;
-    const origin = `${file}${line !== undefined ? `:${line}` : ''}`;
-    if (typeof value === 'object' && !Array.isArray(value) && (value as { kind?: unknown }).kind === 'List') {
-      const items = (value as { items?: unknown }).items;
-      for (const item of Array.isArray(items) ? items : []) out.push({ object: withListKind(item), origin });
-    } else out.push({ object: value, origin });
+    addDocument(out, value, `${file}${line !== undefined ? `:${line}` : ''}`);
   }
   return ok(out);
+}
+
+function addDocument(out: SourceObject[], value: unknown, origin: string): void {
+  if (value === null || value === undefined) return;
+  if (typeof value === 'object' && !Array.isArray(value) && (value as { kind?: unknown }).kind === 'List') {
+    const items = (value as { items?: unknown }).items;
+    for (const item of Array.isArray(items) ? items : []) out.push({ object: withListKind(item), origin });
+  } else out.push({ object: value, origin });
 }
 
 // A real API server's list items carry no kind; `kubectl get -o yaml` adds it back, but

@@ -90,8 +90,8 @@ export async function fullSyncPhase(ctx: Ctx): Promise<void> {
     for (const r of rows.values()) ctx.results.fullSync.push(r);
 
     // How many runs each loader gets here. Before the target size, keep a reserve for the
-    // target size (3 runs of nftproxy and of the inline-numgen layout, the targets' reference,
-    // and 1 of each other loader). Decisions in this order, each taken if its predicted cost
+    // target size (3 runs of nftproxy, 1 of the inline-numgen layout, the targets' reference,
+    // whose one load at 10k takes minutes, and 1 of each other loader). Decisions in this order, each taken if its predicted cost
     // fits what is left: nftproxy (always), the inline-numgen layout, both up to `runs`; then
     // one run of each other loader (the data-plane lab needs one at the target size); then
     // their other runs.
@@ -100,7 +100,7 @@ export async function fullSyncPhase(ctx: Ctx): Promise<void> {
       for (const l of loaders) {
         if (dead.has(l.id)) continue;
         const p = predict(hist.get(l.id)!, targetUnits, defaultExp(l));
-        if (p !== undefined && p <= capMs) reserve += (p + OVERHEAD_MS) * (priority(l.id) <= 1 ? plan.runs : 1);
+        if (p !== undefined && p <= capMs) reserve += (p + OVERHEAD_MS) * (priority(l.id) === 0 ? plan.runs : 1);
       }
     }
     const pred = new Map<string, number | undefined>();
