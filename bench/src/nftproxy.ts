@@ -33,7 +33,9 @@ export function proxyConfig(): ProxyConfig {
 }
 
 /** The daemon's flags for the same configuration. */
-export const DAEMON_FLAGS = ['--node', NODE_NAME, '--node-ip', NODE_IP, '--cluster-cidr', CLUSTER_CIDR, '--service-cidr', SERVICE_CIDR];
+export const DAEMON_FLAGS = ['--node', NODE_NAME, '--node-ip', NODE_IP, '--cluster-cidr', CLUSTER_CIDR, '--service-cidr', SERVICE_CIDR,
+  // never the host's cgroup or /sys/fs/bpf (the data-plane phase measures BPF in its own cgroup)
+  '--bpf', 'off', '--bpf-pin-dir', '/nonexistent/nftproxy-bench-pins'];
 
 export function modelOf(snap: Snapshot): Model {
   const r = buildModel(snapshotObjects(snap).map((object) => ({ object })));

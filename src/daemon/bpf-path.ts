@@ -25,12 +25,22 @@ export interface BpfPath {
 }
 
 export async function startBpf(mode: BpfMode, o: { cgroup?: string; pinDir?: string; netnsDir?: string; masqueradeAll: boolean; log: Logger }): Promise<BpfPath | undefined> {
-  if (mode === 'off') return undefined;
-  const cgroup = o.cgroup ?? findCgroup2Root() ?? '';
   const pinDir = o.pinDir ?? DEFAULT_PIN_DIR;
+  // Programs an earlier run left attached keep rewriting connect() from maps nobody updates
+  // any more: when this run does not take them over, they go.
+  const removeLeftovers = (): void => {
+    try {
+      if (removeBpf(pinDir)) o.log.warn({ pinDir }, 'BPF hot path off: detached and unpinned the programs an earlier run left attached');
+    } catch (e) {
+      o.log.error({ pinDir, error: (e as Error).message.split('\n')[0] }, 'BPF hot path off, but the programs an earlier run left could not be removed: run nftproxy cleanup');
+    }
+  };
+  if (mode === 'off') { removeLeftovers(); return undefined; }
+  const cgroup = o.cgroup ?? findCgroup2Root() ?? '';
   const fail = (reason: string): undefined => {
     if (mode === 'on') throw new BpfUnavailable(`--bpf=on: ${reason}`);
     o.log.info({ reason }, 'BPF hot path off (--bpf=auto): the nftables rules carry all traffic');
+    removeLeftovers();
     return undefined;
   };
   const support = bpfSupport(cgroup ? { cgroupPath: cgroup } : {});

@@ -7,6 +7,7 @@ import { execa } from 'execa';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bpfSupport } from '../../native/loader.js';
 import { Netns } from '../lab/netns.js';
@@ -129,6 +130,30 @@ describe.skipIf(skip !== null)(`nftproxy run --bpf${skip ? ` [skipped: ${skip}]`
         await again.exited;
       }
 
+      // --bpf=off after a BPF run: the programs left attached would keep rewriting connect()
+      // from maps nobody updates; the daemon detaches and unpins them
+      const off = new Daemon(ns.name, args.map((a) => (a === 'on' ? 'off' : a)), {}, 'nsenter');
+      try {
+        await off.waitFor((l) => l.msg.startsWith('BPF hot path off: detached and unpinned'), 15_000, 0);
+        await off.waitFor(synced, 15_000, 0);
+        expect(existsSync(pinDir)).toBe(false);
+        // connect() is no longer rewritten: this namespace has no route to the VIP itself
+        const r = await client.req({ op: 'tcp', host: '10.96.0.10', port: 80, timeoutMs: 800 });
+        expect(r).toMatchObject({ ok: false, err: 'ENETUNREACH' });
+      } finally {
+        off.kill('SIGTERM');
+        await off.exited;
+      }
+
+      // on again (pinned afresh), then `nftproxy cleanup` detaches it
+      const third = new Daemon(ns.name, args, {}, 'nsenter');
+      try {
+        await third.waitFor(synced, 15_000, 0);
+        expect(existsSync(pinDir)).toBe(true);
+      } finally {
+        third.kill('SIGTERM');
+        await third.exited;
+      }
       const c = await execa('ip', ['netns', 'exec', ns.name, process.execPath, BIN, 'cleanup', '--bpf-pin-dir', pinDir]);
       expect(c.stderr).toContain('BPF programs detached');
       await execa('ip', ['netns', 'exec', ns.name, 'conntrack', '-F'], { reject: false });

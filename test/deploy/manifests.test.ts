@@ -8,8 +8,10 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { loadRunConfig } from '../../src/cli/config.js';
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { KUBECTL } from '../fake-apiserver/clients.js';
 
 const DIR = new URL('../../deploy/', import.meta.url).pathname;
 const docs = readdirSync(DIR).filter((f) => f.endsWith('.yaml')).flatMap((f) =>
@@ -105,5 +107,38 @@ describe('deploy/ manifests', () => {
     const exported = new Set((await new ProxyMetrics().registry.getMetricsAsJSON()).map((m) => m.name));
     expect([...used].filter((n) => !exported.has(n))).toEqual([]);
     expect(used.size).toBeGreaterThan(10);
+  });
+
+  describe('deploy/bpf/daemonset-patch.yaml: the BPF hot path in the DaemonSet', () => {
+    const patchFile = join(DIR, 'bpf', 'daemonset-patch.yaml');
+    const patch = parseAllDocuments(readFileSync(patchFile, 'utf8'))[0]!.toJS() as Record<string, unknown>;
+
+    it('matches the API schema (as a partial DaemonSet)', () => {
+      expect(check(patch, 'V1DaemonSet', 'patch')).toEqual([]);
+    });
+
+    it('gives the CLI only flags `nftproxy run` has', () => {
+      const args = (patch as unknown as k8s.V1DaemonSet).spec!.template.spec!.containers[0]!.args!;
+      const help = execFileSync(process.execPath, [new URL('../../bin/nftproxy.js', import.meta.url).pathname, 'run', '--help'], { encoding: 'utf8' });
+      for (const a of args.filter((x) => x.startsWith('--'))) expect(help, a).toContain(a.split('=')[0]);
+    });
+
+    // kubectl merges it offline (--local), as it would on the server
+    const why = existsSync(KUBECTL) ? undefined : `no kubectl at ${KUBECTL}`;
+    it.skipIf(why !== undefined)(`kubectl patch --local: everything of the base, plus the capabilities and mounts BPF needs${why ? ` [skipped: ${why}]` : ''}`, () => {
+      const out = execFileSync(KUBECTL, ['patch', '--local', '-f', join(DIR, 'daemonset.yaml'), '--patch-file', patchFile, '-o', 'json'], { encoding: 'utf8', cwd: tmpdir() });
+      const merged = JSON.parse(out) as k8s.V1DaemonSet;
+      const mp = merged.spec!.template.spec!, mc = mp.containers[0]!;
+      expect(check(merged, 'V1DaemonSet', 'merged')).toEqual([]);
+      expect(mc.securityContext?.capabilities).toEqual({ drop: ['ALL'], add: ['NET_ADMIN', 'BPF', 'PERFMON', 'SYS_ADMIN'] });
+      expect(mc.securityContext?.privileged).toBeUndefined();
+      expect(mc.volumeMounts?.map((m) => m.mountPath).sort()).toEqual(['/etc/nftproxy', '/run/netns', '/run/nftproxy/cgroup', '/sys/fs/bpf', '/tmp']);
+      expect(mp.volumes?.find((v) => v.name === 'cgroup')?.hostPath?.path).toBe('/sys/fs/cgroup');
+      expect(mp.volumes?.find((v) => v.name === 'netns')?.hostPath?.path).toBe('/run/netns');
+      expect(mc.args).toEqual(['run', '--config=/etc/nftproxy/config.yaml', '--bpf=auto', '--bpf-cgroup=/run/nftproxy/cgroup', '--bpf-netns-dir=/run/netns']);
+      // the rest of the base is untouched
+      expect({ ...mp, containers: [], volumes: [] }).toEqual({ ...pod, containers: [], volumes: [] });
+      expect({ ...mc, args: [], securityContext: undefined, volumeMounts: [] }).toEqual({ ...c, args: [], securityContext: undefined, volumeMounts: [] });
+    });
   });
 });

@@ -16,7 +16,9 @@ export class Daemon {
   /** `nsenter`: keep the host's /sys (cgroup and BPF filesystems), which `ip netns exec` hides. */
   constructor(ns: string, args: string[], env: Record<string, string | undefined> = {}, how: 'ip-netns-exec' | 'nsenter' = 'ip-netns-exec') {
     // Never the host's cgroup: tests that want BPF pass --bpf and their own --bpf-cgroup.
-    const bpf = args.some((a) => a === '--bpf' || a.startsWith('--bpf=')) ? [] : ['--bpf', 'off'];
+    // With --bpf off the daemon removes programs a previous run left pinned: point it at a pin
+    // directory that cannot exist, never the host's /sys/fs/bpf/nftproxy.
+    const bpf = args.some((a) => a === '--bpf' || a.startsWith('--bpf=')) ? [] : ['--bpf', 'off', '--bpf-pin-dir', '/nonexistent/nftproxy-test-pins'];
     const enter = how === 'nsenter' ? ['nsenter', `--net=/run/netns/${ns}`] : ['ip', 'netns', 'exec', ns];
     this.proc = execa(enter[0]!, [...enter.slice(1), process.execPath, BIN, 'run', ...bpf, ...args], { reject: false, buffer: false, stdin: 'ignore', stdout: 'ignore', env });
     let rest = '';
