@@ -10,6 +10,7 @@ import type { NftRunner } from './nft-runner.js';
 import { fullTransaction, partialTransaction, transactionText } from './transaction.js';
 import { IncrementalTable } from './incremental.js';
 import { type CompiledFamily, assemble } from '../compile/compile.js';
+import { affinityKeysInUse, carriedAffinity } from './affinity-carry.js';
 
 export const FAMILIES: readonly Family[] = ['ip', 'ip6'];
 
@@ -17,6 +18,8 @@ export interface SyncResult {
   readonly kind: 'full' | 'partial';
   readonly ops: number;
   readonly durationMs: number;
+  /** full sync: session-affinity clients read back and re-added (affinity-carry.ts) */
+  readonly carriedAffinity?: number;
 }
 
 export class ApplyError extends Error {
@@ -78,7 +81,16 @@ export class Applier {
     const next = rs.tables.map(toKTable);
     const tx = (!opts.full && this.applied && partialTransaction(this.applied, next)) || fullTransaction(next, FAMILIES);
     if (tx.kind === 'partial' && tx.lines.length === 0) return { kind: 'partial', ops: 0, durationMs: this.clock() - start };
-    const r = await this.nft.load(transactionText(tx));
+    const text = transactionText(tx);
+    // A full replace keeps the clients session affinity remembers (affinity-carry.ts). Should
+    // nft refuse them, the replace goes ahead without: affinity is lost, nothing else.
+    const carry = tx.kind === 'full' ? await carriedAffinity(this.nft, affinityKeysInUse(rs)) : { lines: [], carried: 0 };
+    let r = await this.nft.load(carry.lines.length ? `${text}${carry.lines.join('\n')}\n` : text);
+    let carried = carry.carried;
+    if (r.exitCode !== 0 && carry.lines.length) {
+      r = await this.nft.load(text);
+      carried = 0;
+    }
     if (r.exitCode !== 0) {
       // nft is atomic: the kernel still holds the previous state, but after a failure we
       // stop trusting our record of it; the next attempt is a full replace.
@@ -86,7 +98,7 @@ export class Applier {
       throw new ApplyError(tx.kind, attributeNftError(r.stderr, tx.lines));
     }
     this.applied = next;
-    return { kind: tx.kind, ops: tx.ops, durationMs: this.clock() - start };
+    return { kind: tx.kind, ops: tx.ops, durationMs: this.clock() - start, ...(tx.kind === 'full' ? { carriedAffinity: carried } : {}) };
   }
 
   /** Remove nftproxy's tables (both families), whether or not they exist. */

@@ -109,7 +109,7 @@ export class Proxier {
     }
     const durationMs = performance.now() - start;
     if (result.ops > 0 || result.kind === 'full') {
-      this.o.log.info({ reason, kind: result.kind, ops: result.ops, durationMs: round(durationMs), applyMs: round(result.durationMs), ...counts }, 'synced');
+      this.o.log.info({ reason, kind: result.kind, ops: result.ops, durationMs: round(durationMs), applyMs: round(result.durationMs), ...counts, ...(result.carriedAffinity ? { carriedAffinity: result.carriedAffinity } : {}) }, 'synced');
     } else {
       this.o.log.debug({ reason, durationMs: round(durationMs) }, 'nothing to change');
     }

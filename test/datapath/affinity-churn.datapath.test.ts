@@ -15,6 +15,7 @@ import { buildModel } from '../../src/model/build-model.js';
 import { compileParts } from '../../src/compile/compile.js';
 import { AffinityGenerations } from '../../src/daemon/affinity-generations.js';
 import { firstGeneration } from '../../src/compile/affinity.js';
+import { execa } from 'execa';
 
 const NODE = '192.168.0.2', CLIENT = '10.0.9.2';
 const A = '10.180.9.1', B = '10.180.9.2';
@@ -61,6 +62,41 @@ describe.skipIf(!canUseKernel)(`session affinity across endpoint churn${canUseKe
   it('negative control: with A under its old key, the client jumps back to A', async () => {
     const s = await story(lab!, { generationOf: firstGeneration });
     expect(s.back).toEqual({ got: [`${A}:80`], masq: false });
+  }, 90_000);
+
+  // kube-proxy keeps its affinity sets across full syncs; nftproxy's full sync replaces the
+  // table, so it reads the set back and re-adds the clients (src/apply/affinity-carry.ts).
+  it('a full sync (start, --sync-period) keeps the remembered clients: the client stays on its endpoint', async () => {
+    const cfg = config(ENV);
+    const gens = new AffinityGenerations();
+    const parts = (): ReturnType<typeof compileParts> => compileParts(buildModel(objects([A, B]).map((object) => ({ object }))).model, cfg, gens.generationOf);
+    const remembered = async (): Promise<{ key: string; timeout: number; expires: number }[]> => {
+      const r = await execa('ip', ['netns', 'exec', lab!.nodeNetns, 'nft', '-j', 'list', 'set', 'ip', 'nftproxy', 'affinity']);
+      const set = (JSON.parse(r.stdout) as { nftables: { set?: { elem?: { elem: { val: { concat: unknown[] }; timeout: number; expires: number } }[] } }[] }).nftables.find((o) => o.set)!.set!;
+      return (set.elem ?? []).filter((e) => e.elem.val.concat[0] === CLIENT).map((e) => ({ key: e.elem.val.concat.slice(1).join('.'), timeout: e.elem.timeout, expires: e.elem.expires }));
+    };
+    // start clean: no endpoints, no key in use, so the earlier tests' clients are not carried
+    await lab!.applier.syncParts(compileParts(buildModel(objects([]).map((object) => ({ object }))).model, cfg), { full: true });
+    expect(await remembered()).toEqual([]);
+    expect((await lab!.applier.syncParts(parts(), { full: true })).carriedAffinity).toBe(0);
+    const first = await lab!.probe({ src: CLIENT, dst: VIP, proto: 'tcp', count: 1, timeoutMs: 1500 });
+    const before = await remembered();
+    expect(before).toHaveLength(1);
+
+    const again = await lab!.applier.syncParts(parts(), { full: true });
+    expect(again).toMatchObject({ kind: 'full', carriedAffinity: 1 });
+    const after = await remembered();
+    expect(after.map((e) => ({ key: e.key, timeout: e.timeout }))).toEqual(before.map((e) => ({ key: e.key, timeout: e.timeout })));
+    expect(after[0]!.expires).toBeLessThanOrEqual(600);
+    expect(after[0]!.expires).toBeGreaterThan(500);
+    expect(await lab!.probe({ src: CLIENT, dst: VIP, proto: 'tcp', count: 20, timeoutMs: 1500 })).toEqual(first);
+
+    // an endpoint that is gone takes its clients with it: B alone, a full sync carries nothing of A
+    const stuckToA = JSON.stringify(first.got) === JSON.stringify([`${A}:80`]);
+    const onlyOther = stuckToA ? [B] : [A];
+    const p2 = compileParts(buildModel(objects(onlyOther).map((object) => ({ object }))).model, cfg, gens.generationOf);
+    expect((await lab!.applier.syncParts(p2, { full: true })).carriedAffinity).toBe(0);
+    expect(await remembered()).toEqual([]);
   }, 90_000);
 
   it('removes every namespace it created', async () => {
