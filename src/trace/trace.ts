@@ -5,6 +5,7 @@ import { type IP, cidrContains, familyOf } from '../model/ip.js';
 import type { Protocol } from '../model/types.js';
 import type { AddrMatch, BaseHook, Chain, Family, Match, NamedSet, Ruleset, ServicePortInfo, Statement, Table, Verdict } from '../ir/types.js';
 import { assertNever } from '../model/result.js';
+import { dnatAliases } from '../render/lower-dnat.js';
 
 export interface Packet {
   readonly src: IP;
@@ -95,8 +96,11 @@ export function trace(rs: Ruleset, nodeIPs: readonly IP[], p: Packet): Trace {
 class Evaluator {
   private readonly chains: Map<string, Chain>;
   private readonly sets: Map<string, NamedSet>;
+  /** chains the kernel does not have, and the shared chain that stands in for each */
+  private readonly aliases: ReadonlyMap<string, string>;
   constructor(private readonly t: Table, private readonly p: Packet, private readonly local: (ip: IP) => boolean) {
     this.chains = new Map(t.chains.map((c) => [c.name, c]));
+    this.aliases = dnatAliases(t.chains);
     this.sets = new Map(t.sets.map((s) => [s.name, s]));
   }
 
@@ -140,7 +144,8 @@ class Evaluator {
       case 'return': return [{ kind: 'return', st }];
       case 'drop': st.steps.push(`${where}: drop`); return [{ kind: 'drop', st, why: dropWhy(where) }];
       case 'jump': case 'goto': {
-        st.steps.push(`${where}: ${v.kind} ${v.chain}`);
+        const alias = this.aliases.get(v.chain);
+        st.steps.push(`${where}: ${v.kind} ${v.chain}${alias ? ` (in the kernel: ${alias}, shared)` : ''}`);
         const target = this.chains.get(v.chain);
         if (!target) throw new Error(`missing chain ${v.chain}`);
         const res = this.runChain(target, st, depth + 1);

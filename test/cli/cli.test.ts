@@ -83,6 +83,8 @@ describe('nftproxy explain', () => {
     expect(r.out).toContain('verdict: DNAT to one of 2 endpoint(s)');
     expect(r.out).toContain('10.244.1.2:8080  masquerade: no');
     expect(r.out).toContain('service port: shop/web port http 80/TCP');
+    // the service's own chain is left out of the kernel's table: the path says what stands in
+    expect(r.out).toMatch(/services: goto service-\S+ \(in the kernel: dnat-cluster-2, shared\)/);
   });
   it('REJECT for a port the ClusterIP does not serve; --json is machine-readable', async () => {
     const r = await run(['explain', '-f', GOOD, '--node', 'node-a', '--src', '10.244.9.9', '--dst', '10.96.0.10:81', '--json']);
