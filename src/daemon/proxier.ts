@@ -12,7 +12,7 @@ import { Quarantine } from './quarantine.js';
 import { ChangeTracker } from './change-tracker.js';
 import { AffinityGenerations } from './affinity-generations.js';
 import type { ProxyMetrics } from './metrics.js';
-import { type ServiceHealthServers, serviceHealthOf } from './service-health.js';
+import { type ServiceHealthServers, healthHostsOf, serviceHealthOf } from './service-health.js';
 import type { Node } from '../model/types.js';
 import type { SyncReason } from './sync-runner.js';
 
@@ -120,7 +120,7 @@ export class Proxier {
       this.o.metrics.onPorts(servicePorts);
       for (const t of changed.triggers) this.o.metrics.networkProgramming.observe(Math.max(0, this.lastSuccess - t) / 1000);
     }
-    await this.o.serviceHealth?.sync(serviceHealthOf(q.model, this.o.base.nodeName));
+    await this.o.serviceHealth?.sync(serviceHealthOf(q.model, this.o.base.nodeName), healthHostsOf(q.model, config));
     this.report({ reason, ok: true, kind: result.kind, ops: result.ops, durationMs, ...counts });
     return true;
   }

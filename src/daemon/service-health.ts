@@ -3,10 +3,16 @@
 // nodes that answer 200, i.e. nodes with a ready local endpoint. Any path. Body:
 // {"service":{"namespace":…,"name":…},"localEndpoints":N,"serviceProxyHealthy":bool}.
 // Node deletion does not change these answers (kube-proxy's /healthz covers that).
+// Like kube-proxy, a server listens on the addresses that accept NodePorts (nodePortAddresses;
+// with the default `primary`, the node's primary IPs), on all addresses only when NodePorts
+// are accepted on all of them.
 import { type Server, createServer } from 'node:http';
 import type { Logger } from 'pino';
 import type { Model } from '../model/types.js';
 import { refString } from '../model/types.js';
+import type { ProxyConfig } from '../model/config.js';
+import { families } from '../compile/compile.js';
+import { familyContext } from '../compile/family-context.js';
 
 export interface ServiceHealth {
   readonly namespace: string;
@@ -29,35 +35,64 @@ export function serviceHealthOf(model: Model, nodeName: string): ServiceHealth[]
   return out;
 }
 
+/** Where the servers listen: these addresses, or every address. */
+export type HealthHosts = readonly string[] | 'all';
+
+/** The addresses NodePorts are accepted on, per family, as the compiler decides them. With none
+ * known (no node IP yet), every address, as before a node IP is known. */
+export function healthHostsOf(model: Model, cfg: ProxyConfig): HealthHosts {
+  const ips: string[] = [];
+  for (const fam of families(model, cfg)) {
+    const np = familyContext(cfg, fam).nodePorts;
+    if (np.kind === 'match-all') return 'all';
+    ips.push(...np.ips);
+  }
+  return ips.length ? ips : 'all';
+}
+
 export class ServiceHealthServers {
-  private servers = new Map<number, { server: Server; current: ServiceHealth }>();
+  private servers = new Map<number, { servers: Server[]; hosts: string; current: ServiceHealth }>();
 
-  constructor(private readonly log: Logger, private readonly proxyHealthy: () => boolean, private readonly host = '::') {}
+  constructor(private readonly log: Logger, private readonly proxyHealthy: () => boolean) {}
 
-  /** Start servers for new ports, update answers, close servers of ports that went away. */
-  async sync(wanted: readonly ServiceHealth[]): Promise<void> {
+  /** Start servers for new ports, update answers, close servers of ports that went away (or
+   * whose addresses changed: they start again on the new ones). */
+  async sync(wanted: readonly ServiceHealth[], hosts: HealthHosts = 'all'): Promise<void> {
+    const hostKey = hosts === 'all' ? 'all' : [...hosts].sort().join(',');
     const byPort = new Map(wanted.map((w) => [w.port, w]));
     for (const [port, s] of [...this.servers]) {
-      if (byPort.has(port)) continue;
+      if (byPort.has(port) && s.hosts === hostKey) continue;
       this.servers.delete(port);
-      await new Promise((r) => s.server.close(r));
+      await closeAll(s.servers);
     }
     for (const w of wanted) {
       const have = this.servers.get(w.port);
       if (have) { have.current = w; continue; }
-      const entry = { server: createServer((_req, res) => this.answer(entry.current, res)), current: w };
+      const entry = { servers: [] as Server[], hosts: hostKey, current: w };
+      const serve = (): Server => createServer((_req, res) => this.answer(entry.current, res));
       try {
-        await listenDual(entry.server, this.host, w.port);
+        if (hosts === 'all') {
+          const server = serve();
+          entry.servers.push(server);
+          await listenDual(server, '::', w.port);
+        } else {
+          for (const h of hosts) {
+            const server = serve();
+            entry.servers.push(server);
+            await listen(server, h, w.port);
+          }
+        }
         this.servers.set(w.port, entry);
       } catch (e) {
+        await closeAll(entry.servers);
         // kube-proxy emits FailedToStartServiceHealthcheck; we log it and retry next sync.
-        this.log.error({ service: `${w.namespace}/${w.name}`, port: w.port, error: String(e) }, 'cannot start the service health check server');
+        this.log.error({ service: `${w.namespace}/${w.name}`, port: w.port, hosts, error: String(e) }, 'cannot start the service health check server');
       }
     }
   }
 
   async stop(): Promise<void> {
-    await Promise.all([...this.servers.values()].map((s) => new Promise((r) => s.server.close(r))));
+    await Promise.all([...this.servers.values()].map((s) => closeAll(s.servers)));
     this.servers.clear();
   }
 
@@ -73,16 +108,19 @@ export class ServiceHealthServers {
   }
 }
 
+const closeAll = (servers: readonly Server[]): Promise<unknown> => Promise.all(servers.map((s) => new Promise((r) => { if (s.listening) s.close(r); else r(undefined); })));
+
+const listen = (server: Server, host: string, port: number): Promise<void> => new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(port, host, () => { server.off('error', reject); resolve(); });
+});
+
 // "::" serves IPv4 too on a dual-stack host; fall back to 0.0.0.0 where IPv6 is off.
 async function listenDual(server: Server, host: string, port: number): Promise<void> {
-  const attempt = (h: string): Promise<void> => new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, h, () => { server.off('error', reject); resolve(); });
-  });
   try {
-    await attempt(host);
+    await listen(server, host, port);
   } catch (e) {
     if (host !== '::' || (e as NodeJS.ErrnoException).code !== 'EAFNOSUPPORT') throw e;
-    await attempt('0.0.0.0');
+    await listen(server, '0.0.0.0', port);
   }
 }

@@ -55,6 +55,7 @@ describe.skipIf(!canUseKernel)(`health and metrics${canUseKernel ? '' : ` [skipp
       await withNetns('health', async (exec) => {
         const ns = (await exec(['ip', 'netns', 'identify'])).stdout.trim();
         await exec(['ip', 'link', 'set', 'lo', 'up']);
+        await exec(['ip', 'addr', 'add', '192.168.0.2/32', 'dev', 'lo']); // the node's InternalIP
         const d = new Daemon(ns, ['--manifests', dir, '--node', 'node-a', '--cluster-cidr', '10.244.0.0/16', '--sync-period', '1s', '--min-sync-period', '100ms'], { PATH: `${bin}:${process.env.PATH}` });
         try {
           await d.waitFor(synced, 15_000, 0);
@@ -65,9 +66,11 @@ describe.skipIf(!canUseKernel)(`health and metrics${canUseKernel ? '' : ` [skipp
           expect((await httpGet(ns, 'http://127.0.0.1:10256/livez')).status).toBe(200);
 
           // healthCheckNodePort: one ready local endpoint -> 200 with kube-proxy's body
-          const hc = await httpGet(ns, 'http://127.0.0.1:32000/');
+          const hc = await httpGet(ns, 'http://192.168.0.2:32000/');
           expect(hc.status).toBe(200);
           expect(JSON.parse(hc.body)).toEqual({ service: { namespace: 'lab', name: 'shop' }, localEndpoints: 1, serviceProxyHealthy: true });
+          // ...on the node's primary IP only (nodePortAddresses primary), as kube-proxy: not on loopback
+          expect((await httpGet(ns, 'http://127.0.0.1:32000/')).body).toMatch(/ECONNREFUSED/);
 
           // metrics under kube-proxy's names
           const m = (await httpGet(ns, 'http://127.0.0.1:10249/metrics')).body;
@@ -82,8 +85,8 @@ describe.skipIf(!canUseKernel)(`health and metrics${canUseKernel ? '' : ` [skipp
 
           // the local endpoint goes away: 503, and the no-local-endpoints gauge counts it
           await writeFile(join(dir, 'shop.yaml'), lb([{ ip: '10.244.1.1', node: 'node-a', ready: false }, { ip: '10.244.2.1', node: 'node-b' }]));
-          await until('healthCheckNodePort 503', async () => (await httpGet(ns, 'http://127.0.0.1:32000/')).status === 503);
-          expect(JSON.parse((await httpGet(ns, 'http://127.0.0.1:32000/')).body)).toMatchObject({ localEndpoints: 0, serviceProxyHealthy: true });
+          await until('healthCheckNodePort 503', async () => (await httpGet(ns, 'http://192.168.0.2:32000/')).status === 503);
+          expect(JSON.parse((await httpGet(ns, 'http://192.168.0.2:32000/')).body)).toMatchObject({ localEndpoints: 0, serviceProxyHealthy: true });
           expect((await httpGet(ns, 'http://127.0.0.1:10249/metrics')).body).toMatch(/^kubeproxy_sync_proxy_rules_no_local_endpoints_total\{traffic_policy="external"\} 1$/m);
 
           // nft fails: the queued update grows older than 2 x sync period -> 503 on both; fixed -> 200
@@ -91,7 +94,7 @@ describe.skipIf(!canUseKernel)(`health and metrics${canUseKernel ? '' : ` [skipp
           await writeFile(join(dir, 'shop.yaml'), lb([{ ip: '10.244.1.1', node: 'node-a' }]));
           await until('healthz 503 while stuck', async () => (await httpGet(ns, 'http://127.0.0.1:10256/healthz')).status === 503);
           expect((await httpGet(ns, 'http://127.0.0.1:10256/livez')).status).toBe(503);
-          expect((await httpGet(ns, 'http://127.0.0.1:32000/')).body).toContain('"serviceProxyHealthy":false');
+          expect((await httpGet(ns, 'http://192.168.0.2:32000/')).body).toContain('"serviceProxyHealthy":false');
           expect((await httpGet(ns, 'http://127.0.0.1:10249/metrics')).body).toMatch(/^kubeproxy_sync_proxy_rules_nftables_sync_failures_total [1-9]/m);
           await rm(failFlag);
           await until('healthz 200 after recovery', async () => (await httpGet(ns, 'http://127.0.0.1:10256/healthz')).status === 200);
