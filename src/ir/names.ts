@@ -27,7 +27,7 @@ export function servicePortId(ns: string, name: string, proto: string, portName:
   return `${ns}/${name}/${proto}/${portName}`;
 }
 
-export type ChainPrefix = 'service' | 'local' | 'external' | 'firewall' | 'endpoint' | 'affinity';
+export type ChainPrefix = 'service' | 'local' | 'external' | 'firewall' | 'endpoint';
 
 export function objectName(prefix: ChainPrefix, id: string): string {
   const full = `${prefix}-${shortHash(id)}-${id.replace(/:/g, '.')}`;
