@@ -37,6 +37,9 @@ export async function carriedAffinity(nft: NftRunner, keysInUse: ReadonlyMap<Fam
     if (keys.size === 0) continue;
     const r = await nft.run(['-j', 'list', 'set', family, TABLE_NAME, SET.affinity]);
     if (r.exitCode !== 0) continue; // no table or no set yet: nothing to carry
+    // ~600,000 remembered clients; beyond that a full sync forgets them rather than hold
+    // several copies of the listing in memory
+    if (r.stdout.length > MAX_LISTING) continue;
     let doc: { nftables?: { set?: { elem?: unknown[] } }[] };
     try { doc = JSON.parse(r.stdout) as typeof doc; } catch { continue; }
     const elems = doc.nftables?.find((o) => o.set)?.set?.elem ?? [];
@@ -56,5 +59,6 @@ export async function carriedAffinity(nft: NftRunner, keysInUse: ReadonlyMap<Fam
   return { lines, carried };
 }
 
+const MAX_LISTING = 64 * 2 ** 20;
 const isWord = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 31;
 const isSeconds = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 86_400;
