@@ -1,25 +1,24 @@
 // Partial syncs at the cost of the change, not of the table. The applier keeps, per family,
-// what every service contributed to the kernel's table (its chains, its own sets, its
-// elements in the shared maps) and counts for what services share (cluster IPs, hairpin
+// what every service contributed to the kernel's table (its chains, its elements in the
+// shared maps) and counts for what services share (cluster IPs, hairpin
 // pairs, endpoint-count groups). A sync compares the services whose compiled rules changed
 // (the compiler hands back the same objects for the others) and emits a transaction for
 // those alone, in the same order the generic differ uses (transaction.ts):
 //   declare new sets and chains; delete stale elements; refill changed chains; add new
 //   elements; flush then delete gone chains; delete gone sets.
-// Anything it cannot do in place (a context change, a set declaration change) returns
-// undefined, and the caller does a full sync.
+// Anything it cannot do in place (a context change) returns undefined, and the caller does
+// a full sync.
 import type { Family } from '../ir/types.js';
 import { SET } from '../compile/base-chains.js';
 import { type CompiledFamily, hairpinElement } from '../compile/compile.js';
 import type { ServicePortRules } from '../compile/service-port.js';
 import { type DnatGroup, collectDnatGroups, dnatAliases } from '../render/lower-dnat.js';
-import { type KChain, type KElement, type KSet, groupElements, groupObjects, kchainOf, kelementOf, ksetOf } from '../render/nft-objects.js';
+import { type KChain, type KElement, type KSet, groupElements, groupObjects, kchainOf, kelementOf } from '../render/nft-objects.js';
 import type { OwnedLine } from '../render/nft-text.js';
 import { TABLE_NAME } from '../ir/types.js';
 
 interface Contribution {
   readonly chains: readonly KChain[];
-  readonly ownSets: readonly KSet[];
   /** elements only this service port puts in a shared set or map */
   readonly elements: readonly { readonly set: string; readonly el: KElement }[];
   /** elements several services may share: counted */
@@ -43,7 +42,7 @@ function contributionOf(family: Family, r: ServicePortRules): Contribution {
     for (const el of groupElements(g, 'vip')) elements.push({ set: g.vipMap, el });
     for (const el of groupElements(g, 'nodeport')) elements.push({ set: g.nodePortMap, el });
   }
-  const c: Contribution = { chains: r.chains.filter((ch) => !aliases.has(ch.name)).map((ch) => kchainOf(family, ch, aliases)), ownSets: r.sets.map((s) => ksetOf(family, s, aliases)), elements, shared, groups };
+  const c: Contribution = { chains: r.chains.filter((ch) => !aliases.has(ch.name)).map((ch) => kchainOf(family, ch, aliases)), elements, shared, groups };
   contributionCache.set(r, { family, c });
   return c;
 }
@@ -102,14 +101,6 @@ export class IncrementalTable {
 
       const oldChains = new Map(before.flatMap((c) => c.chains).map((c) => [c.name, c]));
       const newChains = new Map(after.flatMap((c) => c.chains).map((c) => [c.name, c]));
-      const oldSets = new Map(before.flatMap((c) => c.ownSets).map((s) => [s.name, s]));
-      const newSets = new Map(after.flatMap((c) => c.ownSets).map((s) => [s.name, s]));
-      for (const [name, s] of newSets) {
-        const o = oldSets.get(name);
-        if (o && (o.kind !== s.kind || o.decl.join('\n') !== s.decl.join('\n'))) return undefined;
-        if (!o) { decls.push({ text: `add ${s.kind} ${at} ${name} { ${s.decl.join('; ')}; }`, owner: s.owner }); ops++; }
-      }
-      for (const [name, s] of oldSets) if (!newSets.has(name)) goneSets.push(s);
       for (const [name, c] of newChains) {
         const o = oldChains.get(name);
         if (o === c) continue;

@@ -69,7 +69,6 @@ function assembleFamily(f: CompiledFamily): { table: Table; infos: ServicePortIn
   const setDefs = emptySets(ctx);
   const elements = new Map<string, SetElement[]>([...setDefs.keys()].map((k) => [k, []]));
   const chains: Chain[] = baseChains(ctx);
-  const extraSets: NamedSet[] = [];
   const infos: ServicePortInfo[] = [];
   const clusterIPs = new Set<string>();
   const hairpin = new Set<string>();
@@ -80,7 +79,6 @@ function assembleFamily(f: CompiledFamily): { table: Table; infos: ServicePortIn
     for (const r of rules) {
       if (!r) continue;
       for (const c of r.chains) chains.push(c);
-      for (const s of r.sets) extraSets.push(s);
       for (const [set, el] of r.elements) {
         if (set === SET.clusterIPs) {
           const ip = String(el.key[0]);
@@ -98,7 +96,7 @@ function assembleFamily(f: CompiledFamily): { table: Table; infos: ServicePortIn
   if (hairpinEls) for (const ip of [...hairpin].sort()) hairpinEls.push(hairpinElement(ip));
 
   const sets: NamedSet[] = [...setDefs.values()].map((d) => ({ ...d, elements: sortElements(elements.get(d.name) ?? []) }));
-  return { table: { family: ctx.family, name: TABLE_NAME, sets: [...sets, ...extraSets], chains }, infos };
+  return { table: { family: ctx.family, name: TABLE_NAME, sets, chains }, infos };
 }
 
 export const nodePortIPElements = (ctx: FamilyContext): SetElement[] => (ctx.nodePorts.kind === 'ips' ? ctx.nodePorts.ips.map((ip) => ({ key: [ip] })) : []);

@@ -2,7 +2,7 @@
 // decisions explain reports. Mirrors kube-proxy nftables mode's per-service logic.
 import { type IP, familyOf, cidrContains } from '../model/ip.js';
 import type { Endpoint, Service, ServicePort } from '../model/types.js';
-import type { Backend, Chain, DnatKey, NamedSet, Rule, ServicePortInfo, SetElement, Verdict } from '../ir/types.js';
+import type { Backend, Chain, DnatKey, Rule, ServicePortInfo, SetElement, Verdict } from '../ir/types.js';
 import { endpointId, objectName, servicePortId } from '../ir/names.js';
 import { CHAIN, SET } from './base-chains.js';
 import type { FamilyContext } from './family-context.js';
@@ -11,7 +11,6 @@ import { type GenerationOf, affinityKey, firstGeneration } from './affinity.js';
 
 export interface ServicePortRules {
   readonly chains: Chain[];
-  readonly sets: NamedSet[];
   readonly elements: [setName: string, element: SetElement][];
   readonly hairpin: IP[];
   readonly info: ServicePortInfo;
@@ -80,7 +79,6 @@ export function compileServicePort(ctx: FamilyContext, svc: Service, sp: Service
   }
 
   const chains: Chain[] = [];
-  const sets: NamedSet[] = [];
 
   // Source ranges apply to LB IPs only; NodePorts are not filtered (as upstream).
   const ranges = svc.loadBalancerSourceRanges.filter((c) => c.family === ctx.ipFamily);
@@ -153,7 +151,7 @@ export function compileServicePort(ctx: FamilyContext, svc: Service, sp: Service
 
   const hairpin = [...new Set([...clusterKeys.length > 0 ? clusterBackends : [], ...localKeys.length > 0 ? localBackends : []].map((b) => b.addr))];
   return {
-    chains, sets, elements, hairpin, affinity: [...affinityUsed],
+    chains, elements, hairpin, affinity: [...affinityUsed],
     info: { id, family: ctx.family, service: `${ns}/${name}`, portName: sp.name, proto, port, decisions, clusterBackends, localBackends, affinityTimeout: affinity,
       vips: [clusterIP, ...extIPs, ...lbIPs], nodePort, servingEndpoints: [...new Set(endpoints.filter((e) => e.conditions.serving).map((e) => e.ip))].sort(),
       noLocalEndpoints: { internal: itpLocal && hasEndpoints && sel.local.length === 0, external: etpLocal && hasEndpoints && sel.local.length === 0 },

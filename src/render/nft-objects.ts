@@ -165,4 +165,4 @@ export function groupElements(g: DnatGroup, which: 'vip' | 'nodeport'): KElement
     : g.nodePortElements.map((e) => dnatElement(e, () => `${e.key.proto} . ${e.key.port} . ${e.slot}`));
 }
 
-export { kchain as kchainOf, kelement as kelementOf, kset as ksetOf };
+export { kchain as kchainOf, kelement as kelementOf };
