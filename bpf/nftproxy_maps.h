@@ -25,11 +25,13 @@ struct svc_key {            /* 20 bytes */
 	__u8 pad;           /* 19: 0 */
 };
 
-struct svc_val {            /* 12 bytes */
-	__u32 gen;                /* 0: generation of the backend slots */
-	__u16 count;              /* 4: slots 0..count-1 exist under gen; 0 = pass through */
-	__u16 flags;              /* 6: NFTPROXY_SVC_F_* */
-	__u32 affinity_timeout_s; /* 8: ClientIP affinity timeout, seconds */
+struct svc_val {            /* 16 bytes */
+	__u32 gen;                /*  0: generation of the backend slots */
+	__u16 count;              /*  4: slots 0..count-1 exist under gen; 0 = pass through */
+	__u16 flags;              /*  6: NFTPROXY_SVC_F_* */
+	__u32 affinity_timeout_s; /*  8: ClientIP affinity timeout, seconds */
+	__u16 local_count;        /* 12: slots 0..local_count-1 are backends on this node (hairpin probe) */
+	__u16 pad;                /* 14: 0 */
 };
 
 struct be_key {             /* 8 bytes */
@@ -77,6 +79,14 @@ struct rev_val {            /* 20 bytes */
 	__u16 pad;          /* 18: 0 */
 };
 
+/* Sources nft's ClusterIP masquerade leaves alone (--cluster-cidr, or a whole family that has
+ * none): LPM trie, value 1 = keep, 0 = nft masquerades it. A socket whose source address is
+ * FIXED (bound, or IP_PKTINFO) and not kept goes to nft, which masquerades it. */
+struct cidr_key {           /* 20 bytes */
+	__u32 prefixlen;    /*  0: over the 16-byte (v4-mapped) address */
+	__u8 addr[16];      /*  4 */
+};
+
 /* sock_destroy.o: connected UDP sockets whose peer is one of these are destroyed by the
  * iter/udp program. Key has the svc_key shape (addr, port, proto = 17); value __u8 1. */
 struct dead_key {           /* 20 bytes */
@@ -100,9 +110,12 @@ struct destroyed_rec {      /* 24 bytes */
 #define NFTPROXY_AFFINITY_MAX 65536
 #define NFTPROXY_REVNAT_MAX 262144
 #define NFTPROXY_DEAD_MAX 4096
+#define NFTPROXY_PODCIDRS_MAX 1024
+/* A service with more node-local backends than this is left to nft (each is probed per connect). */
+#define NFTPROXY_LOCAL_PROBE_MAX 16
 
 _Static_assert(sizeof(struct svc_key) == 20, "svc_key");
-_Static_assert(sizeof(struct svc_val) == 12, "svc_val");
+_Static_assert(sizeof(struct svc_val) == 16, "svc_val");
 _Static_assert(sizeof(struct be_key) == 8, "be_key");
 _Static_assert(sizeof(struct be_val) == 20, "be_val");
 _Static_assert(sizeof(struct member_key) == 28, "member_key");
@@ -111,6 +124,7 @@ _Static_assert(sizeof(struct aff_val) == 32, "aff_val");
 _Static_assert(sizeof(struct rev_key) == 32, "rev_key");
 _Static_assert(sizeof(struct rev_val) == 20, "rev_val");
 _Static_assert(sizeof(struct dead_key) == 20, "dead_key");
+_Static_assert(sizeof(struct cidr_key) == 20, "cidr_key");
 _Static_assert(sizeof(struct destroyed_rec) == 24, "destroyed_rec");
 
 #endif

@@ -6,7 +6,8 @@
 // NETWORK byte order. proto = 6 (TCP) / 17 (UDP). Every pad byte is zero.
 //
 //   struct svc_key    { u8 addr[16] @0; u16 port @16; u8 proto @18; u8 pad @19; }            20 bytes
-//   struct svc_val    { u32 gen @0; u16 count @4; u16 flags @6; u32 affinity_timeout_s @8; } 12 bytes (host order; flags bit0 = ClientIP)
+//   struct svc_val    { u32 gen @0; u16 count @4; u16 flags @6; u32 affinity_timeout_s @8; u16 local_count @12; u16 pad @14; }
+//                     16 bytes (host order; flags bit0 = ClientIP; slots 0..local_count-1 are on this node)
 //   struct be_key     { u32 gen @0; u32 slot @4; }                                            8 bytes (host order)
 //   struct be_val     { u8 addr[16] @0; u16 port @16; u16 pad @18; }                         20 bytes
 //   struct member_key { u32 gen @0; u32 pad @4; be_val be @8; }                              28 bytes -> u8 1
@@ -15,12 +16,14 @@
 //   struct rev_key    { u64 cookie @0; u8 addr[16] @8; u16 port @24; u16 pad @26; u32 pad2 @28; } 32 bytes
 //   struct rev_val    { u8 addr[16] @0; u16 port @16; u16 pad @18; }                         20 bytes
 //   struct dead_key   { u8 addr[16] @0; u16 port @16; u8 proto @18; u8 pad @19; }            20 bytes -> u8 1
+//   struct cidr_key   { u32 prefixlen @0; u8 addr[16] @4; }                                  20 bytes -> u8 keep
 //   struct destroyed_rec { u8 addr[16] @0; u16 port @16 (net); u16 family @18; s32 err @20; } 24 bytes
 //
 // Maps: nftproxy_svcs HASH svc_key->svc_val (65536), nftproxy_backends HASH be_key->be_val
 // (1048576, no prealloc), nftproxy_members HASH member_key->u8 (1048576, no prealloc),
 // nftproxy_affinity LRU_HASH aff_key->aff_val (65536), nftproxy_revnat LRU_HASH
-// rev_key->rev_val (262144); sock_destroy.o: nftproxy_dead HASH dead_key->u8 (4096).
+// rev_key->rev_val (262144), nftproxy_podcidrs LPM_TRIE cidr_key->u8 (1024, no prealloc);
+// sock_destroy.o: nftproxy_dead HASH dead_key->u8 (4096).
 // Integers other than ports are in HOST byte order (little-endian on x86-64).
 import { isIPv4, isIPv6 } from 'node:net';
 
@@ -32,7 +35,7 @@ export type Proto = 'tcp' | 'udp' | 6 | 17;
 
 export const SIZES = {
   svc_key: 20,
-  svc_val: 12,
+  svc_val: 16,
   be_key: 8,
   be_val: 20,
   member_key: 28,
@@ -43,13 +46,15 @@ export const SIZES = {
   rev_val: 20,
   dead_key: 20,
   dead_val: 1,
+  cidr_key: 20,
+  cidr_val: 1,
   destroyed_rec: 24,
 } as const;
 
 /** Byte offsets of every field (what the C header says). */
 export const OFFSETS = {
   svc_key: { addr: 0, port: 16, proto: 18, pad: 19 },
-  svc_val: { gen: 0, count: 4, flags: 6, affinity_timeout_s: 8 },
+  svc_val: { gen: 0, count: 4, flags: 6, affinity_timeout_s: 8, local_count: 12, pad: 14 },
   be_key: { gen: 0, slot: 4 },
   be_val: { addr: 0, port: 16, pad: 18 },
   member_key: { gen: 0, pad: 4, be: 8 },
@@ -58,6 +63,7 @@ export const OFFSETS = {
   rev_key: { cookie: 0, addr: 8, port: 24, pad: 26, pad2: 28 },
   rev_val: { addr: 0, port: 16, pad: 18 },
   dead_key: { addr: 0, port: 16, proto: 18, pad: 19 },
+  cidr_key: { prefixlen: 0, addr: 4 },
   destroyed_rec: { addr: 0, port: 16, family: 18, err: 20 },
 } as const;
 
@@ -68,6 +74,7 @@ export const MAPS = {
   affinity: 'nftproxy_affinity',
   revnat: 'nftproxy_revnat',
   dead: 'nftproxy_dead',
+  podcidrs: 'nftproxy_podcidrs',
 } as const;
 
 export interface Endpoint {
@@ -83,7 +90,12 @@ export interface ServiceVal {
   /** ClientIP session affinity */
   affinity?: boolean;
   affinityTimeoutS?: number;
+  /** slots 0..localCount-1 hold the backends on this node (probed for hairpins) */
+  localCount?: number;
 }
+
+/** A service with more node-local backends than this stays with nft (bpf/nftproxy_maps.h). */
+export const LOCAL_PROBE_MAX = 16;
 
 const protoNumber = (p: Proto): number => {
   if (p === 'tcp' || p === 6) return IPPROTO_TCP;
@@ -171,11 +183,14 @@ export function encodeSvcVal(v: ServiceVal): Buffer {
   b.writeUInt16LE(u16(v.count, 'count'), 4);
   b.writeUInt16LE(v.affinity ? SVC_F_AFFINITY : 0, 6);
   b.writeUInt32LE(u32(v.affinityTimeoutS ?? 0, 'affinity timeout'), 8);
+  const local = v.localCount ?? 0;
+  if (local > v.count || local > LOCAL_PROBE_MAX) throw new Error(`local backends out of range: ${local} of ${v.count} (at most ${LOCAL_PROBE_MAX})`);
+  b.writeUInt16LE(local, 12);
   return b;
 }
 
 export function decodeSvcVal(b: Buffer): Required<ServiceVal> {
-  return { gen: b.readUInt32LE(0), count: b.readUInt16LE(4), affinity: (b.readUInt16LE(6) & SVC_F_AFFINITY) !== 0, affinityTimeoutS: b.readUInt32LE(8) };
+  return { gen: b.readUInt32LE(0), count: b.readUInt16LE(4), affinity: (b.readUInt16LE(6) & SVC_F_AFFINITY) !== 0, affinityTimeoutS: b.readUInt32LE(8), localCount: b.readUInt16LE(12) };
 }
 
 export function encodeBeKey(gen: number, slot: number): Buffer {
@@ -246,4 +261,22 @@ export function decodeDestroyedRecs(b: Buffer): Array<Endpoint & { family: numbe
     out.push({ ...decodeBeVal(b, o), family: b.readUInt16LE(o + 18), err: b.readInt32LE(o + 20) });
   }
   return out;
+}
+
+/** An LPM key: `prefixlen` bits of the 16-byte (v4-mapped) address. */
+export function encodeCidrKey(addr: string, prefixlen: number): Buffer {
+  if (!Number.isInteger(prefixlen) || prefixlen < 0 || prefixlen > 128) throw new Error(`prefix length out of range: ${prefixlen}`);
+  const b = Buffer.alloc(SIZES.cidr_key);
+  b.writeUInt32LE(prefixlen, 0);
+  const a = addrBytes(addr);
+  // host bits zeroed: the trie keys on the prefix only
+  for (let i = 0; i < 16; i++) {
+    const keep = Math.max(0, Math.min(8, prefixlen - i * 8));
+    b[4 + i] = a[i]! & ((0xff << (8 - keep)) & 0xff);
+  }
+  return b;
+}
+
+export function decodeCidrKey(b: Buffer): { addr: string; prefixlen: number } {
+  return { addr: addrString(b, 4), prefixlen: b.readUInt32LE(0) };
 }

@@ -33,13 +33,14 @@ export const DEFAULT_DESTROY_OBJECT = path.join(REPO, 'bpf', 'sock_destroy.o');
 export const PROGRAMS = ['npx_recvmsg4', 'npx_recvmsg6', 'npx_getpeer4', 'npx_getpeer6', 'npx_connect4', 'npx_connect6', 'npx_sendmsg4', 'npx_sendmsg6'] as const;
 export type ProgramName = (typeof PROGRAMS)[number];
 
-export type LbMap = 'svcs' | 'backends' | 'members' | 'affinity' | 'revnat';
+export type LbMap = 'svcs' | 'backends' | 'members' | 'affinity' | 'revnat' | 'podcidrs';
 export const LB_MAPS: Record<LbMap, { name: string; key: number; value: number }> = {
   svcs: { name: MAPS.svcs, key: SIZES.svc_key, value: SIZES.svc_val },
   backends: { name: MAPS.backends, key: SIZES.be_key, value: SIZES.be_val },
   members: { name: MAPS.members, key: SIZES.member_key, value: SIZES.member_val },
   affinity: { name: MAPS.affinity, key: SIZES.aff_key, value: SIZES.aff_val },
   revnat: { name: MAPS.revnat, key: SIZES.rev_key, value: SIZES.rev_val },
+  podcidrs: { name: MAPS.podcidrs, key: SIZES.cidr_key, value: SIZES.cidr_val },
 };
 
 const linkPin = (pinDir: string, prog: string): string => path.join(pinDir, `link_${prog}`);

@@ -21,7 +21,7 @@ import { adopt, bpfSupport, findCgroup2Root, loadSockLb, type LoadReport, type S
 import { BpfApplier } from '../../src/apply/bpf-applier.js';
 import type { ServicePortInfo } from '../../src/ir/types.js';
 import type { ProxyConfig } from '../../src/model/config.js';
-import { type BpfService, bpfKey, bpfServices } from '../../src/render/bpf-entries.js';
+import { type BpfService, bpfKey, bpfKeptSources, bpfServices } from '../../src/render/bpf-entries.js';
 import { type Netns, registerCleanup, run, sleep } from './sys.js';
 
 const CG_PREFIX = 'npx-bench';
@@ -85,8 +85,11 @@ export async function createBpfLab(o: { repo: string; ports: readonly ServicePor
     const handle = loadSockLb({ cgroupPath: cgroup, pinDir, objectPath: bpfObject(o.repo) });
     undo.push(registerCleanup({ name: `sock_lb ${pinDir}`, sync: () => release(handle) }));
     // 4. the maps
+    // (as the daemon: the sources nft's ClusterIP masquerade keeps, then the services; the
+    // BPF rows' client binds CLIENT_BPF, inside the cluster CIDR)
     const services = bpfServices(o.ports, o.cfg);
-    const { writes } = new BpfApplier(handle).sync(services);
+    const applier = new BpfApplier(handle);
+    const writes = applier.keepSources(bpfKeptSources(o.cfg.clusterCIDRs)) + applier.sync(services).writes;
     const keys = new Set(services.map(bpfKey));
     return {
       cgroup, bpffs, pinDir, report: handle.report, services, writes,

@@ -5,9 +5,9 @@
 // service. Generations are unique across services (backend keys carry no service).
 // At the first sync after a start (or an adoption of pinned maps) it reconciles whatever a
 // previous run left: entries nobody wants are removed, generations nobody uses are deleted.
-import { MEMBER_VAL, decodeSvcVal, encodeBeKey, encodeBeVal, encodeMemberKey, encodeSvcKey, encodeSvcVal } from '../../native/layout.js';
+import { MEMBER_VAL, decodeSvcVal, encodeBeKey, encodeBeVal, encodeCidrKey, encodeMemberKey, encodeSvcKey, encodeSvcVal } from '../../native/layout.js';
 import type { SockLbHandle } from '../../native/loader.js';
-import { type BpfService, bpfKey, diffBpfServices } from '../render/bpf-entries.js';
+import { type BpfService, type KeptSource, bpfKey, diffBpfServices } from '../render/bpf-entries.js';
 
 interface Live { readonly gen: number; readonly svc: BpfService }
 
@@ -26,6 +26,8 @@ export class BpfApplier {
   private live = new Map<string, Live>();
   private nextGen = 1;
   private reconciled = false;
+  /** what nftproxy_podcidrs was last made to hold (undefined: not written by this process) */
+  private kept: string | undefined;
 
   constructor(private readonly h: SockLbHandle) {}
 
@@ -65,6 +67,22 @@ export class BpfApplier {
     return { upserts: upsert.length - refused.length, removes: remove.length, writes, refused };
   }
 
+  /**
+   * Make nftproxy_podcidrs hold exactly `kept` (bpfKeptSources); returns the map writes.
+   * Until it is written, every fixed source counts as masqueraded: such sockets go to nft,
+   * which is never wrong, only slower.
+   */
+  keepSources(kept: readonly KeptSource[]): number {
+    const want = new Map(kept.map((k) => [encodeCidrKey(k.addr, k.prefixlen).toString('hex'), k.keep]));
+    const sig = JSON.stringify([...want].sort());
+    if (sig === this.kept) return 0;
+    let writes = 0;
+    for (const k of this.h.keys('podcidrs')) if (!want.has(k.toString('hex'))) { this.h.delete('podcidrs', k); writes++; }
+    for (const [hex, keep] of want) { this.h.update('podcidrs', Buffer.from(hex, 'hex'), Buffer.from([keep ? 1 : 0])); writes++; }
+    this.kept = sig;
+    return writes;
+  }
+
   private evict(s: BpfService): number {
     const k = bpfKey(s);
     let writes = 0;
@@ -89,7 +107,7 @@ export class BpfApplier {
     let writes = 0;
     s.backends.forEach((b, i) => { this.h.update('backends', encodeBeKey(gen, i), encodeBeVal({ addr: b.addr, port: b.port })); writes++; });
     for (const b of s.backends) { this.h.update('members', encodeMemberKey(gen, { addr: b.addr, port: b.port }), MEMBER_VAL); writes++; }
-    this.h.update('svcs', encodeSvcKey(s), encodeSvcVal({ gen, count: s.backends.length, affinity: s.affinitySeconds !== undefined, affinityTimeoutS: s.affinitySeconds ?? 0 }));
+    this.h.update('svcs', encodeSvcKey(s), encodeSvcVal({ gen, count: s.backends.length, affinity: s.affinitySeconds !== undefined, affinityTimeoutS: s.affinitySeconds ?? 0, localCount: s.localCount }));
     this.pending = undefined;
     writes++;
     const k = bpfKey(s);

@@ -3,7 +3,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { renderText } from '../render/nft-text.js';
 import { renderJson } from '../render/nft-json.js';
-import { bpfServices, renderBpfText } from '../render/bpf-entries.js';
+import { bpfKeptSources, bpfServices, renderBpfText } from '../render/bpf-entries.js';
 import { parseIP } from '../model/ip.js';
 import { trace, type Trace } from '../trace/trace.js';
 import { formatTrace } from '../trace/format.js';
@@ -68,7 +68,7 @@ Examples:
 Exit codes: 0 ok, 1 objects skipped under --strict, 2 bad usage or unreadable input.`)
     .action(async (opts: InputOpts & { format: 'nft' | 'json' | 'bpf' }) => {
       const loaded = await loadInputs(opts.filename, flagsOf(opts), (l) => io.err(`${l}\n`));
-      io.out(opts.format === 'json' ? renderJson(loaded.ruleset) : opts.format === 'bpf' ? renderBpfText(bpfServices(loaded.ruleset.servicePorts, loaded.config)) : renderText(loaded.ruleset));
+      io.out(opts.format === 'json' ? renderJson(loaded.ruleset) : opts.format === 'bpf' ? renderBpfText(bpfServices(loaded.ruleset.servicePorts, loaded.config), bpfKeptSources(loaded.config.clusterCIDRs)) : renderText(loaded.ruleset));
       code = strictCode(loaded, opts.strict);
     });
 

@@ -154,6 +154,7 @@ export function compileServicePort(ctx: FamilyContext, svc: Service, sp: Service
     chains, elements, hairpin, affinity: [...affinityUsed],
     info: { id, family: ctx.family, service: `${ns}/${name}`, portName: sp.name, proto, port, decisions, clusterBackends, localBackends, affinityTimeout: affinity,
       vips: [clusterIP, ...extIPs, ...lbIPs], nodePort, servingEndpoints: [...new Set(endpoints.filter((e) => e.conditions.serving).map((e) => e.ip))].sort(),
+      nodeEndpoints: [...new Set(endpoints.filter((e) => e.nodeName !== undefined && e.nodeName === ctx.nodeName).map((e) => e.ip))].sort(),
       noLocalEndpoints: { internal: itpLocal && hasEndpoints && sel.local.length === 0, external: etpLocal && hasEndpoints && sel.local.length === 0 },
       internalLocal: itpLocal },
   };

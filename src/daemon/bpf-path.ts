@@ -8,7 +8,8 @@ import { ensurePinDir } from '../../native/bpffs.js';
 import { type SockDestroyer, type SockLbHandle, adopt, bpfSupport, findCgroup2Root, loadSockDestroy, loadSockLb } from '../../native/loader.js';
 import { BpfApplier, type BpfSyncResult } from '../apply/bpf-applier.js';
 import type { ServicePortInfo } from '../ir/types.js';
-import { type BpfService, bpfServices, deadUdpBackends } from '../render/bpf-entries.js';
+import type { ProxyConfig } from '../model/config.js';
+import { type BpfService, bpfKeptSources, bpfServices, deadUdpBackends } from '../render/bpf-entries.js';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -20,11 +21,12 @@ export class BpfUnavailable extends Error {}
 export interface BpfPath {
   readonly cgroup: string;
   readonly pinDir: string;
-  sync(ports: readonly ServicePortInfo[]): BpfSyncResult & { destroyed: number };
+  /** `cfg`: this sync's resolved configuration (node IPs and cluster CIDRs can come from the Node) */
+  sync(ports: readonly ServicePortInfo[], cfg: Pick<ProxyConfig, 'masqueradeAll' | 'nodeIPs' | 'clusterCIDRs'>): BpfSyncResult & { destroyed: number };
   close(): void;
 }
 
-export async function startBpf(mode: BpfMode, o: { cgroup?: string; pinDir?: string; netnsDir?: string; masqueradeAll: boolean; log: Logger }): Promise<BpfPath | undefined> {
+export async function startBpf(mode: BpfMode, o: { cgroup?: string; pinDir?: string; netnsDir?: string; log: Logger }): Promise<BpfPath | undefined> {
   const pinDir = o.pinDir ?? DEFAULT_PIN_DIR;
   // Programs an earlier run left attached keep rewriting connect() from maps nobody updates
   // any more: when this run does not take them over, they go.
@@ -65,9 +67,11 @@ export async function startBpf(mode: BpfMode, o: { cgroup?: string; pinDir?: str
   let last: BpfService[] = [];
   return {
     cgroup, pinDir,
-    sync: (ports) => {
-      const next = bpfServices(ports, o);
-      const r = applier.sync(next);
+    sync: (ports, cfg) => {
+      const next = bpfServices(ports, cfg);
+      const keptWrites = applier.keepSources(bpfKeptSources(cfg.clusterCIDRs));
+      const synced = applier.sync(next);
+      const r = { ...synced, writes: synced.writes + keptWrites };
       for (const f of r.refused) o.log.error(f, 'BPF maps refused a service; the nftables rules serve it');
       let destroyed = 0;
       const dead = deadUdpBackends(last, next);
@@ -112,7 +116,7 @@ export function bpfStatus(pinDir = DEFAULT_PIN_DIR): BpfStatus {
   const h = adopt(pinDir);
   try {
     const maps: Record<string, number> = {};
-    for (const m of ['svcs', 'backends', 'members', 'affinity', 'revnat'] as const) maps[m] = h.keys(m).length;
+    for (const m of ['svcs', 'backends', 'members', 'affinity', 'revnat', 'podcidrs'] as const) maps[m] = h.keys(m).length;
     return { pinned: true, pinDir, links: readdirSync(pinDir).filter((f) => f.startsWith('link_')).sort(), maps };
   } finally {
     h.close();

@@ -82,7 +82,7 @@ export class Daemon {
 
     // Before the first sync: a restart adopts the pinned programs and maps, which keep
     // serving what they held until the first sync reconciles them.
-    this.bpf = await startBpf(this.o.bpf.mode, { ...this.o.bpf, masqueradeAll: this.o.base.masqueradeAll, log });
+    this.bpf = await startBpf(this.o.bpf.mode, { ...this.o.bpf, log });
 
     this.source = this.o.makeSource(() => {
       this.metrics.onQueued();
@@ -94,9 +94,9 @@ export class Daemon {
     this.proxier = new Proxier({
       applier: new Applier(this.o.nft), source: this.source, base: this.o.base, log,
       metrics: this.metrics, serviceHealth: this.serviceHealth,
-      afterSync: async (next) => {
+      afterSync: async (next, config) => {
         if (this.bpf) {
-          const r = this.bpf.sync(next);
+          const r = this.bpf.sync(next, config);
           if (r.writes) log.debug(r, 'BPF maps updated');
         }
         if (conntrack) {

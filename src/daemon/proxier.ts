@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { ApplyError, type Applier, type SyncResult } from '../apply/applier.js';
 import type { BaseConfig } from '../cli/config.js';
 import { resolveConfig } from '../cli/config.js';
+import type { ProxyConfig } from '../model/config.js';
 import { compileParts, servicePortsOf } from '../compile/compile.js';
 import type { ServicePortInfo } from '../ir/types.js';
 import { type SourceObject, buildModel } from '../model/build-model.js';
@@ -21,7 +22,8 @@ export interface ObjectSource {
 }
 
 /** Runs after every successful sync with what is now programmed (conntrack cleanup). */
-export type AfterSync = (next: readonly ServicePortInfo[]) => Promise<void>;
+/** After a successful nft sync: what was applied and the configuration it was compiled with. */
+export type AfterSync = (next: readonly ServicePortInfo[], config: ProxyConfig) => Promise<void>;
 
 export interface SyncReport {
   readonly reason: SyncReason;
@@ -102,7 +104,7 @@ export class Proxier {
     }
     if (this.o.afterSync) {
       try {
-        await this.o.afterSync(servicePorts);
+        await this.o.afterSync(servicePorts, config);
       } catch (e) {
         this.o.log.warn({ error: String(e) }, 'post-sync cleanup failed');
       }

@@ -133,6 +133,8 @@ export interface ServicePortInfo {
   readonly nodePort: number | undefined;
   /** serving endpoint addresses, ignoring traffic policies (what conntrack cleanup keeps) */
   readonly servingEndpoints: readonly IP[];
+  /** addresses of this port's endpoints on this node (nodeName), whatever their conditions */
+  readonly nodeEndpoints: readonly IP[];
   /** a Local traffic policy with endpoints elsewhere but none here (kube-proxy's
    * sync_proxy_rules_no_local_endpoints_total) */
   readonly noLocalEndpoints: { readonly internal: boolean; readonly external: boolean };

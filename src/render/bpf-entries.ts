@@ -7,13 +7,15 @@
 // - TCP and UDP ClusterIPs with at least one backend (no backend: nft rejects or drops);
 // - not SCTP (no socket hook for it here), not NodePorts (any local address), not external
 //   or LB IPs (nft masquerades pod traffic to them, a socket rewrite cannot);
-// - nothing under --masquerade-all (every ClusterIP connection is masqueraded by nft).
-// Known deviations (source address only, asserted in test/datapath/bpf.datapath.test.ts):
-// a pod reaching its own service through the BPF path connects to itself directly and sees
-// its own address, where nft's hairpin masquerade shows the node's; a host-network client
-// that bound a node IP keeps it, where nft with --cluster-cidr masquerades it.
+// - nothing under --masquerade-all (every ClusterIP connection is masqueraded by nft);
+// - not a service with more than LOCAL_PROBE_MAX backends on this node (see below).
+// Backends on this node come first, and the entry says how many: bpf/sock_lb.c probes them
+// at connect() and leaves a hairpin (the caller owns one of those addresses) to nft, which
+// masquerades it; so does a socket bound to a source outside --cluster-cidr (the podcidrs
+// map, bpfKeptSources). The datapath test checks both against nft packet for packet.
 import type { ProxyConfig } from '../model/config.js';
-import type { IP } from '../model/ip.js';
+import type { Cidr, IP } from '../model/ip.js';
+import { LOCAL_PROBE_MAX } from '../../native/layout.js';
 import type { Backend, Ruleset } from '../ir/types.js';
 import { fmtBackend } from '../trace/trace.js';
 
@@ -21,7 +23,10 @@ export interface BpfService {
   readonly addr: IP;
   readonly port: number;
   readonly proto: 'tcp' | 'udp';
+  /** the backends on this node first */
   readonly backends: readonly Backend[];
+  /** how many of `backends` (the first ones) are on this node */
+  readonly localCount: number;
   /** ClientIP affinity timeout in seconds, if any */
   readonly affinitySeconds: number | undefined;
   /** "ns/name:port", for dump and logs */
@@ -30,15 +35,22 @@ export interface BpfService {
 
 export const bpfKey = (s: Pick<BpfService, 'addr' | 'port' | 'proto'>): string => `${s.addr.includes(':') ? `[${s.addr}]` : s.addr}:${s.port}/${s.proto}`;
 
-export function bpfServices(servicePorts: Ruleset['servicePorts'], cfg: Pick<ProxyConfig, 'masqueradeAll'>): BpfService[] {
+export function bpfServices(servicePorts: Ruleset['servicePorts'], cfg: Pick<ProxyConfig, 'masqueradeAll' | 'nodeIPs'>): BpfService[] {
   if (cfg.masqueradeAll) return [];
   const out: BpfService[] = [];
+  const nodeIPs = new Set(cfg.nodeIPs);
   for (const p of servicePorts) {
     if (p.proto === 'sctp') continue;
-    const backends = p.internalLocal ? p.localBackends : p.clusterBackends;
+    const all = p.internalLocal ? p.localBackends : p.clusterBackends;
     const clusterIP = p.vips[0];
-    if (backends.length === 0 || clusterIP === undefined) continue;
-    out.push({ addr: clusterIP, port: p.port, proto: p.proto, backends, affinitySeconds: p.affinityTimeout, label: `${p.service}:${p.portName}` });
+    if (all.length === 0 || clusterIP === undefined) continue;
+    // On this node: a pod here (kube-proxy's own test, the endpoint's nodeName) or a
+    // host-network endpoint on one of the node's addresses.
+    const here = new Set([...p.nodeEndpoints, ...nodeIPs]);
+    const local = all.filter((b) => here.has(b.addr));
+    if (local.length > LOCAL_PROBE_MAX) continue;
+    const backends = local.length === 0 ? all : [...local, ...all.filter((b) => !here.has(b.addr))];
+    out.push({ addr: clusterIP, port: p.port, proto: p.proto, backends, localCount: local.length, affinitySeconds: p.affinityTimeout, label: `${p.service}:${p.portName}` });
   }
   return out.sort((a, b) => (bpfKey(a) < bpfKey(b) ? -1 : bpfKey(a) > bpfKey(b) ? 1 : 0));
 }
@@ -48,23 +60,52 @@ export function diffBpfServices(prev: readonly BpfService[], next: readonly BpfS
   const before = new Map(prev.map((s) => [bpfKey(s), s]));
   const after = new Map(next.map((s) => [bpfKey(s), s]));
   const same = (a: BpfService, b: BpfService): boolean =>
-    a.affinitySeconds === b.affinitySeconds && a.backends.length === b.backends.length && a.backends.every((x, i) => x.addr === b.backends[i]!.addr && x.port === b.backends[i]!.port);
+    a.affinitySeconds === b.affinitySeconds && a.localCount === b.localCount && a.backends.length === b.backends.length && a.backends.every((x, i) => x.addr === b.backends[i]!.addr && x.port === b.backends[i]!.port);
   return {
     upsert: next.filter((s) => { const o = before.get(bpfKey(s)); return !o || !same(o, s); }),
     remove: prev.filter((s) => !after.has(bpfKey(s))),
   };
 }
 
-/** `nftproxy dump --format bpf`: one line per service entry. */
-export function renderBpfText(services: readonly BpfService[]): string {
+/** A kept-source prefix as an operator writes it: IPv4 ones as IPv4 CIDRs. */
+export const fmtKeptSource = (k: KeptSource): string => (k.addr.includes(':') ? `${k.addr}/${k.prefixlen}` : `${k.addr}/${k.prefixlen - 96}`);
+
+/** `nftproxy dump --format bpf`: one line per service entry, then the source prefixes. */
+export function renderBpfText(services: readonly BpfService[], kept: readonly KeptSource[] = []): string {
   const lines = [
     '# nftproxy BPF socket load balancer: the entries --bpf would load (map nftproxy_svcs -> nftproxy_backends).',
-    '# Destinations not listed here are left to the nftables rules.',
+    '# Destinations not listed here are left to the nftables rules. "local N": the first N backends are on',
+    '# this node; a caller that owns one of their addresses (a hairpin) is left to nft, which masquerades it.',
   ];
   for (const s of services) {
-    lines.push(`${bpfKey(s)}  count ${s.backends.length}${s.affinitySeconds !== undefined ? `  affinity ${s.affinitySeconds}s` : ''}  -> ${s.backends.map(fmtBackend).join(' ')}  # ${s.label}`);
+    lines.push(`${bpfKey(s)}  count ${s.backends.length}${s.localCount > 0 ? `  local ${s.localCount}` : ''}${s.affinitySeconds !== undefined ? `  affinity ${s.affinitySeconds}s` : ''}  -> ${s.backends.map(fmtBackend).join(' ')}  # ${s.label}`);
+  }
+  if (kept.length) {
+    lines.push('# Sockets bound to a source address (map nftproxy_podcidrs, longest prefix wins): "kept" ones are', '# balanced here, "masquerade" ones are left to nft, whose ClusterIP masquerade rewrites them.');
+    for (const k of kept) lines.push(`source ${fmtKeptSource(k)}  ${k.keep ? 'kept' : 'masquerade'}`);
   }
   return lines.join('\n') + '\n';
+}
+
+/**
+ * What nftproxy_podcidrs holds: for each prefix, whether nft's ClusterIP masquerade leaves a
+ * source in it alone (keep). A family without a --cluster-cidr is never masqueraded (no
+ * local-traffic detector), so its whole space is kept; the longest prefix wins.
+ */
+export interface KeptSource {
+  readonly addr: IP;
+  /** over the 16-byte address: an IPv4 /n is ::ffff:a.b.c.d/(96+n) */
+  readonly prefixlen: number;
+  readonly keep: boolean;
+}
+
+export function bpfKeptSources(clusterCIDRs: readonly Cidr[]): KeptSource[] {
+  const has = (f: Cidr['family']): boolean => clusterCIDRs.some((c) => c.family === f);
+  return [
+    { addr: '::' as IP, prefixlen: 0, keep: !has('ipv6') },
+    { addr: '0.0.0.0' as IP, prefixlen: 96, keep: !has('ipv4') },
+    ...clusterCIDRs.map((c) => ({ addr: c.addr, prefixlen: c.family === 'ipv6' ? c.prefix : 96 + c.prefix, keep: true })),
+  ];
 }
 
 /**

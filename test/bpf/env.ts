@@ -185,12 +185,12 @@ export class RefApplier {
     return this.handle();
   }
 
-  set(svc: ServiceKey, slots: Endpoint[], opts: { affinityTimeoutS?: number; members?: Endpoint[] } = {}): number {
+  set(svc: ServiceKey, slots: Endpoint[], opts: { affinityTimeoutS?: number; members?: Endpoint[]; localCount?: number } = {}): number {
     const gen = ++this.gen;
     const members = opts.members ?? slots;
     slots.forEach((b, i) => this.h.update('backends', encodeBeKey(gen, i), encodeBeVal(b)));
     for (const m of members) this.h.update('members', encodeMemberKey(gen, m), MEMBER_VAL);
-    this.h.update('svcs', encodeSvcKey(svc), encodeSvcVal({ gen, count: slots.length, affinity: opts.affinityTimeoutS !== undefined, affinityTimeoutS: opts.affinityTimeoutS ?? 0 }));
+    this.h.update('svcs', encodeSvcKey(svc), encodeSvcVal({ gen, count: slots.length, affinity: opts.affinityTimeoutS !== undefined, affinityTimeoutS: opts.affinityTimeoutS ?? 0, localCount: opts.localCount ?? 0 }));
     const k = `${svc.addr}|${svc.port}|${svc.proto}`;
     const old = this.live.get(k);
     this.live.set(k, { gen, slots, members });

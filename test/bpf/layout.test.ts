@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  OFFSETS, SIZES, addrBytes, addrString, decodeAffKey, decodeAffVal, decodeSvcKey, decodeSvcVal, encodeAffKey, encodeAffVal,
+  LOCAL_PROBE_MAX, OFFSETS, SIZES, addrBytes, addrString, decodeAffKey, decodeCidrKey, encodeCidrKey, decodeAffVal, decodeSvcKey, decodeSvcVal, encodeAffKey, encodeAffVal,
   encodeBeKey, encodeBeVal, encodeDeadKey, encodeMemberKey, encodeSvcKey, encodeSvcVal,
 } from '../../native/layout.js';
 
@@ -19,7 +19,7 @@ describe('map layout', () => {
   it.skipIf(!cc)('matches the C header (sizeof / offsetof from a C compiler)', async () => {
     const lines: string[] = [];
     for (const [struct, size] of Object.entries(SIZES)) {
-      if (struct === 'member_val' || struct === 'dead_val') continue;
+      if (!(struct in OFFSETS)) continue; // a plain u8 value
       lines.push(`printf("\\"${struct}\\":{\\"size\\":%zu", sizeof(struct ${struct}));`);
       for (const field of Object.keys((OFFSETS as Record<string, Record<string, number>>)[struct]!)) {
         lines.push(`printf(",\\"${field}\\":%zu", offsetof(struct ${struct}, ${field}));`);
@@ -34,7 +34,7 @@ describe('map layout', () => {
       await execa(cc!, ['-x', 'c', '-', '-o', exe, '-I', path.join(REPO, 'bpf')], { input: src });
       const got = JSON.parse(String((await execa(exe)).stdout)) as Record<string, Record<string, number>>;
       for (const [struct, size] of Object.entries(SIZES)) {
-        if (struct === 'member_val' || struct === 'dead_val') continue;
+        if (!(struct in OFFSETS)) continue; // a plain u8 value
         const { size: cSize, ...cOffsets } = got[struct]!;
         expect(cSize, `sizeof(struct ${struct})`).toBe(size);
         expect(cOffsets, `offsets of struct ${struct}`).toEqual((OFFSETS as Record<string, Record<string, number>>)[struct]);
@@ -61,9 +61,16 @@ describe('map layout', () => {
     const svc = encodeSvcKey({ addr: '10.96.0.10', port: 80, proto: 'tcp' });
     expect(svc.toString('hex')).toBe('00000000000000000000ffff0a60000a' + '0050' + '06' + '00');
     expect(decodeSvcKey(svc)).toEqual({ addr: '10.96.0.10', port: 80, proto: 6 });
-    const val = encodeSvcVal({ gen: 7, count: 3, affinity: true, affinityTimeoutS: 10800 });
-    expect(val.toString('hex')).toBe('07000000' + '0300' + '0100' + '302a0000');
-    expect(decodeSvcVal(val)).toEqual({ gen: 7, count: 3, affinity: true, affinityTimeoutS: 10800 });
+    const val = encodeSvcVal({ gen: 7, count: 3, affinity: true, affinityTimeoutS: 10800, localCount: 2 });
+    expect(val.toString('hex')).toBe('07000000' + '0300' + '0100' + '302a0000' + '0200' + '0000');
+    expect(decodeSvcVal(val)).toEqual({ gen: 7, count: 3, affinity: true, affinityTimeoutS: 10800, localCount: 2 });
+    expect(() => encodeSvcVal({ gen: 1, count: 2, localCount: 3 })).toThrow(/local backends out of range/);
+    expect(() => encodeSvcVal({ gen: 1, count: 40, localCount: LOCAL_PROBE_MAX + 1 })).toThrow(/local backends out of range/);
+    // LPM keys: prefix length first (host order), host bits cleared; IPv4 as ::ffff:a.b.c.d/(96+n)
+    expect(encodeCidrKey('10.244.7.9', 96 + 16).toString('hex')).toBe('70000000' + '00000000000000000000ffff0af40000');
+    expect(encodeCidrKey('fd00:10:244::ff', 56).toString('hex')).toBe('38000000' + 'fd000010024400000000000000000000');
+    expect(decodeCidrKey(encodeCidrKey('0.0.0.0', 96))).toEqual({ addr: '0.0.0.0', prefixlen: 96 });
+    expect(() => encodeCidrKey('::', 129)).toThrow(/prefix length/);
     expect(encodeBeKey(7, 2).toString('hex')).toBe('07000000' + '02000000');
     expect(encodeBeVal({ addr: 'fd00:77::1', port: 8080 }).toString('hex')).toBe('fd000077000000000000000000000001' + '1f90' + '0000');
     expect(encodeMemberKey(7, { addr: '10.77.0.1', port: 8080 }).toString('hex')).toBe('07000000' + '00000000' + '00000000000000000000ffff0a4d0001' + '1f90' + '0000');

@@ -56,7 +56,7 @@ describe.skipIf(SKIP !== null)(`BPF loader bookkeeping (${SKIP ?? 'root, cgroup 
     a.update('svcs', key, encodeSvcVal({ gen: 1, count: 0 }));
     a.close();
     expect(readdirSync(pinDir).sort()).toEqual(
-      [...PROGRAMS.map((p) => `link_${p}`), 'nftproxy_affinity', 'nftproxy_backends', 'nftproxy_members', 'nftproxy_revnat', 'nftproxy_svcs'].sort(),
+      [...PROGRAMS.map((p) => `link_${p}`), 'nftproxy_affinity', 'nftproxy_backends', 'nftproxy_members', 'nftproxy_podcidrs', 'nftproxy_revnat', 'nftproxy_svcs'].sort(),
     );
 
     const b = loadSockLb({ cgroupPath: cgA, pinDir });

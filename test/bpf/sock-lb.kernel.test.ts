@@ -15,6 +15,9 @@ import {
   adopt, bpfSupport, loadSockDestroy, loadSockLb, PROGRAMS, type SockDestroyer, type SockLbHandle,
 } from '../../native/loader.js';
 import { decodeAffKey, decodeAffVal, decodeRevVal, type Endpoint } from '../../native/layout.js';
+import { BpfApplier } from '../../src/apply/bpf-applier.js';
+import { parseCidr } from '../../src/model/ip.js';
+import { bpfKeptSources } from '../../src/render/bpf-entries.js';
 import {
   Probe, RefApplier, cgroupOf, createTestCgroup, inNetns, inNetnsAndCgroup, inNetnsOnly, kernelSkipReason,
   mountTestBpffs, removeTestCgroup, unmountTestBpffs,
@@ -29,6 +32,10 @@ const NAME6: Record<string, string> = { 'fd00:77::1': 'b6-1', 'fd00:77::2': 'b6-
 const VIP = '10.96.0.10', VIP6 = 'fd00:96::10';
 const DIRECT = '10.96.0.20', DIRECT6 = 'fd00:96::20', NOEP = '10.96.0.30', AFF = '10.96.0.40';
 const UDP_A = '10.96.0.50', UDP_B = '10.96.0.51';
+// Sources a client binds: inside / outside the cluster CIDRs 10.88.0.0/16 and fd00:88::/64.
+const POD_SRC = '10.88.0.5', NODE_SRC = '192.168.7.2', POD_SRC6 = 'fd00:88::5', NODE_SRC6 = 'fd00:99::2';
+// Not an address of the namespace, and no route to it: a connection rewritten there fails.
+const ELSEWHERE = '10.66.0.1', ELSEWHERE6 = 'fd00:66::1';
 const TCP_BE = 8080, UDP_BE = 5353;
 const be = (addr: string, port: number): Endpoint => ({ addr, port });
 
@@ -47,8 +54,8 @@ describe.skipIf(SKIP !== null)(`socket LB on a real kernel (${SKIP ?? 'root, cgr
   let destroyerError = '';
   let apply: RefApplier;
 
-  const tcp = async (p: Probe, host: string, port: number): Promise<TcpResult> => (await p.req({ op: 'tcp', host, port, timeoutMs: 1500 })) as unknown as TcpResult;
-  const udp = async (p: Probe, host: string, port: number): Promise<UdpResult> => (await p.req({ op: 'udp', host, port, timeoutMs: 1500 })) as unknown as UdpResult;
+  const tcp = async (p: Probe, host: string, port: number, src?: string): Promise<TcpResult> => (await p.req({ op: 'tcp', host, port, timeoutMs: 1500, ...(src ? { src } : {}) })) as unknown as TcpResult;
+  const udp = async (p: Probe, host: string, port: number, src?: string): Promise<UdpResult> => (await p.req({ op: 'udp', host, port, timeoutMs: 1500, ...(src ? { src } : {}) })) as unknown as UdpResult;
   const many = <T>(n: number, f: () => Promise<T>): Promise<T[]> => Promise.all(Array.from({ length: n }, f));
   const name = (r: TcpResult | UdpResult): string => (r.ok ? r.reply.name : `error:${r.err}`);
 
@@ -56,8 +63,8 @@ describe.skipIf(SKIP !== null)(`socket LB on a real kernel (${SKIP ?? 'root, cgr
     ns = await Netns.create('bpf');
     await ns.ip([
       'link set lo up',
-      ...[...B4, VIP, DIRECT, NOEP].map((a) => `addr add ${a}/32 dev lo`),
-      ...[...B6, VIP6, DIRECT6].map((a) => `addr add ${a}/128 dev lo nodad`),
+      ...[...B4, VIP, DIRECT, NOEP, POD_SRC, NODE_SRC].map((a) => `addr add ${a}/32 dev lo`),
+      ...[...B6, VIP6, DIRECT6, POD_SRC6, NODE_SRC6].map((a) => `addr add ${a}/128 dev lo nodad`),
     ]);
     servers = await Probe.start('servers', inNetns(ns.name));
     for (const a of B4) {
@@ -74,6 +81,10 @@ describe.skipIf(SKIP !== null)(`socket LB on a real kernel (${SKIP ?? 'root, cgr
     await servers.req({ op: 'listen', proto: 'tcp', host: VIP6, port: 80, name: 'vip6-itself' });
     await servers.req({ op: 'listen', proto: 'tcp', host: DIRECT, port: 80, name: 'direct' });
     await servers.req({ op: 'listen', proto: 'tcp', host: DIRECT6, port: 80, name: 'direct6' });
+    // Wildcard listeners: they answer for every address, the namespace's own or not.
+    await servers.req({ op: 'listen', proto: 'tcp', host: '0.0.0.0', port: 7000, name: 'wild' });
+    await servers.req({ op: 'listen', proto: 'udp', host: '0.0.0.0', port: 7001, name: 'wild-udp' });
+    await servers.req({ op: 'listen', proto: 'tcp', host: '::', port: 7002, name: 'wild6' });
 
     cg = createTestCgroup();
     bpffs = await mountTestBpffs();
@@ -180,6 +191,72 @@ describe.skipIf(SKIP !== null)(`socket LB on a real kernel (${SKIP ?? 'root, cgr
     expect(new Set(us.map(name))).toEqual(new Set(['b6-1', 'b6-2', 'b6-3']));
   });
 
+  it('a socket bound to a source nft\'s ClusterIP masquerade rewrites is left to nft; one inside the cluster CIDR, or unbound, is balanced', async () => {
+    apply.set({ addr: VIP, port: 80, proto: 'tcp' }, B4.map((a) => be(a, TCP_BE)));
+    apply.set({ addr: VIP, port: 53, proto: 'udp' }, B4.map((a) => be(a, UDP_BE)));
+    apply.set({ addr: VIP6, port: 80, proto: 'tcp' }, B6.map((a) => be(a, TCP_BE)));
+    // Not written yet: every fixed source counts as masqueraded (nft is never wrong).
+    expect(name(await tcp(client, VIP, 80, POD_SRC))).toBe('vip-itself');
+    const applier = new BpfApplier(h!);
+    const kept = bpfKeptSources(['10.88.0.0/16', 'fd00:88::/64'].map((c) => { const r = parseCidr(c); if (!r.ok) throw new Error(r.error); return r.value; }));
+    expect(applier.keepSources(kept)).toBe(4);
+    expect(applier.keepSources(kept), 'unchanged: no writes').toBe(0);
+    const rows: Array<[string, () => Promise<TcpResult | UdpResult>, RegExp]> = [
+      ['TCP bound inside', () => tcp(client, VIP, 80, POD_SRC), /^b[123]$/],
+      ['TCP bound outside', () => tcp(client, VIP, 80, NODE_SRC), /^vip-itself$/],
+      ['TCP unbound', () => tcp(client, VIP, 80), /^b[123]$/],
+      ['UDP sendto bound inside', () => udp(client, VIP, 53, POD_SRC), /^b[123]$/],
+      ['UDP sendto bound outside', () => udp(client, VIP, 53, NODE_SRC), /^vip-itself$/],
+      ['IPv6 TCP bound inside', () => tcp(client, VIP6, 80, POD_SRC6), /^b6-[123]$/],
+      ['IPv6 TCP bound outside', () => tcp(client, VIP6, 80, NODE_SRC6), /^vip6-itself$/],
+    ];
+    for (const [what, f, want] of rows) {
+      const got = await many(10, f);
+      expect(got.map(name).filter((n) => !want.test(n)), what).toEqual([]);
+    }
+    // Bound outside, the server sees the bound address: nothing was rewritten.
+    const r = await tcp(client, VIP, 80, NODE_SRC);
+    expect(r.ok && r.reply.saw).toBe(NODE_SRC);
+  });
+
+  it('hairpin: a service whose node-local backend is an address of the caller\'s own namespace is left to nft, for every connection (the choice stays uniform)', async () => {
+    const svc = { addr: VIP, port: 80, proto: 'tcp' as const };
+    // b1 is local here and listened on exactly: every connection is left to nft...
+    apply.set(svc, B4.map((a) => be(a, TCP_BE)), { localCount: 1 });
+    expect(new Set((await many(20, () => tcp(client, VIP, 80))).map(name))).toEqual(new Set(['vip-itself']));
+    expect(new Set((await many(10, () => tcp(client, VIP, 80, B4[0]))).map(name)), 'bound to it').toEqual(new Set(['vip-itself']));
+    // ...the same backends not marked local are balanced (the control).
+    apply.set(svc, B4.map((a) => be(a, TCP_BE)), { localCount: 0 });
+    expect(new Set((await many(30, () => tcp(client, VIP, 80))).map(name))).toEqual(new Set(['b1', 'b2', 'b3']));
+
+    // A wildcard listener answers for any address: connect() asks bind() whose address it is.
+    apply.set(svc, [be(B4[1]!, 7000)], { localCount: 1 }); // ours
+    const mine = await many(10, () => tcp(client, VIP, 80));
+    expect(mine.map(name)).toEqual(Array(10).fill('vip-itself'));
+    for (const m of mine) expect(m.ok && m.reply.saw, 'the probe\'s bind() was undone: the route chose the source').toBe(VIP);
+    apply.set(svc, [be(ELSEWHERE, 7000)], { localCount: 1 }); // not ours: balanced (and unreachable here)
+    expect(new Set((await many(5, () => tcp(client, VIP, 80))).map(name))).toEqual(new Set(['error:ENETUNREACH']));
+    const svc6 = { addr: VIP6, port: 80, proto: 'tcp' as const };
+    apply.set(svc6, [be(B6[1]!, 7002)], { localCount: 1 });
+    expect(new Set((await many(5, () => tcp(client, VIP6, 80))).map(name))).toEqual(new Set(['vip6-itself']));
+    apply.set(svc6, [be(ELSEWHERE6, 7002)], { localCount: 1 });
+    expect(new Set((await many(5, () => tcp(client, VIP6, 80))).map(name))).toEqual(new Set(['error:ENETUNREACH']));
+    // sendto() cannot ask bind(): a wildcard UDP socket on the backend's port leaves it to nft.
+    const usvc = { addr: VIP, port: 53, proto: 'udp' as const };
+    apply.set(usvc, [be(ELSEWHERE, 7001)], { localCount: 1 });
+    expect(new Set((await many(5, () => udp(client, VIP, 53))).map(name))).toEqual(new Set(['vip-itself']));
+    // ...and nothing listening on a local backend's port: balanced (refused either way).
+    apply.set(usvc, [be(B4[0]!, UDP_BE)], { localCount: 1 }); // b1 listens on exactly 10.77.0.1:5353: ours
+    expect(new Set((await many(5, () => udp(client, VIP, 53))).map(name))).toEqual(new Set(['vip-itself']));
+    apply.set(svc, [be(B4[0]!, 7999)], { localCount: 1 });
+    expect(new Set((await many(5, () => tcp(client, VIP, 80))).map(name))).toEqual(new Set(['error:ECONNREFUSED']));
+    expect(h!.entries('revnat').some(([, v]) => decodeRevVal(v).port === 80 && decodeRevVal(v).addr === VIP), 'rewritten, as the revnat entry shows').toBe(true);
+
+    apply.set(svc, B4.map((a) => be(a, TCP_BE)));
+    apply.set(usvc, B4.map((a) => be(a, UDP_BE)));
+    apply.set(svc6, B6.map((a) => be(a, TCP_BE)));
+  });
+
   it('ClientIP affinity: sticks, survives a new generation that keeps the backend, expires, follows membership', async () => {
     const svc = { addr: AFF, port: 80, proto: 'tcp' as const };
     apply.set(svc, B4.map((a) => be(a, TCP_BE)), { affinityTimeoutS: 1 });
@@ -237,7 +314,7 @@ describe.skipIf(SKIP !== null)(`socket LB on a real kernel (${SKIP ?? 'root, cgr
     h = h2;
     expect(h2.report.replaced).toEqual([...PROGRAMS]);
     expect(h2.report.attached).toEqual([]);
-    expect(h2.report.reusedMaps).toHaveLength(5);
+    expect(h2.report.reusedMaps).toHaveLength(6);
     const tries = (await loop).tries as Array<{ ok: boolean; name?: string; err?: string; t0: number; t1: number }>;
     // Connections before, during and after the reload: every one was load-balanced.
     expect(tries.some((t) => t.t1 < r0), 'tries before the reload').toBe(true);

@@ -6,13 +6,14 @@
 //   {"op":"listen","proto":"tcp"|"udp","host":H,"port":P,"name":S}
 //        servers answer every TCP connection / UDP datagram with
 //        {"name":S,"local":<local addr>,"lport":<local port>,"saw":<remote addr>}
-//   {"op":"tcp","host":H,"port":P,"timeoutMs":T}       -> {"ok":true,"reply":{..},"peer":{"address","port"}}
+//   {"op":"tcp","host":H,"port":P,"timeoutMs":T,"src"?:A} -> {"ok":true,"reply":{..},"peer":{"address","port"}}
 //                                                         | {"ok":false,"err":CODE}
 //        peer: getpeername() of the connected socket (what the application sees)
 //   {"op":"tcpLoop","host":H,"port":P,"durationMs":D}  -> {"tries":[{"ok","name"|"err","t0","t1"}...]}: one connect
 //        after the other for D ms; t0/t1: when each began and ended (Date.now())
-//   {"op":"udp","host":H,"port":P,"timeoutMs":T}       -> {"ok":true,"reply":{..},"from":{"address","port"}}
+//   {"op":"udp","host":H,"port":P,"timeoutMs":T,"src"?:A} -> {"ok":true,"reply":{..},"from":{"address","port"}}
 //        a fresh unconnected socket: sendto() + recvfrom(); from: the datagram's source as seen
+//   src: bind the client socket to this source address first (default: let the route choose)
 //   {"op":"udpOpen","sid":S,"host":H,"port":P}         -> {"ok":true,"peer":{"address","port"}}  (connected UDP)
 //   {"op":"udpSend","sid":S,"timeoutMs":T}             -> {"ok":true,"reply":{..},"from":{..}} | {"ok":false,"err"}
 //   {"op":"udpErrors","sid":S}                         -> {"errors":[CODE...]}
@@ -47,9 +48,9 @@ function listen({ proto, host, port, name }) {
   });
 }
 
-function tcp({ host, port, timeoutMs = 1500 }) {
+function tcp({ host, port, timeoutMs = 1500, src }) {
   return new Promise((resolve) => {
-    const s = net.connect({ host, port });
+    const s = net.connect({ host, port, ...(src ? { localAddress: src } : {}) });
     let data = '';
     let peer = null;
     const done = (r) => { clearTimeout(t); s.destroy(); resolve(r); };
@@ -86,9 +87,9 @@ function udpExchange(sock, send, timeoutMs) {
   });
 }
 
-async function udp({ host, port, timeoutMs = 1500 }) {
+async function udp({ host, port, timeoutMs = 1500, src }) {
   const sock = dgram.createSocket(family(host));
-  await new Promise((r) => sock.bind(0, r));
+  await new Promise((r) => sock.bind({ port: 0, ...(src ? { address: src } : {}) }, r));
   try {
     return await udpExchange(sock, (cb) => sock.send('q', port, host, cb), timeoutMs);
   } finally {

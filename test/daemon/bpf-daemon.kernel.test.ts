@@ -110,7 +110,7 @@ describe.skipIf(skip !== null)(`nftproxy run --bpf${skip ? ` [skipped: ${skip}]`
       const status = JSON.parse(st.stdout) as { tables: Record<string, unknown>; bpf: { pinned: boolean; links: string[]; maps: Record<string, number> } };
       expect(status.bpf.pinned).toBe(true);
       expect(status.bpf.links.length).toBe(8);
-      expect(status.bpf.maps).toMatchObject({ svcs: 2, backends: 4, members: 4 });
+      expect(status.bpf.maps).toMatchObject({ svcs: 2, backends: 4, members: 4, podcidrs: 3 }); // podcidrs: ::/0, 0.0.0.0/0, 10.244.0.0/16
       expect(status.tables['ip nftproxy']).not.toBeNull();
 
       d.kill('SIGTERM');

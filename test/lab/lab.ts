@@ -19,6 +19,8 @@ export interface ProbeRequest {
   src: string; dst: string; proto: Proto; count: number; timeoutMs: number;
   /** send from the source's client agent inside a cgroup (see Lab.startCgroupClients) */
   cgroup?: boolean;
+  /** do not bind `src`: the route chooses the source (for a pod, its only address is `src`) */
+  unbound?: boolean;
 }
 
 export interface LoopSpec extends Omit<LoopRequest, 'host' | 'port' | 'src'> {
@@ -154,11 +156,11 @@ export class Lab {
     return agent;
   }
 
-  /** `count` fresh connections from `src` (bound as source) to `dst`, read as one outcome. */
+  /** `count` fresh connections from `src` (bound as source, unless unbound) to `dst`, read as one outcome. */
   async probe(req: ProbeRequest): Promise<Observed> {
     const agent = this.client(req.src, req.cgroup);
     const { host, port } = parseDst(req.dst);
-    const tries = await agent.connect({ proto: req.proto, host, port, src: req.src, count: req.count, timeoutMs: req.timeoutMs });
+    const tries = await agent.connect({ proto: req.proto, host, port, ...(req.unbound ? {} : { src: req.src }), count: req.count, timeoutMs: req.timeoutMs });
     return summarize(tries, req.src, {
       nodeAddrs: this.nodeAddrs,
       // The node's own listener answering means "not proxied".
