@@ -57,6 +57,8 @@ export interface Libbpf {
   find_map(obj: Ptr, name: string): Ptr;
   map_fd(map: Ptr): number;
   map_set_pin_path(map: Ptr, path: string): void;
+  /** what the object declares for a map (before load): type, key and value size, max entries, flags */
+  map_def(map: Ptr): MapDef;
   map_reuse_fd(map: Ptr, fd: number): void;
   map_pin(map: Ptr, path: string): void;
   /** The raw calls on fds (bpf.h). */
@@ -85,6 +87,21 @@ export interface Libbpf {
 
 let cached: Libbpf | undefined;
 let loadError: Error | undefined;
+
+export interface MapDef {
+  readonly type: number;
+  readonly keySize: number;
+  readonly valueSize: number;
+  readonly maxEntries: number;
+  readonly flags: number;
+}
+
+/** struct bpf_map_info, as bpf_obj_get_info_by_fd fills it (the fields libbpf compares for reuse). */
+export function mapInfo(lib: Libbpf, fd: number): MapDef {
+  const info = Buffer.alloc(96);
+  lib.obj_get_info_by_fd(fd, info);
+  return { type: info.readUInt32LE(0), keySize: info.readUInt32LE(8), valueSize: info.readUInt32LE(12), maxEntries: info.readUInt32LE(16), flags: info.readUInt32LE(20) };
+}
 
 export function libbpf(): Libbpf {
   if (cached) return cached;
@@ -137,6 +154,11 @@ function bind(): Libbpf {
   const map_fd = f('int bpf_map__fd(void *map)');
   const set_pin_path = f('int bpf_map__set_pin_path(void *map, const char *path)');
   const reuse_fd = f('int bpf_map__reuse_fd(void *map, int fd)');
+  const map_type = f('int bpf_map__type(void *map)');
+  const map_key_size = f('uint32_t bpf_map__key_size(void *map)');
+  const map_value_size = f('uint32_t bpf_map__value_size(void *map)');
+  const map_max_entries = f('uint32_t bpf_map__max_entries(void *map)');
+  const map_flags = f('uint32_t bpf_map__map_flags(void *map)');
   const map_pin = f('int bpf_map__pin(void *map, const char *path)');
   const update = f('int bpf_map_update_elem(int fd, void *key, void *value, uint64_t flags)');
   const del = f('int bpf_map_delete_elem(int fd, void *key)');
@@ -198,6 +220,7 @@ function bind(): Libbpf {
     find_map: (obj, name) => ptr(`bpf_object__find_map_by_name(${name})`, find_map(obj, name)),
     map_fd: (map) => ok('bpf_map__fd', map_fd(map)),
     map_set_pin_path: (map, path) => void ok(`bpf_map__set_pin_path(${path})`, set_pin_path(map, path)),
+    map_def: (map) => ({ type: map_type(map) as number, keySize: map_key_size(map) as number, valueSize: map_value_size(map) as number, maxEntries: map_max_entries(map) as number, flags: map_flags(map) as number }),
     map_reuse_fd: (map, fd) => void ok('bpf_map__reuse_fd', reuse_fd(map, fd)),
     map_pin: (map, path) => void ok(`bpf_map__pin(${path})`, map_pin(map, path)),
     map_update_elem: (fd, key, value, flags = BPF_ANY) => void ok('bpf_map_update_elem', update(fd, key, value, flags)),

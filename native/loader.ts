@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isBpffs } from './bpffs.js';
-import { BPF_PROG_TYPE_CGROUP_SOCK_ADDR, LibbpfError, libbpf, type Ptr } from './libbpf.js';
+import { BPF_PROG_TYPE_CGROUP_SOCK_ADDR, LibbpfError, libbpf, mapInfo, type MapDef, type Ptr } from './libbpf.js';
 import { MAPS, SIZES, decodeDestroyedRecs, encodeDeadKey, DEAD_VAL, type Endpoint } from './layout.js';
 
 // native/loader.ts runs from the repo (tests) or from dist/native/ (the build): the repo is
@@ -64,6 +64,10 @@ export interface LoadReport {
   moved: string[];
   /** maps found pinned and reused (contents kept) */
   reusedMaps: string[];
+  /** maps found pinned with another layout (an older nftproxy): unpinned and created afresh.
+   * The old programs keep theirs until their links are switched; the new ones start empty,
+   * so their connections go to nft until the first sync fills them. */
+  replacedMaps: string[];
 }
 
 export interface SockLbHandle {
@@ -198,15 +202,35 @@ export function loadSockLb(opts: SockLbOptions): SockLbHandle {
   const cgStat = statSync(cgroupPath, { bigint: true });
   if (!cgStat.isDirectory()) throw new Error(`${cgroupPath} is not a cgroup directory`);
 
-  const report: LoadReport = { attached: [], replaced: [], moved: [], reusedMaps: [] };
-  for (const m of Object.keys(LB_MAPS) as LbMap[]) if (existsSync(mapPin(pinDir, m))) report.reusedMaps.push(LB_MAPS[m].name);
+  const report: LoadReport = { attached: [], replaced: [], moved: [], reusedMaps: [], replacedMaps: [] };
 
   const obj = lib.object_open_file(objectPath);
   const links = new Map<string, number>();
   const fresh: string[] = [];
   let cgFd = -1;
   try {
-    for (const m of Object.keys(LB_MAPS) as LbMap[]) lib.map_set_pin_path(lib.find_map(obj, LB_MAPS[m].name), mapPin(pinDir, m));
+    for (const m of Object.keys(LB_MAPS) as LbMap[]) {
+      const map = lib.find_map(obj, LB_MAPS[m].name);
+      const pin = mapPin(pinDir, m);
+      if (existsSync(pin)) {
+        // libbpf refuses to reuse a pinned map whose layout differs (an upgrade that changed
+        // it): that one is unpinned and made afresh, the others keep their contents.
+        const fd = lib.obj_get(pin);
+        let pinned: MapDef;
+        try {
+          pinned = mapInfo(lib, fd);
+        } finally {
+          closeSync(fd);
+        }
+        const want = lib.map_def(map);
+        if ((Object.keys(want) as (keyof MapDef)[]).every((k) => want[k] === pinned[k])) report.reusedMaps.push(LB_MAPS[m].name);
+        else {
+          rmPin(pin);
+          report.replacedMaps.push(LB_MAPS[m].name);
+        }
+      }
+      lib.map_set_pin_path(map, pin);
+    }
     try {
       lib.object_load(obj); // creates + pins the maps, or reuses the pinned ones (libbpf checks they are compatible)
     } catch (e) {
@@ -300,10 +324,66 @@ export function adopt(pinDir: string): SockLbHandle {
     for (const fd of [...all, ...links.values()]) closeSync(fd);
     throw e;
   }
-  const report: LoadReport = { attached: [], replaced: [], moved: [], reusedMaps: Object.values(LB_MAPS).map((m) => m.name) };
+  const report: LoadReport = { attached: [], replaced: [], moved: [], reusedMaps: Object.values(LB_MAPS).map((m) => m.name), replacedMaps: [] };
   return makeHandle(pinDir, fds, links, report, () => {
     for (const fd of all) closeSync(fd);
   });
+}
+
+/**
+ * Detach every pinned link under `pinDir` and remove nftproxy's pins there (and pinDir when
+ * empty), whatever version pinned them (some maps may be missing or laid out differently).
+ * Returns whether anything was pinned.
+ */
+export function removePinned(pinDir: string): boolean {
+  if (!existsSync(pinDir)) return false;
+  const lib = libbpf();
+  for (const prog of PROGRAMS) {
+    const pin = linkPin(pinDir, prog);
+    if (!existsSync(pin)) continue;
+    const fd = lib.obj_get(pin);
+    try {
+      lib.link_detach(fd);
+    } catch (e) {
+      if (!(e instanceof LibbpfError)) throw e; // old kernels: dropping the pin releases it
+    } finally {
+      closeSync(fd);
+    }
+    rmPin(pin);
+  }
+  for (const m of Object.keys(LB_MAPS) as LbMap[]) rmPin(mapPin(pinDir, m));
+  try {
+    if (readdirSync(pinDir).length === 0) rmdirSync(pinDir);
+  } catch {
+    /* not empty: not only ours */
+  }
+  return true;
+}
+
+/** Entries of each pinned map under `pinDir` (absent maps omitted), for `nftproxy status`. */
+export function pinnedMapCounts(pinDir: string): Partial<Record<LbMap, number>> {
+  const lib = libbpf();
+  const out: Partial<Record<LbMap, number>> = {};
+  for (const m of Object.keys(LB_MAPS) as LbMap[]) {
+    const pin = mapPin(pinDir, m);
+    if (!existsSync(pin)) continue;
+    const fd = lib.obj_get(pin);
+    try {
+      const keySize = mapInfo(lib, fd).keySize;
+      let n = 0;
+      let prev: Buffer | null = null;
+      for (;;) {
+        const next = Buffer.alloc(keySize);
+        if (!lib.map_get_next_key(fd, prev, next)) break;
+        prev = next;
+        if (++n > 16_000_000) throw new Error(`${LB_MAPS[m].name}: iteration does not end`);
+      }
+      out[m] = n;
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return out;
 }
 
 /** Where cgroup v2 is mounted: /sys/fs/cgroup (unified hosts) or /sys/fs/cgroup/unified (hybrid). */

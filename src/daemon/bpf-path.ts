@@ -5,7 +5,7 @@
 // ClusterIP connections it covers (src/render/bpf-entries.ts).
 import type { Logger } from 'pino';
 import { ensurePinDir } from '../../native/bpffs.js';
-import { type SockDestroyer, type SockLbHandle, adopt, bpfSupport, findCgroup2Root, loadSockDestroy, loadSockLb } from '../../native/loader.js';
+import { type SockDestroyer, type SockLbHandle, bpfSupport, findCgroup2Root, loadSockDestroy, loadSockLb, pinnedMapCounts, removePinned } from '../../native/loader.js';
 import { BpfApplier, type BpfSyncResult } from '../apply/bpf-applier.js';
 import type { ServicePortInfo } from '../ir/types.js';
 import type { ProxyConfig } from '../model/config.js';
@@ -93,14 +93,9 @@ export async function startBpf(mode: BpfMode, o: { cgroup?: string; pinDir?: str
   };
 }
 
-/** `nftproxy cleanup`: detach the programs and remove the pins, if a run left any. */
+/** `nftproxy cleanup`: detach the programs and remove the pins, if a run (of any version) left any. */
 export function removeBpf(pinDir = DEFAULT_PIN_DIR): boolean {
-  if (!existsSync(pinDir)) return false;
-  const h = adopt(pinDir);
-  h.detach();
-  h.unpin();
-  h.close();
-  return true;
+  return removePinned(pinDir);
 }
 
 export interface BpfStatus {
@@ -113,12 +108,5 @@ export interface BpfStatus {
 /** `nftproxy status`: what is pinned and how full the maps are. */
 export function bpfStatus(pinDir = DEFAULT_PIN_DIR): BpfStatus {
   if (!existsSync(pinDir)) return { pinned: false, pinDir };
-  const h = adopt(pinDir);
-  try {
-    const maps: Record<string, number> = {};
-    for (const m of ['svcs', 'backends', 'members', 'affinity', 'revnat', 'podcidrs'] as const) maps[m] = h.keys(m).length;
-    return { pinned: true, pinDir, links: readdirSync(pinDir).filter((f) => f.startsWith('link_')).sort(), maps };
-  } finally {
-    h.close();
-  }
+  return { pinned: true, pinDir, links: readdirSync(pinDir).filter((f) => f.startsWith('link_')).sort(), maps: pinnedMapCounts(pinDir) };
 }

@@ -16,7 +16,7 @@ function memoryHandle(failWhen: (map: MapName, key: Buffer) => boolean = () => f
   const maps = { svcs: new Map(), backends: new Map(), members: new Map(), affinity: new Map(), revnat: new Map() } as Record<MapName, Map<string, Buffer>>;
   const log: string[] = [];
   return {
-    maps, log, pinDir: '/memory', report: { attached: [], replaced: [], moved: [], reusedMaps: [] }, fds: {} as never,
+    maps, log, pinDir: '/memory', report: { attached: [], replaced: [], moved: [], reusedMaps: [], replacedMaps: [] }, fds: {} as never,
     update: (m, k, v) => {
       if (failWhen(m as MapName, k)) throw new Error(`bpf_map_update_elem(${m}): No space left on device (errno 28)`);
       maps[m as MapName].set(k.toString('hex'), v);

@@ -2,11 +2,12 @@
 // bpffs mounts on temp dirs only (never /sys/fs/bpf), programs attached only to cgroups this
 // test creates, no traffic (sock-lb.kernel.test.ts does that).
 import { afterAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureBpffs, ensurePinDir, isBpffs, unmountBpffs } from '../../native/bpffs.js';
-import { adopt, bpfSupport, loadSockLb, PROGRAMS } from '../../native/loader.js';
+import { adopt, bpfSupport, loadSockLb, pinnedMapCounts, PROGRAMS, removePinned } from '../../native/loader.js';
+import { libbpf } from '../../native/libbpf.js';
 import { encodeSvcKey, encodeSvcVal } from '../../native/layout.js';
 import { createTestCgroup, kernelSkipReason, mountTestBpffs, removeTestCgroup, unmountTestBpffs } from './env.js';
 
@@ -51,7 +52,7 @@ describe.skipIf(SKIP !== null)(`BPF loader bookkeeping (${SKIP ?? 'root, cgroup 
     const pinDir = path.join(fs, 'nftproxy');
 
     const a = loadSockLb({ cgroupPath: cgA, pinDir });
-    expect(a.report).toEqual({ attached: [...PROGRAMS], replaced: [], moved: [], reusedMaps: [] });
+    expect(a.report).toEqual({ attached: [...PROGRAMS], replaced: [], moved: [], reusedMaps: [], replacedMaps: [] });
     const key = encodeSvcKey({ addr: '10.96.0.1', port: 443, proto: 'tcp' });
     a.update('svcs', key, encodeSvcVal({ gen: 1, count: 0 }));
     a.close();
@@ -62,7 +63,24 @@ describe.skipIf(SKIP !== null)(`BPF loader bookkeeping (${SKIP ?? 'root, cgroup 
     const b = loadSockLb({ cgroupPath: cgA, pinDir });
     expect(b.report.replaced).toEqual([...PROGRAMS]);
     expect(b.lookup('svcs', key)).toEqual(encodeSvcVal({ gen: 1, count: 0 })); // map contents survived
+    b.update('members', Buffer.alloc(28, 7), Buffer.from([1]));
     b.close();
+
+    // An upgrade that changed a map's layout: stand-in, the affinity map pinned where the
+    // services map was. That one is made afresh; the others keep their contents.
+    const lib = libbpf();
+    const aff = lib.obj_get(path.join(pinDir, 'nftproxy_affinity'));
+    unlinkSync(path.join(pinDir, 'nftproxy_svcs'));
+    lib.obj_pin(aff, path.join(pinDir, 'nftproxy_svcs'));
+    closeSync(aff);
+    const u = loadSockLb({ cgroupPath: cgA, pinDir });
+    expect(u.report.replacedMaps).toEqual(['nftproxy_svcs']);
+    expect(u.report.reusedMaps).toHaveLength(5);
+    expect(u.report.replaced).toEqual([...PROGRAMS]); // links switched in place: no gap
+    expect(u.keys('svcs')).toEqual([]); // the new, empty services map: everything goes to nft until a sync
+    expect(u.lookup('members', Buffer.alloc(28, 7))).toEqual(Buffer.from([1]));
+    u.update('svcs', key, encodeSvcVal({ gen: 1, count: 0 }));
+    u.close();
 
     const c = loadSockLb({ cgroupPath: cgB, pinDir });
     expect(c.report.moved).toEqual([...PROGRAMS]);
@@ -79,5 +97,15 @@ describe.skipIf(SKIP !== null)(`BPF loader bookkeeping (${SKIP ?? 'root, cgroup 
     d.close();
     expect(existsSync(pinDir)).toBe(false);
     expect(() => adopt(pinDir)).toThrow(/nothing to adopt/);
+
+    // cleanup of what any version left: a map missing (an older nftproxy had fewer) is no error
+    const e = loadSockLb({ cgroupPath: cgA, pinDir });
+    e.close();
+    unlinkSync(path.join(pinDir, 'nftproxy_podcidrs'));
+    expect(() => adopt(pinDir)).toThrow(/nothing to adopt/);
+    expect(pinnedMapCounts(pinDir)).toEqual({ svcs: 0, backends: 0, members: 0, affinity: 0, revnat: 0 });
+    expect(removePinned(pinDir)).toBe(true);
+    expect(existsSync(pinDir)).toBe(false);
+    expect(removePinned(pinDir)).toBe(false);
   });
 });
