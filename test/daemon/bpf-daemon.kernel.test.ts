@@ -105,6 +105,14 @@ describe.skipIf(skip !== null)(`nftproxy run --bpf${skip ? ` [skipped: ${skip}]`
         if (doomed.includes(sid)) expect((await client.req({ op: 'udpErrors', sid })).errors).toContain('ECONNABORTED');
         else expect(((await client.req({ op: 'udpSend', sid, timeoutMs: 1500 })).reply as { name: string }).name).toBe(b);
       }
+      // ...and reconnecting, as a resolver does on that error, their next datagrams reach a live backend
+      for (const sid of doomed) {
+        await client.req({ op: 'udpClose', sid });
+        await client.req({ op: 'udpOpen', sid: `${sid}-again`, host: '10.96.0.10', port: 53 });
+        const again = await client.req({ op: 'udpSend', sid: `${sid}-again`, timeoutMs: 1500 });
+        expect(['10.244.0.2', '10.244.0.3'], JSON.stringify(again)).toContain((again.reply as { name: string } | undefined)?.name);
+        await client.req({ op: 'udpClose', sid: `${sid}-again` });
+      }
 
       const st = await execa('ip', ['netns', 'exec', ns.name, process.execPath, BIN, 'status', '--bpf-pin-dir', pinDir, '--json']);
       const status = JSON.parse(st.stdout) as { tables: Record<string, unknown>; bpf: { pinned: boolean; links: string[]; maps: Record<string, number> } };
