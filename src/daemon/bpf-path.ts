@@ -22,7 +22,7 @@ export interface BpfPath {
   readonly cgroup: string;
   readonly pinDir: string;
   /** `cfg`: this sync's resolved configuration (node IPs and cluster CIDRs can come from the Node) */
-  sync(ports: readonly ServicePortInfo[], cfg: Pick<ProxyConfig, 'masqueradeAll' | 'nodeIPs' | 'clusterCIDRs'>): BpfSyncResult & { destroyed: number };
+  sync(ports: readonly ServicePortInfo[], cfg: Pick<ProxyConfig, 'masqueradeAll' | 'nodeIPs' | 'clusterCIDRs'>): BpfSyncResult & { destroyed: number; entries: number };
   close(): void;
 }
 
@@ -87,7 +87,7 @@ export async function startBpf(mode: BpfMode, o: { cgroup?: string; pinDir?: str
           o.log.warn({ error: (e as Error).message.split('\n')[0] }, 'destroying UDP sockets to removed backends failed');
         }
       }
-      return { ...r, destroyed };
+      return { ...r, destroyed, entries: applier.size };
     },
     close: () => { handle.close(); destroyer?.close(); },
   };

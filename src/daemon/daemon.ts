@@ -83,6 +83,7 @@ export class Daemon {
     // Before the first sync: a restart adopts the pinned programs and maps, which keep
     // serving what they held until the first sync reconciles them.
     this.bpf = await startBpf(this.o.bpf.mode, { ...this.o.bpf, log });
+    this.metrics.bpfActive.set(this.bpf ? 1 : 0);
 
     this.source = this.o.makeSource(() => {
       this.metrics.onQueued();
@@ -98,6 +99,9 @@ export class Daemon {
         if (this.bpf) {
           const r = this.bpf.sync(next, config);
           if (r.writes) log.debug(r, 'BPF maps updated');
+          this.metrics.bpfServices.set(r.entries);
+          this.metrics.bpfRefused.set(r.refused.length);
+          this.metrics.bpfSocketsDestroyed.inc(r.destroyed);
         }
         if (conntrack) {
           const before = conntrack.deletedTotal;

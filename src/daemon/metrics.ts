@@ -35,6 +35,11 @@ export class ProxyMetrics {
   readonly objects = new Gauge({ name: 'nftproxy_objects', help: 'Objects seen by the last sync, by kind', labelNames: ['kind'], registers: this.r });
   readonly quarantined = new Gauge({ name: 'nftproxy_quarantined_services', help: 'Services left out because nft rejected their rules', registers: this.r });
   readonly sourceRestarts = new Counter({ name: 'nftproxy_source_restarts_total', help: 'Watches of the API server restarted after an error', registers: this.r });
+  // The BPF hot path (--bpf): whether it is on, what its maps hold, what they refused.
+  readonly bpfActive = new Gauge({ name: 'nftproxy_bpf_active', help: '1 when the BPF socket load balancer is attached and fed by this process', registers: this.r });
+  readonly bpfServices = new Gauge({ name: 'nftproxy_bpf_services', help: 'ClusterIP:port entries in the BPF maps', registers: this.r });
+  readonly bpfRefused = new Gauge({ name: 'nftproxy_bpf_refused_services', help: 'Services the BPF maps refused at the last sync (the nftables rules serve them)', registers: this.r });
+  readonly bpfSocketsDestroyed = new Counter({ name: 'nftproxy_bpf_udp_sockets_destroyed_total', help: 'Connected UDP sockets destroyed because their backend left', registers: this.r });
 
   constructor(withProcessMetrics = true) {
     if (withProcessMetrics) collectDefaultMetrics({ register: this.registry });

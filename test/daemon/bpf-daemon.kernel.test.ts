@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bpfSupport } from '../../native/loader.js';
 import { Netns } from '../lab/netns.js';
-import { BIN, Daemon, synced } from '../support/daemon.js';
+import { BIN, Daemon, httpGet, synced } from '../support/daemon.js';
 import { Probe, createTestCgroup, inNetns, inNetnsAndCgroup, kernelSkipReason, mountTestBpffs, removeTestCgroup, unmountTestBpffs } from '../bpf/env.js';
 
 const skip = kernelSkipReason(bpfSupport);
@@ -72,7 +72,7 @@ describe.skipIf(skip !== null)(`nftproxy run --bpf${skip ? ` [skipped: ${skip}]`
     await writeFile(join(dir, 'web.yaml'), web(['10.244.0.1', '10.244.0.2']));
     const pinDir = join(bpffs, 'nftproxy');
     const args = ['--manifests', dir, '--node', 'node-a', '--node-ip', '192.168.0.2', '--cluster-cidr', '10.244.0.0/16', '--min-sync-period', '100ms',
-      '--bpf', 'on', '--bpf-cgroup', cg, '--bpf-pin-dir', pinDir, '--healthz-bind-address', '', '--metrics-bind-address', ''];
+      '--bpf', 'on', '--bpf-cgroup', cg, '--bpf-pin-dir', pinDir, '--healthz-bind-address', '', '--metrics-bind-address', '127.0.0.1:10249'];
     const d = new Daemon(ns.name, args, {}, 'nsenter');
     try {
       const on = await d.waitFor((l) => l.msg.startsWith('BPF hot path on'), 15_000, 0);
@@ -113,6 +113,12 @@ describe.skipIf(skip !== null)(`nftproxy run --bpf${skip ? ` [skipped: ${skip}]`
         expect(['10.244.0.2', '10.244.0.3'], JSON.stringify(again)).toContain((again.reply as { name: string } | undefined)?.name);
         await client.req({ op: 'udpClose', sid: `${sid}-again` });
       }
+
+      // what an operator's dashboard sees
+      const metrics = (await httpGet(ns.name, 'http://127.0.0.1:10249/metrics')).body;
+      expect(metrics.split('\n').filter((l) => l.startsWith('nftproxy_bpf_')).sort()).toEqual([
+        'nftproxy_bpf_active 1', 'nftproxy_bpf_refused_services 0', 'nftproxy_bpf_services 2', `nftproxy_bpf_udp_sockets_destroyed_total ${doomed.length}`,
+      ]);
 
       const st = await execa('ip', ['netns', 'exec', ns.name, process.execPath, BIN, 'status', '--bpf-pin-dir', pinDir, '--json']);
       const status = JSON.parse(st.stdout) as { tables: Record<string, unknown>; bpf: { pinned: boolean; links: string[]; maps: Record<string, number> } };

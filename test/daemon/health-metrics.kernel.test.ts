@@ -81,6 +81,7 @@ describe.skipIf(!canUseKernel)(`health and metrics${canUseKernel ? '' : ` [skipp
           expect(m).toMatch(/^kubeproxy_network_programming_duration_seconds_bucket\{le="2"\} 0$/m); // the trigger was 3 s ago
           expect(m).toMatch(/^kubeproxy_sync_proxy_rules_no_local_endpoints_total\{traffic_policy="external"\} 0$/m);
           expect(m).toMatch(/^nftproxy_objects\{kind="Service"\} 1$/m);
+          expect(m).toMatch(/^nftproxy_bpf_active 0$/m); // the test daemons run with --bpf off
           expect(m).toMatch(/^kubeproxy_proxy_healthz_total\{code="200"\} 1$/m);
 
           // the local endpoint goes away: 503, and the no-local-endpoints gauge counts it
