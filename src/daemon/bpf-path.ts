@@ -69,7 +69,13 @@ export async function startBpf(mode: BpfMode, o: { cgroup?: string; pinDir?: str
     cgroup, pinDir,
     sync: (ports, cfg) => {
       const next = bpfServices(ports, cfg);
-      const keptWrites = applier.keepSources(bpfKeptSources(cfg.clusterCIDRs));
+      let keptWrites = 0;
+      try {
+        keptWrites = applier.keepSources(bpfKeptSources(cfg.clusterCIDRs));
+      } catch (e) {
+        // Sources the map does not hold count as masqueraded (left to nft): never wrong.
+        o.log.error({ error: (e as Error).message.split('\n')[0] }, 'BPF: writing the kept source prefixes failed; sockets bound to a source outside them go to nft');
+      }
       const synced = applier.sync(next);
       const r = { ...synced, writes: synced.writes + keptWrites };
       for (const f of r.refused) o.log.error(f, 'BPF maps refused a service; the nftables rules serve it');
