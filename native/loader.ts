@@ -124,16 +124,7 @@ function makeHandle(pinDir: string, fds: Record<LbMap, number>, links: Map<strin
     },
     keys(map) {
       live();
-      const out: Buffer[] = [];
-      let prev: Buffer | null = null;
-      for (;;) {
-        const next = Buffer.alloc(LB_MAPS[map].key);
-        if (!lib.map_get_next_key(fds[map], prev, next)) break;
-        out.push(next);
-        prev = next;
-        if (out.length > 16_000_000) throw new Error(`${LB_MAPS[map].name}: iteration does not end`);
-      }
-      return out;
+      return mapKeys(fds[map], LB_MAPS[map].key, LB_MAPS[map].name);
     },
     entries(map) {
       const out: Array<[Buffer, Buffer]> = [];
@@ -146,24 +137,13 @@ function makeHandle(pinDir: string, fds: Record<LbMap, number>, links: Map<strin
     detach() {
       live();
       for (const [prog, fd] of links) {
-        try {
-          lib.link_detach(fd);
-        } catch (e) {
-          // Old kernels without BPF_LINK_DETACH: dropping the pin and our fd releases it.
-          if (!(e instanceof LibbpfError)) throw e;
-        }
-        closeSync(fd);
+        detachLink(fd);
         links.delete(prog);
       }
       for (const prog of PROGRAMS) rmPin(linkPin(pinDir, prog));
     },
     unpin() {
-      for (const m of Object.keys(LB_MAPS) as LbMap[]) rmPin(mapPin(pinDir, m));
-      try {
-        if (existsSync(pinDir) && readdirSync(pinDir).length === 0) rmdirSync(pinDir);
-      } catch {
-        /* not empty / already gone */
-      }
+      unpinMaps(pinDir);
     },
     close() {
       if (closed) return;
@@ -174,6 +154,43 @@ function makeHandle(pinDir: string, fds: Record<LbMap, number>, links: Map<strin
     },
   };
   return handle;
+}
+
+/** Every key of a map, by bpf_map_get_next_key (a snapshot). */
+function mapKeys(fd: number, keySize: number, name: string): Buffer[] {
+  const lib = libbpf();
+  const out: Buffer[] = [];
+  let prev: Buffer | null = null;
+  for (;;) {
+    const next = Buffer.alloc(keySize);
+    if (!lib.map_get_next_key(fd, prev, next)) break;
+    out.push(next);
+    prev = next;
+    if (out.length > 16_000_000) throw new Error(`${name}: iteration does not end`);
+  }
+  return out;
+}
+
+/** Detach a cgroup link now and close our fd. */
+function detachLink(fd: number): void {
+  try {
+    libbpf().link_detach(fd);
+  } catch (e) {
+    // Old kernels without BPF_LINK_DETACH: dropping the pin and our fd releases it.
+    if (!(e instanceof LibbpfError)) throw e;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Remove the map pins, and pinDir when nothing else is left in it. */
+function unpinMaps(pinDir: string): void {
+  for (const m of Object.keys(LB_MAPS) as LbMap[]) rmPin(mapPin(pinDir, m));
+  try {
+    if (existsSync(pinDir) && readdirSync(pinDir).length === 0) rmdirSync(pinDir);
+  } catch {
+    /* not empty / already gone */
+  }
 }
 
 function rmPin(p: string): void {
@@ -337,26 +354,13 @@ export function adopt(pinDir: string): SockLbHandle {
  */
 export function removePinned(pinDir: string): boolean {
   if (!existsSync(pinDir)) return false;
-  const lib = libbpf();
   for (const prog of PROGRAMS) {
     const pin = linkPin(pinDir, prog);
     if (!existsSync(pin)) continue;
-    const fd = lib.obj_get(pin);
-    try {
-      lib.link_detach(fd);
-    } catch (e) {
-      if (!(e instanceof LibbpfError)) throw e; // old kernels: dropping the pin releases it
-    } finally {
-      closeSync(fd);
-    }
+    detachLink(libbpf().obj_get(pin));
     rmPin(pin);
   }
-  for (const m of Object.keys(LB_MAPS) as LbMap[]) rmPin(mapPin(pinDir, m));
-  try {
-    if (readdirSync(pinDir).length === 0) rmdirSync(pinDir);
-  } catch {
-    /* not empty: not only ours */
-  }
+  unpinMaps(pinDir);
   return true;
 }
 
@@ -369,16 +373,8 @@ export function pinnedMapCounts(pinDir: string): Partial<Record<LbMap, number>> 
     if (!existsSync(pin)) continue;
     const fd = lib.obj_get(pin);
     try {
-      const keySize = mapInfo(lib, fd).keySize;
-      let n = 0;
-      let prev: Buffer | null = null;
-      for (;;) {
-        const next = Buffer.alloc(keySize);
-        if (!lib.map_get_next_key(fd, prev, next)) break;
-        prev = next;
-        if (++n > 16_000_000) throw new Error(`${LB_MAPS[m].name}: iteration does not end`);
-      }
-      out[m] = n;
+      // the pinned map's own key size: it may be another version's layout
+      out[m] = mapKeys(fd, mapInfo(lib, fd).keySize, LB_MAPS[m].name).length;
     } finally {
       closeSync(fd);
     }

@@ -46,10 +46,11 @@ export function bpfServices(servicePorts: Ruleset['servicePorts'], cfg: Pick<Pro
     if (all.length === 0 || clusterIP === undefined) continue;
     // On this node: a pod here (kube-proxy's own test, the endpoint's nodeName) or a
     // host-network endpoint on one of the node's addresses.
-    const here = new Set([...p.nodeEndpoints, ...nodeIPs]);
-    const local = all.filter((b) => here.has(b.addr));
+    const onNode = new Set(p.nodeEndpoints);
+    const here = (b: Backend): boolean => nodeIPs.has(b.addr) || onNode.has(b.addr);
+    const local = all.filter(here);
     if (local.length > LOCAL_PROBE_MAX) continue;
-    const backends = local.length === 0 ? all : [...local, ...all.filter((b) => !here.has(b.addr))];
+    const backends = local.length === 0 ? all : [...local, ...all.filter((b) => !here(b))];
     out.push({ addr: clusterIP, port: p.port, proto: p.proto, backends, localCount: local.length, affinitySeconds: p.affinityTimeout, label: `${p.service}:${p.portName}` });
   }
   return out.sort((a, b) => (bpfKey(a) < bpfKey(b) ? -1 : bpfKey(a) > bpfKey(b) ? 1 : 0));
