@@ -23,8 +23,28 @@ export interface CompiledFamily {
   readonly ctx: FamilyContext;
   /** the same string for the same context: a changed context means a full sync */
   readonly ctxKey: string;
+  /** what depends on the context alone: every named set (with its fixed elements) and the base chains */
+  readonly base: FamilyBase;
   /** per service ("ns/name"), its ports' rules, in model order; the same array while unchanged */
   readonly services: ReadonlyMap<string, readonly (ServicePortRules | undefined)[]>;
+}
+
+export interface FamilyBase {
+  readonly sets: readonly NamedSet[];
+  readonly chains: readonly Chain[];
+}
+
+// One base per context: the same object while the context is unchanged.
+const bases = new Map<string, FamilyBase>();
+function familyBase(ctx: FamilyContext, ctxKey: string): FamilyBase {
+  let b = bases.get(ctxKey);
+  if (!b) {
+    const fixed = new Map<string, SetElement[]>([[SET.nodePortIPs, nodePortIPElements(ctx)]]);
+    b = { sets: [...emptySets(ctx).values()].map((d) => ({ ...d, elements: fixed.get(d.name) ?? [] })), chains: baseChains(ctx) };
+    if (bases.size > 8) bases.clear();
+    bases.set(ctxKey, b);
+  }
+  return b;
 }
 
 /**
@@ -40,7 +60,7 @@ export function compileParts(model: Model, cfg: ProxyConfig, generationOf: Gener
       const ref = refOf(svc);
       services.set(ref, compileService(ctx, ctxKey, svc, model.slices.get(ref) ?? NO_SLICES, generationOf));
     }
-    return { ctx, ctxKey, services };
+    return { ctx, ctxKey, base: familyBase(ctx, ctxKey), services };
   });
 }
 
@@ -66,14 +86,11 @@ export function assemble(parts: readonly CompiledFamily[]): Ruleset {
 
 function assembleFamily(f: CompiledFamily): { table: Table; infos: ServicePortInfo[] } {
   const { ctx } = f;
-  const setDefs = emptySets(ctx);
-  const elements = new Map<string, SetElement[]>([...setDefs.keys()].map((k) => [k, []]));
-  const chains: Chain[] = baseChains(ctx);
+  const elements = new Map<string, SetElement[]>(f.base.sets.map((s) => [s.name, [...s.elements]]));
+  const chains: Chain[] = [...f.base.chains];
   const infos: ServicePortInfo[] = [];
   const clusterIPs = new Set<string>();
   const hairpin = new Set<string>();
-
-  for (const el of nodePortIPElements(ctx)) elements.get(SET.nodePortIPs)?.push(el);
 
   for (const rules of f.services.values()) {
     for (const r of rules) {
@@ -95,7 +112,7 @@ function assembleFamily(f: CompiledFamily): { table: Table; infos: ServicePortIn
   const hairpinEls = elements.get(SET.hairpin);
   if (hairpinEls) for (const ip of [...hairpin].sort()) hairpinEls.push(hairpinElement(ip));
 
-  const sets: NamedSet[] = [...setDefs.values()].map((d) => ({ ...d, elements: sortElements(elements.get(d.name) ?? []) }));
+  const sets: NamedSet[] = f.base.sets.map((d) => ({ ...d, elements: sortElements(elements.get(d.name) ?? []) }));
   return { table: { family: ctx.family, name: TABLE_NAME, sets, chains }, infos };
 }
 

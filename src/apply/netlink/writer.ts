@@ -1,0 +1,129 @@
+// The kernel writer: transactions encoded in-process and sent over a netlink socket nftproxy
+// owns. No `nft` process, no text parser: a partial sync costs the kernel's work and the
+// encoding (microseconds), a full sync one send of the whole batch.
+import type { Family } from '../../ir/types.js';
+import { type Result, err, ok } from '../../model/result.js';
+import type { Transaction } from '../../render/kernel/ops.js';
+import type { KElement } from '../../render/kernel/types.js';
+import type { CommitInfo, KernelWriter, WriteError } from '../kernel-writer.js';
+import * as A from './abi.js';
+import { attrList, bodyAttrs, familyOf, str, u64 } from './attrs.js';
+import { type Batch, encodeBatch } from './encode.js';
+import { NetlinkError, NfSocket, type Refusal, errnoText } from './socket.js';
+
+export interface NetlinkWriterOptions {
+  /** write into this network namespace (a path such as /run/netns/NAME); default: our own */
+  readonly netns?: string;
+}
+
+export class NetlinkWriter implements KernelWriter {
+  private sock: NfSocket | undefined;
+
+  constructor(private readonly opts: NetlinkWriterOptions = {}) {}
+
+  /** the socket's port id: notifications of our own changes carry it */
+  get portid(): number {
+    return this.socket().portid;
+  }
+
+  async commit(tx: Transaction): Promise<Result<CommitInfo, WriteError>> {
+    let sock: NfSocket;
+    try {
+      sock = this.socket();
+    } catch (e) {
+      return err(writeError(e));
+    }
+    const batch = encodeBatch(tx, sock.seqs(0));
+    sock.seqs(batch.lastSeq - batch.firstSeq + 3);
+    try {
+      await sock.commit(batch);
+      return ok({ ops: batch.ops, bytes: batch.bytes });
+    } catch (e) {
+      if (e instanceof NetlinkError && e.code === 'NFT_REJECTED') return err(rejected(e, batch));
+      // a broken socket is replaced; whether the batch was applied is unknown to the caller
+      this.close();
+      return err(writeError(e));
+    }
+  }
+
+  async listDynamicSet(family: Family, table: string, set: string, keyLen: number): Promise<KElement[] | undefined> {
+    let msgs;
+    try {
+      msgs = this.socket().dump(A.MSG.GETSETELEM, A.NFPROTO[family], (w) => {
+        w.str(A.SET_ELEM_LIST.TABLE, table);
+        w.str(A.SET_ELEM_LIST.SET, set);
+      });
+    } catch (e) {
+      if (e instanceof NetlinkError && e.refusals.some((r) => r.errno === 2)) return undefined;
+      throw e;
+    }
+    const out: KElement[] = [];
+    for (const m of msgs) {
+      const list = bodyAttrs(m).get(A.SET_ELEM_LIST.ELEMENTS);
+      if (!list) continue;
+      for (const [, el] of attrList(list)) {
+        const a = new Map(attrList(el));
+        const keyNest = a.get(A.SET_ELEM.KEY);
+        const key = keyNest ? new Map(attrList(keyNest)).get(A.DATA.VALUE) : undefined;
+        if (!key || key.length !== keyLen) continue;
+        const timeout = u64(a.get(A.SET_ELEM.TIMEOUT)), expires = u64(a.get(A.SET_ELEM.EXPIRATION));
+        out.push({ key: key.toString('latin1'), ...(timeout !== undefined ? { timeoutMs: Number(timeout) } : {}), ...(expires !== undefined ? { expiresMs: Number(expires) } : {}) });
+      }
+    }
+    return out;
+  }
+
+  async tables(name: string): Promise<{ family: Family; chains: number; sets: number }[]> {
+    const sock = this.socket();
+    const out: { family: Family; chains: number; sets: number }[] = [];
+    for (const m of sock.dump(A.MSG.GETTABLE, 0)) {
+      const fam = familyOf(m) === A.NFPROTO.ip ? 'ip' : familyOf(m) === A.NFPROTO.ip6 ? 'ip6' : undefined;
+      if (!fam || str(bodyAttrs(m).get(A.TABLE.NAME)) !== name) continue;
+      const inTable = (attr: number) => (w: { str(t: number, s: string): void }) => w.str(attr, name);
+      const chains = sock.dump(A.MSG.GETCHAIN, A.NFPROTO[fam], inTable(A.CHAIN.TABLE)).filter((c) => str(bodyAttrs(c).get(A.CHAIN.TABLE)) === name).length;
+      const sets = sock.dump(A.MSG.GETSET, A.NFPROTO[fam], inTable(A.SET.TABLE)).filter((s) => str(bodyAttrs(s).get(A.SET.TABLE)) === name && !str(bodyAttrs(s).get(A.SET.NAME))?.startsWith('__')).length;
+      out.push({ family: fam, chains, sets });
+    }
+    return out;
+  }
+
+  close(): void {
+    this.sock?.close();
+    this.sock = undefined;
+  }
+
+  private socket(): NfSocket {
+    if (!this.sock || this.sock.isClosed) this.sock = NfSocket.open(this.opts.netns ? { netns: this.opts.netns } : {});
+    return this.sock;
+  }
+}
+
+function writeError(e: unknown): WriteError {
+  if (e instanceof NetlinkError) return e.code === 'NETLINK_UNAVAILABLE' ? { code: 'NETLINK_UNAVAILABLE', message: e.message } : { code: 'NETLINK_IO', message: e.message };
+  return { code: 'NETLINK_IO', message: String(e) };
+}
+
+/** The kernel's refusals, each named by what the message was for and the service port that caused it. */
+function rejected(e: NetlinkError, batch: Batch): WriteError {
+  const owners = new Set<string>();
+  const parts: string[] = [];
+  for (const r of e.refusals) {
+    const info = batch.info.get(r.seq);
+    const owner = ownerOf(r, batch);
+    if (owner) owners.add(owner);
+    const what = r.seq === batch.firstSeq - 1 ? 'the commit' : info?.what ?? `message ${r.seq}`;
+    parts.push(`${what}: ${r.message ?? errnoText(r.errno)}${owner ? ` (${owner})` : ''}`);
+  }
+  return { code: 'NFT_REJECTED', message: parts.join('; ') || e.message, owners: [...owners].sort(), errnos: e.refusals.map((r) => r.errno) };
+}
+
+function ownerOf(r: Refusal, batch: Batch): string | undefined {
+  const info = batch.info.get(r.seq);
+  if (!info) return undefined;
+  if (info.elements && r.offset !== undefined) {
+    let owner: string | undefined;
+    for (const [off, o] of info.elements) if (off <= r.offset) owner = o; else break;
+    return owner;
+  }
+  return info.owner;
+}

@@ -1,0 +1,207 @@
+// One family's table as the kernel should hold it, kept in the pieces a sync compares:
+// a base (what the configuration alone decides: every named set's declaration, the base
+// chains, fixed elements) and one unit per service port (its chains, its elements in the
+// shared maps, the shared elements and endpoint-count groups it uses). Units are remembered
+// per compiled service port, so after one change the next family differs from the last in
+// one unit, by identity.
+import type { Chain, Family, SetElement, Table } from '../../ir/types.js';
+import { TABLE_NAME } from '../../ir/types.js';
+import type { CompiledFamily, FamilyBase } from '../../compile/compile.js';
+import type { ServicePortRules } from '../../compile/service-port.js';
+import { SET } from '../../compile/base-chains.js';
+import { type DnatGroup, collectDnatGroups, dnatAliases } from '../lower-dnat.js';
+import { type GroupObjects, groupElements, groupObjects, kchain, kelement, kset, setDecl } from './objects.js';
+import type { KChain, KElement, KSet, KSetDecl, KTableHead, SetShape } from './types.js';
+
+export const TABLE_COMMENT = 'rules for nftproxy';
+
+export interface KUnitElement { readonly set: string; readonly el: KElement }
+export interface KGroup { readonly name: string; readonly objects: GroupObjects }
+
+export interface KUnit {
+  readonly chains: readonly KChain[];
+  /** elements only this unit puts in their set */
+  readonly elements: readonly KUnitElement[];
+  /** elements several units may add (a cluster IP two ports share, a hairpin pair): counted */
+  readonly shared: readonly KUnitElement[];
+  /** the endpoint-count groups it uses: counted, their objects live while one unit uses them */
+  readonly groups: readonly KGroup[];
+}
+
+export interface KBase {
+  readonly sets: readonly KSet[];
+  readonly chains: readonly KChain[];
+}
+
+export interface KFamily {
+  readonly head: KTableHead;
+  readonly base: KBase;
+  /** equal for bases that differ at most in elements and non-base rules; else a partial sync cannot follow */
+  readonly baseKey: string;
+  readonly units: ReadonlyMap<string, readonly KUnit[]>;
+}
+
+const head = (family: Family): KTableHead => ({ family, name: TABLE_NAME, comment: TABLE_COMMENT });
+
+// --- from the compiler's parts (the daemon's path) ---
+
+const baseCache = new WeakMap<FamilyBase, { family: Family; base: KBase }>();
+function kbase(family: Family, b: FamilyBase): KBase {
+  const hit = baseCache.get(b);
+  if (hit && hit.family === family) return hit.base;
+  const aliases = dnatAliases(b.chains);
+  const base: KBase = { sets: b.sets.map((s) => kset(s, aliases)), chains: b.chains.map((c) => kchain(family, c, aliases)) };
+  baseCache.set(b, { family, base });
+  return base;
+}
+
+const unitCache = new WeakMap<ServicePortRules, { family: Family; u: KUnit }>();
+function unitOf(family: Family, shapes: ReadonlyMap<string, SetShape>, r: ServicePortRules): KUnit {
+  const hit = unitCache.get(r);
+  if (hit && hit.family === family) return hit.u;
+  const aliases = dnatAliases(r.chains);
+  const elements: KUnitElement[] = [];
+  const shared: KUnitElement[] = [];
+  for (const [set, e] of r.elements) {
+    const el = kelement(shapeIn(shapes, set), e, undefined, aliases);
+    // An element without an owner is one any service port may add: a cluster IP, say.
+    (e.owner === undefined ? shared : elements).push({ set, el });
+  }
+  for (const ip of r.hairpin) shared.push({ set: SET.hairpin, el: kelement('addr.addr', hairpinKey(ip)) });
+  const u = withGroups(family, r.chains.filter((c) => !aliases.has(c.name)).map((c) => kchain(family, c, aliases)), elements, shared, collectDnatGroups({ chains: r.chains }));
+  unitCache.set(r, { family, u });
+  return u;
+}
+
+const hairpinKeys = new Map<string, SetElement>();
+function hairpinKey(ip: string): SetElement {
+  let e = hairpinKeys.get(ip);
+  if (!e) {
+    if (hairpinKeys.size > 1_000_000) hairpinKeys.clear();
+    hairpinKeys.set(ip, (e = { key: [ip, ip] }));
+  }
+  return e;
+}
+
+function withGroups(family: Family, chains: KChain[], elements: KUnitElement[], shared: KUnitElement[], groups: readonly DnatGroup[]): KUnit {
+  const gs: KGroup[] = [];
+  for (const g of groups) {
+    const objects = groupObjects(family, g);
+    gs.push({ name: g.chain, objects });
+    for (const el of groupElements(g, 'vip')) elements.push({ set: g.vipMap, el });
+    for (const el of groupElements(g, 'nodeport')) elements.push({ set: g.nodePortMap, el });
+  }
+  return { chains, elements, shared, groups: gs };
+}
+
+function shapeIn(shapes: ReadonlyMap<string, SetShape>, set: string): SetShape {
+  const s = shapes.get(set);
+  if (!s) throw new Error(`an element for set ${set}, which the table does not declare`);
+  return s;
+}
+
+const shapesOf = (base: KBase): Map<string, SetShape> => new Map(base.sets.map((s) => [s.name, s.shape]));
+
+const unitsCache = new WeakMap<readonly (ServicePortRules | undefined)[], { family: Family; units: readonly KUnit[] }>();
+
+/** The daemon's path: compiled parts -> the family's kernel objects. */
+export function kernelFamily(part: CompiledFamily): KFamily {
+  const family = part.ctx.family;
+  const base = kbase(family, part.base);
+  const shapes = shapesOf(base);
+  const units = new Map<string, readonly KUnit[]>();
+  for (const [ref, rules] of part.services) {
+    const hit = unitsCache.get(rules);
+    if (hit && hit.family === family) { units.set(ref, hit.units); continue; }
+    const us: KUnit[] = [];
+    for (const r of rules) if (r) us.push(unitOf(family, shapes, r));
+    unitsCache.set(rules, { family, units: us });
+    units.set(ref, us);
+  }
+  return { head: head(family), base, baseKey: part.ctxKey, units };
+}
+
+// --- from an assembled IR table (tests, and any caller that has a whole Ruleset) ---
+
+/**
+ * Chains and elements an owner (a service port) tags become that owner's unit; the rest is the
+ * base. Shared elements carry no owner in an assembled table (it deduplicated them), so they are
+ * base elements here, diffed as such.
+ */
+export function kernelFamilyOfTable(t: Table): KFamily {
+  const aliases = dnatAliases(t.chains);
+  const baseSets: KSet[] = [];
+  const owned = new Map<string, { chains: Chain[]; elements: KUnitElement[] }>();
+  const unit = (owner: string) => {
+    let u = owned.get(owner);
+    if (!u) owned.set(owner, (u = { chains: [], elements: [] }));
+    return u;
+  };
+  for (const s of t.sets) {
+    const decl = setDecl(s);
+    if (s.timeoutSeconds !== undefined) { baseSets.push({ ...decl, elements: undefined }); continue; }
+    const mine = new Map<string, KElement>();
+    for (const e of s.elements) {
+      const el = kelement(decl.shape, e, s.owner, aliases);
+      if (el.owner !== undefined) unit(el.owner).elements.push({ set: s.name, el });
+      else mine.set(el.key, el);
+    }
+    baseSets.push({ ...decl, elements: mine });
+  }
+  const baseChains: KChain[] = [];
+  for (const c of t.chains) {
+    if (c.owner !== undefined) unit(c.owner).chains.push(c);
+    else if (!aliases.has(c.name)) baseChains.push(kchain(t.family, c, aliases));
+  }
+  const units = new Map<string, readonly KUnit[]>();
+  for (const [owner, u] of owned) {
+    const mine = dnatAliases(u.chains);
+    const chains = u.chains.filter((c) => !mine.has(c.name)).map((c) => kchain(t.family, c, mine));
+    units.set(owner, [withGroups(t.family, chains, u.elements, [], collectDnatGroups({ chains: u.chains }))]);
+  }
+  const baseKey = JSON.stringify([baseSets.map(declKey), baseChains.filter((c) => c.hook).map((c) => [c.name, c.hook])]);
+  return { head: head(t.family), base: { sets: baseSets, chains: baseChains }, baseKey, units };
+}
+
+const declKey = (s: KSetDecl): unknown[] => [s.name, s.shape, s.comment, s.timeoutSeconds, s.size];
+
+// --- reading a family whole ---
+
+/** Every set the family declares, groups' maps included, with all its elements (shared ones once). */
+export function familySets(f: KFamily): { decl: KSetDecl; elements: KElement[] | undefined }[] {
+  const out = new Map<string, { decl: KSetDecl; elements: KElement[] | undefined; seen?: Set<string> }>();
+  for (const s of f.base.sets) out.set(s.name, { decl: s, elements: s.elements ? [...s.elements.values()] : undefined });
+  for (const g of familyGroups(f)) {
+    out.set(g.vipMap.name, { decl: g.vipMap, elements: [] });
+    out.set(g.nodePortMap.name, { decl: g.nodePortMap, elements: [] });
+  }
+  for (const us of f.units.values()) {
+    for (const u of us) {
+      for (const { set, el } of u.elements) out.get(set)?.elements?.push(el);
+      for (const { set, el } of u.shared) {
+        const s = out.get(set);
+        if (!s?.elements) continue;
+        const seen = (s.seen ??= new Set(s.elements.map((e) => e.key)));
+        if (seen.has(el.key)) continue;
+        seen.add(el.key);
+        s.elements.push(el);
+      }
+    }
+  }
+  return [...out.values()].map(({ decl, elements }) => ({ decl, elements }));
+}
+
+/** Every chain: base chains, the units' chains, the groups' chains. */
+export function* familyChains(f: KFamily): Generator<KChain> {
+  yield* f.base.chains;
+  for (const us of f.units.values()) for (const u of us) yield* u.chains;
+  for (const g of familyGroups(f)) yield* g.chains;
+}
+
+/** The endpoint-count groups in use, sorted by policy then size. */
+export function familyGroups(f: KFamily): GroupObjects[] {
+  const gs = new Map<string, GroupObjects>();
+  for (const us of f.units.values()) for (const u of us) for (const g of u.groups) gs.set(g.name, g.objects);
+  return [...gs.entries()].sort(([a], [b]) => groupOrder(a) - groupOrder(b) || (a < b ? -1 : 1)).map(([, g]) => g);
+}
+const groupOrder = (chain: string): number => (chain.startsWith('dnat-local-') ? 1e9 : 0) + Number(chain.split('-')[2]);

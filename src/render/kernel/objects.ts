@@ -1,0 +1,139 @@
+// IR sets, elements and chains -> kernel objects (types.ts), remembered per IR object: the
+// compiler hands back the same objects for unchanged services, so after one change one
+// service is lowered again, and the differ can compare the rest by identity.
+import type { Backend, Chain, DnatKey, Family, KeyAtom, NamedSet, SetElement } from '../../ir/types.js';
+import { assertNever } from '../../model/result.js';
+import type { Protocol } from '../../model/types.js';
+import type { DnatGroup } from '../lower-dnat.js';
+import type { Aliases } from '../nft-text.js';
+import { addrField, latin1, portField, protoField, word } from './bytes.js';
+import { groupDnatRule, kverdict, lowerRule, storedComment } from './lower-rule.js';
+import type { KChain, KElement, KRule, KSet, KSetDecl, SetShape } from './types.js';
+
+export function shapeOf(s: Pick<NamedSet, 'key' | 'isMap' | 'timeoutSeconds'>): SetShape {
+  switch (s.key) {
+    case 'addr': return 'addr';
+    case 'addr.addr': return 'addr.addr';
+    case 'addr.l4proto.dport': return 'addr.proto.port:verdict';
+    case 'l4proto.dport': return 'proto.port:verdict';
+    case 'saddr.affinity': return 'saddr.word.word';
+    default: return assertNever(s.key);
+  }
+}
+
+export function setDecl(s: NamedSet): KSetDecl {
+  if (s.interval) throw new Error(`set ${s.name}: named interval sets are not part of nftproxy's layout`);
+  const shape = shapeOf(s);
+  if (shape.endsWith(':verdict') !== s.isMap) throw new Error(`set ${s.name}: a ${s.key} ${s.isMap ? 'map' : 'set'} is not part of nftproxy's layout`);
+  return {
+    name: s.name, shape,
+    ...(s.comment ? { comment: storedComment(s.comment) } : {}),
+    ...(s.timeoutSeconds !== undefined ? { timeoutSeconds: s.timeoutSeconds } : {}),
+    ...(s.size !== undefined ? { size: s.size } : {}),
+  };
+}
+
+/** A named set with its elements (none kept for a dynamic set). */
+export function kset(s: NamedSet, aliases?: Aliases): KSet {
+  const decl = setDecl(s);
+  if (s.timeoutSeconds !== undefined) return { ...decl, elements: undefined, ...(s.owner ? { owner: s.owner } : {}) };
+  const elements = new Map<string, KElement>();
+  for (const e of s.elements) {
+    const k = kelement(decl.shape, e, s.owner, aliases);
+    elements.set(k.key, k);
+  }
+  return { ...decl, elements, ...(s.owner ? { owner: s.owner } : {}) };
+}
+
+const str = (a: KeyAtom | undefined): string => String(a);
+const num = (a: KeyAtom | undefined): number => Number(a);
+
+function keyBytes(shape: SetShape, k: readonly KeyAtom[]): string {
+  switch (shape) {
+    case 'addr': return latin1(addrField(str(k[0])));
+    case 'addr.addr': return latin1(addrField(str(k[0])), addrField(str(k[1])));
+    case 'addr.proto.port:verdict': return latin1(addrField(str(k[0])), protoField(str(k[1]) as Protocol), portField(num(k[2])));
+    case 'proto.port:verdict': return latin1(protoField(str(k[0]) as Protocol), portField(num(k[1])));
+    case 'saddr.word.word': return latin1(addrField(str(k[0])), word(num(k[1])), word(num(k[2])));
+    case 'addr.proto.port.slot:addr.port': case 'proto.port.slot:addr.port':
+      throw new Error('dnat map elements come from dnat statements (groupElements)');
+    default: return assertNever(shape);
+  }
+}
+
+const elementCache = new WeakMap<SetElement, KElement>();
+export function kelement(shape: SetShape, e: SetElement, setOwner?: string, aliases?: Aliases): KElement {
+  const owner = e.owner ?? setOwner;
+  const hit = elementCache.get(e);
+  if (hit && hit.owner === owner) return hit;
+  const k: KElement = {
+    key: keyBytes(shape, e.key),
+    ...(e.verdict ? { data: { kind: 'verdict', verdict: kverdict(e.verdict, aliases) } } : {}),
+    ...(e.comment ? { comment: storedComment(e.comment) } : {}),
+    ...(owner ? { owner } : {}),
+  };
+  elementCache.set(e, k);
+  return k;
+}
+
+const chainCache = new WeakMap<Chain, { family: Family; k: KChain }>();
+export function kchain(family: Family, c: Chain, aliases: Aliases): KChain {
+  const hit = chainCache.get(c);
+  if (hit && hit.family === family) return hit.k;
+  const k: KChain = {
+    name: c.name,
+    ...(c.base ? { hook: c.base } : {}),
+    rules: c.rules.map((r) => lowerRule(family, r, aliases, c.owner)),
+    ...(c.owner ? { owner: c.owner } : {}),
+  };
+  chainCache.set(c, { family, k });
+  return k;
+}
+
+// dnat map elements are keyed by the (statement key, slot, backend) objects the compiler made.
+type GroupElement = DnatGroup['vipElements'][number] | DnatGroup['nodePortElements'][number];
+const dnatCache = new WeakMap<DnatKey, WeakMap<Backend, KElement[]>>();
+function dnatElement(e: GroupElement): KElement {
+  let byBackend = dnatCache.get(e.key);
+  if (!byBackend) dnatCache.set(e.key, (byBackend = new WeakMap()));
+  const slots = byBackend.get(e.backend) ?? [];
+  const hit = slots[e.slot];
+  if (hit && hit.owner === e.owner) return hit;
+  const key = e.key.kind === 'vip'
+    ? latin1(addrField(e.key.addr), protoField(e.key.proto), portField(e.key.port), word(e.slot))
+    : latin1(protoField(e.key.proto), portField(e.key.port), word(e.slot));
+  const k: KElement = { key, data: { kind: 'value', bytes: latin1(addrField(e.backend.addr), portField(e.backend.port)) }, ...(e.owner ? { owner: e.owner } : {}) };
+  slots[e.slot] = k;
+  byBackend.set(e.backend, slots);
+  return k;
+}
+
+export interface GroupObjects { readonly vipMap: KSetDecl; readonly nodePortMap: KSetDecl; readonly chains: readonly KChain[] }
+
+const groupCache = new Map<string, GroupObjects>();
+
+/** The shared objects of one endpoint-count group: its two maps (declarations) and its two chains. */
+export function groupObjects(family: Family, g: Pick<DnatGroup, 'n' | 'chain' | 'masqChain' | 'vipMap' | 'nodePortMap'>): GroupObjects {
+  const id = `${family} ${g.chain}`;
+  const hit = groupCache.get(id);
+  if (hit) return hit;
+  const markMasq: KRule = lowerRule(family, { matches: [], stmts: [{ kind: 'mark-masq' }] }, NO_ALIASES, undefined);
+  const o: GroupObjects = {
+    vipMap: { name: g.vipMap, shape: 'addr.proto.port.slot:addr.port' },
+    nodePortMap: { name: g.nodePortMap, shape: 'proto.port.slot:addr.port' },
+    chains: [
+      { name: g.chain, rules: [groupDnatRule(family, g.n, g.vipMap, true), groupDnatRule(family, g.n, g.nodePortMap, false)] },
+      // the external chain of an externalTrafficPolicy=Cluster service (lower-dnat.ts: dnatAliases)
+      { name: g.masqChain, rules: [markMasq, { text: `goto ${g.chain}`, exprs: [{ op: 'verdict', verdict: { kind: 'goto', chain: g.chain } }] }] },
+    ],
+  };
+  groupCache.set(id, o);
+  return o;
+}
+const NO_ALIASES: Aliases = new Map();
+
+/** The elements a group's VIP or NodePort map holds. */
+export function groupElements(g: DnatGroup, which: 'vip' | 'nodeport'): KElement[] {
+  return (which === 'vip' ? g.vipElements : g.nodePortElements).map(dnatElement);
+}
+
