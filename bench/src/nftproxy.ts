@@ -1,16 +1,19 @@
-// nftproxy as the bench drives it: the product's buildModel / compile / renderText /
-// Applier, with an NftRunner that runs nft inside a bench namespace (optionally under
-// /usr/bin/time for the peak RSS) and records how long the nft process took.
+// nftproxy as the bench drives it: the product's buildModel / compile / kernel objects /
+// Applier, with the product's netlink writer bound to a bench namespace, timed around each
+// kernel transaction (encode + send + the kernel's acknowledgement).
 import { buildModel } from '../../src/model/build-model.js';
 import { compile, compileParts } from '../../src/compile/compile.js';
 import { Applier } from '../../src/apply/applier.js';
-import { type NftResult, type NftRunner, nftRunner } from '../../src/apply/nft-runner.js';
+import type { CommitInfo, KernelWriter, WriteError } from '../../src/apply/kernel-writer.js';
+import { NetlinkWriter } from '../../src/apply/netlink/writer.js';
+import type { Transaction } from '../../src/render/kernel/ops.js';
+import type { Result } from '../../src/model/result.js';
 import { parseCidr, parseIP } from '../../src/model/ip.js';
 import type { ProxyConfig } from '../../src/model/config.js';
 import type { EndpointSlice, Model, Service } from '../../src/model/types.js';
 import { refString } from '../../src/model/types.js';
 import { CLUSTER_CIDR, NODE_IP, NODE_NAME, SERVICE_CIDR, type Change, type Snapshot, snapshotObjects, toObjects } from './workload.js';
-import { type Netns, stripTimeMark, timedPrefix } from './sys.js';
+import type { Netns } from './sys.js';
 
 export { compile, compileParts, Applier };
 
@@ -45,35 +48,29 @@ export function modelOf(snap: Snapshot): Model {
 }
 
 /**
- * Records the wall time of the last nft process and, while `timed`, its peak RSS (nft runs
- * under /usr/bin/time, which costs a fork; partial syncs run untimed).
+ * The product's netlink writer into a bench namespace, recording the last transaction's wall
+ * time (encode, send, acknowledgement), its ops and bytes, and the bench process's RSS after it.
  */
-export class MeasuringRunner implements NftRunner {
+export class MeasuringWriter implements KernelWriter {
   lastMs = 0;
-  lastRssKB: number | undefined;
-  lastLines = 0;
+  lastOps = 0;
   lastBytes = 0;
-  timed: boolean;
-  private readonly withTime: NftRunner;
-  private readonly plain: NftRunner;
-  constructor(ns: Netns, timed: boolean, timeoutMs = 1_800_000) {
-    this.timed = timed;
-    this.withTime = nftRunner({ prefix: timedPrefix(ns), timeoutMs });
-    this.plain = nftRunner({ prefix: ns.prefix, timeoutMs });
+  lastRssKB: number | undefined;
+  readonly inner: NetlinkWriter;
+  constructor(ns: Netns) {
+    this.inner = new NetlinkWriter({ netns: `/run/netns/${ns.name}` });
   }
-  async load(text: string): Promise<NftResult> {
-    this.lastBytes = Buffer.byteLength(text);
-    let lines = 0;
-    for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lines++;
-    this.lastLines = lines;
+  async commit(tx: Transaction): Promise<Result<CommitInfo, WriteError>> {
     const t0 = performance.now();
-    const r = await (this.timed ? this.withTime : this.plain).load(text);
+    const r = await this.inner.commit(tx);
     this.lastMs = performance.now() - t0;
-    const s = stripTimeMark(r.stderr);
-    this.lastRssKB = s.rssKB;
-    return { ...r, stderr: s.stderr };
+    if (r.ok) { this.lastOps = r.value.ops; this.lastBytes = r.value.bytes; }
+    this.lastRssKB = Math.round(process.memoryUsage().rss / 1024);
+    return r;
   }
-  run(args: readonly string[]): Promise<NftResult> { return this.plain.run(args); }
+  listDynamicSet(...a: Parameters<KernelWriter['listDynamicSet']>): ReturnType<KernelWriter['listDynamicSet']> { return this.inner.listDynamicSet(...a); }
+  tables(name: string): ReturnType<KernelWriter['tables']> { return this.inner.tables(name); }
+  close(): Promise<void> { return this.inner.close(); }
 }
 
 /** Keeps a Model in step with LiveSnapshot changes (outside the timed region). */

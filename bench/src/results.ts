@@ -2,7 +2,7 @@
 import type { Applier } from '../../src/apply/applier.js';
 import type { Model } from '../../src/model/types.js';
 import type { Lab } from './lab.js';
-import type { MeasuringRunner } from './nftproxy.js';
+import type { MeasuringWriter } from './nftproxy.js';
 import type { Layout } from './peers/layout.js';
 import type { Plan, Size } from './plan.js';
 import type { Progress } from './progress.js';
@@ -108,7 +108,7 @@ export interface TargetState {
   gen: Generator;
   model: Model;
   applier?: Applier;
-  runner?: MeasuringRunner;
+  runner?: MeasuringWriter;
   /** the model nftproxy's lab was last synced to, when the partial-sync phase changed it */
   syncedModel?: Model;
   /** loaders whose ruleset is loaded in their lab's node namespace */

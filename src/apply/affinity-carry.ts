@@ -1,64 +1,50 @@
 // Session affinity across a full sync. A full sync replaces the table, and with it the shared
 // affinity set (compile/affinity.ts) that the kernel fills: every client would be balanced
 // afresh at start and every --sync-period. kube-proxy keeps its affinity sets across syncs
-// and restarts, so before a full sync the applier reads the set back and the same
-// transaction re-adds each remembered client with what is left of its timeout.
+// and restarts, so before a full sync the applier reads the set back (a netlink dump) and the
+// same transaction re-adds each remembered client with what is left of its timeout.
 //
 // Only entries whose endpoint key the new rules still use are carried: a key that is gone
 // belongs to an endpoint that went away (or to an older generation of it), whose clients
-// kube-proxy would have forgotten with its set.
-import { parseIP } from '../model/ip.js';
-import { type Family, type Ruleset, TABLE_NAME } from '../ir/types.js';
+// kube-proxy would have forgotten with its set. Kernel output is checked, never trusted:
+// an entry that does not look like ours is dropped.
+import { TABLE_NAME } from '../ir/types.js';
 import { SET } from '../compile/base-chains.js';
-import type { NftRunner } from './nft-runner.js';
+import type { KFamily } from '../render/kernel/family.js';
+import type { Op } from '../render/kernel/ops.js';
+import type { KElement } from '../render/kernel/types.js';
+import { wordText } from '../render/kernel/bytes.js';
+import type { KernelWriter } from './kernel-writer.js';
 
-/** The endpoint keys the rules of each family update ("k0.k1"). */
-export function affinityKeysInUse(rs: Ruleset): Map<Family, Set<string>> {
-  const out = new Map<Family, Set<string>>();
-  for (const t of rs.tables) {
-    const keys = new Set<string>();
-    for (const c of t.chains) for (const r of c.rules) for (const s of r.stmts) if (s.kind === 'affinity-update') keys.add(`${s.key[0]}.${s.key[1]}`);
-    out.set(t.family, keys);
-  }
-  return out;
+/** ~600,000 remembered clients; beyond that a full sync forgets them rather than hold the listing twice */
+export const MAX_CARRIED = 600_000;
+const MAX_TIMEOUT_MS = 86_400_000;
+
+export function affinityKeysInUse(f: KFamily): Set<string> {
+  const keys = new Set<string>();
+  for (const us of f.units.values()) for (const u of us) for (const k of u.affinityKeys) keys.add(k);
+  return keys;
 }
 
-interface JsonElem { elem?: { val?: { concat?: unknown[] }; timeout?: unknown; expires?: unknown } }
-
-/**
- * `add element` lines re-adding the remembered clients still in use, per family, or none when
- * there is no table yet (or nothing to carry). Kernel output is parsed defensively: an entry
- * that does not look like ours is dropped, never passed through as text.
- */
-export async function carriedAffinity(nft: NftRunner, keysInUse: ReadonlyMap<Family, ReadonlySet<string>>): Promise<{ lines: string[]; carried: number }> {
-  const lines: string[] = [];
+export async function carriedAffinity(writer: KernelWriter, fams: readonly KFamily[]): Promise<{ ops: Op[]; carried: number }> {
+  const ops: Op[] = [];
   let carried = 0;
-  for (const [family, keys] of keysInUse) {
+  for (const f of fams) {
+    const keys = affinityKeysInUse(f);
     if (keys.size === 0) continue;
-    const r = await nft.run(['-j', 'list', 'set', family, TABLE_NAME, SET.affinity]);
-    if (r.exitCode !== 0) continue; // no table or no set yet: nothing to carry
-    // ~600,000 remembered clients; beyond that a full sync forgets them rather than hold
-    // several copies of the listing in memory
-    if (r.stdout.length > MAX_LISTING) continue;
-    let doc: { nftables?: { set?: { elem?: unknown[] } }[] };
-    try { doc = JSON.parse(r.stdout) as typeof doc; } catch { continue; }
-    const elems = doc.nftables?.find((o) => o.set)?.set?.elem ?? [];
-    const texts: string[] = [];
-    for (const e of elems as JsonElem[]) {
-      const [addr, k0, k1] = e.elem?.val?.concat ?? [];
-      const timeout = e.elem?.timeout, expires = e.elem?.expires;
-      if (typeof addr !== 'string' || !parseIP(addr).ok || !isWord(k0) || !isWord(k1) || !isSeconds(timeout) || !isSeconds(expires)) continue;
-      if (expires < 1 || expires > timeout || !keys.has(`${k0}.${k1}`)) continue;
-      texts.push(`${addr} . ${k0} . ${k1} timeout ${timeout}s expires ${expires}s`);
+    const alen = f.head.family === 'ip' ? 4 : 16;
+    const listed = await writer.listDynamicSet(f.head.family, TABLE_NAME, SET.affinity, alen + 8);
+    if (!listed || listed.length > MAX_CARRIED) continue;
+    const keep: KElement[] = [];
+    for (const e of listed) {
+      const t = e.timeoutMs, left = e.expiresMs;
+      if (t === undefined || left === undefined || left < 1000 || left > t || t > MAX_TIMEOUT_MS) continue;
+      if (!keys.has(`${wordText(e.key, alen)}.${wordText(e.key, alen + 4)}`)) continue;
+      keep.push({ key: e.key, timeoutMs: t, expiresMs: left });
     }
-    if (texts.length === 0) continue;
-    carried += texts.length;
-    // one command per 1,000 elements keeps each line of the transaction short
-    for (let i = 0; i < texts.length; i += 1000) lines.push(`add element ${family} ${TABLE_NAME} ${SET.affinity} { ${texts.slice(i, i + 1000).join(', ')} }`);
+    if (keep.length === 0) continue;
+    carried += keep.length;
+    ops.push({ family: f.head.family, table: TABLE_NAME, op: 'add-elements', set: SET.affinity, shape: 'saddr.word.word', elements: keep });
   }
-  return { lines, carried };
+  return { ops, carried };
 }
-
-const MAX_LISTING = 64 * 2 ** 20;
-const isWord = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 31;
-const isSeconds = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 86_400;

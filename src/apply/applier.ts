@@ -1,111 +1,134 @@
-// Keeps the kernel's nftproxy tables equal to the desired ruleset. Remembers what it last
-// applied, so a change costs a transaction the size of the change; anything it is not sure
-// of (first sync, a failed transaction, --sync-period) is a full, atomic replace.
-// Owns only the `nftproxy` tables of families ip and ip6.
+// Keeps the kernel's nftproxy tables equal to the desired kernel objects (render/kernel).
+// Remembers what it last applied, so a change costs transactions the size of the change,
+// ordered make -> switch -> clean (render/kernel/diff.ts says why); anything it is not sure
+// of (first sync, a failed transaction, --sync-period, a foreign change) is a full, atomic
+// replace. Owns only the `nftproxy` tables of families ip and ip6.
 import type { Family, Ruleset } from '../ir/types.js';
 import { TABLE_NAME } from '../ir/types.js';
-import { type KTable, toKTable } from '../render/nft-objects.js';
-import { type NftFailure, attributeNftError } from './nft-errors.js';
-import type { NftRunner } from './nft-runner.js';
-import { fullTransaction, partialTransaction, transactionText } from './transaction.js';
-import { IncrementalTable } from './incremental.js';
-import { type CompiledFamily, assemble } from '../compile/compile.js';
-import { affinityKeysInUse, carriedAffinity } from './affinity-carry.js';
+import { AppliedFamily, type FamilyDelta } from '../render/kernel/diff.js';
+import { type KFamily, kernelFamilyOfTable } from '../render/kernel/family.js';
+import { type Op, type Transaction, fullOps } from '../render/kernel/ops.js';
+import type { KTableHead } from '../render/kernel/types.js';
+import { CONTENT_ERRNOS, type KernelWriter, type WriteError } from './kernel-writer.js';
+import { carriedAffinity } from './affinity-carry.js';
 
 export const FAMILIES: readonly Family[] = ['ip', 'ip6'];
+const HEADS: readonly KTableHead[] = FAMILIES.map((family) => ({ family, name: TABLE_NAME, comment: '' }));
 
 export interface SyncResult {
   readonly kind: 'full' | 'partial';
+  /** objects + elements written */
   readonly ops: number;
+  /** kernel transactions it took (a partial sync: 0 to 3) */
+  readonly transactions: number;
   readonly durationMs: number;
   /** full sync: session-affinity clients read back and re-added (affinity-carry.ts) */
   readonly carriedAffinity?: number;
 }
 
 export class ApplyError extends Error {
-  constructor(readonly kind: 'full' | 'partial', readonly failure: NftFailure) {
-    super(`nft rejected the ${kind} transaction: ${failure.message}${failure.owners.length ? ` (caused by ${failure.owners.join(', ')})` : ''}`);
+  constructor(readonly kind: 'full' | 'partial', readonly error: WriteError) {
+    super(`the kernel refused the ${kind} sync (${error.code}): ${error.message}`);
+    this.name = 'ApplyError';
+  }
+  /** service ports to quarantine: only a full sync (a clean slate) blames its objects for a content error */
+  get culprits(): readonly string[] {
+    const e = this.error;
+    return this.kind === 'full' && e.code === 'NFT_REJECTED' && e.errnos.some((n) => CONTENT_ERRNOS.has(n) || n === 2) ? e.owners : [];
   }
 }
 
-export class Applier {
-  /** what the kernel holds, as far as we know; undefined = unknown, next sync is full */
-  private applied: KTable[] | undefined;
-  /** the same, per service, for syncParts (partial syncs at the cost of the change) */
-  private incremental: IncrementalTable[] | undefined;
+export interface ApplierOptions {
+  readonly clock?: () => number;
+  /**
+   * 'ordered' (the product): a partial sync is up to three transactions, make, switch, clean,
+   * each acknowledged before the next. 'single' (tests only): the same ops in one transaction,
+   * to show what the order prevents.
+   */
+  readonly partial?: 'ordered' | 'single';
+}
 
-  constructor(private readonly nft: NftRunner, private readonly clock: () => number = () => performance.now()) {}
+export class Applier {
+  /** what the kernel holds, per family, as far as we know; undefined = unknown, next sync is full */
+  private applied: AppliedFamily[] | undefined;
+  private readonly clock: () => number;
+
+  constructor(readonly writer: KernelWriter, private readonly opts: ApplierOptions = {}) {
+    this.clock = opts.clock ?? (() => performance.now());
+  }
 
   get knowsKernelState(): boolean {
-    return this.applied !== undefined || this.incremental !== undefined;
+    return this.applied !== undefined;
   }
 
   /** Forget what was applied: the next sync replaces the tables. */
   invalidate(): void {
     this.applied = undefined;
-    this.incremental = undefined;
   }
 
-  /**
-   * The daemon's sync: compiled parts in, and a partial transaction built from the services
-   * whose compiled rules changed (src/apply/incremental.ts), or a full replace when the
-   * state is unknown, asked for, or changed in a way the increment cannot express.
-   */
-  async syncParts(parts: readonly CompiledFamily[], opts: { full?: boolean } = {}): Promise<SyncResult> {
+  /** An assembled IR ruleset (tests, tools): its tables become kernel objects first. */
+  syncRuleset(rs: Ruleset, opts: { full?: boolean } = {}): Promise<SyncResult> {
+    return this.sync(rs.tables.map(kernelFamilyOfTable), opts);
+  }
+
+  async sync(fams: readonly KFamily[], opts: { full?: boolean } = {}): Promise<SyncResult> {
     const start = this.clock();
-    const inc = this.incremental;
-    const sameFamilies = inc !== undefined && inc.length === parts.length && parts.every((p, i) => inc[i]!.family === p.ctx.family);
-    const deltas = !opts.full && sameFamilies ? parts.map((p, i) => inc[i]!.delta(p)) : undefined;
-    if (deltas && deltas.every((d) => d !== undefined)) {
-      const lines = deltas.flatMap((d) => d!.lines);
-      const ops = deltas.reduce((n, d) => n + d!.ops, 0);
-      if (lines.length > 0) {
-        const r = await this.nft.load(lines.map((l) => l.text).join('\n') + '\n');
-        if (r.exitCode !== 0) {
+    const applied = this.applied;
+    const same = applied !== undefined && applied.length === fams.length && fams.every((f, i) => applied[i]!.fam.head.family === f.head.family);
+    const deltas = !opts.full && same ? fams.map((f, i) => applied[i]!.diff(f)) : undefined;
+    if (deltas && deltas.every((d): d is FamilyDelta => d !== undefined)) {
+      const phases = (['make', 'switch', 'clean'] as const).map((p) => deltas.flatMap((d) => d.phases[p]));
+      const txs = this.opts.partial === 'single' ? [phases.flat()] : phases;
+      let ops = 0, transactions = 0;
+      for (const tx of txs) {
+        if (tx.length === 0) continue;
+        const r = await this.writer.commit(tx);
+        if (!r.ok) {
+          // The transactions before this one took effect, this one did not: the tables hold a
+          // state between the old and the new that we did not record. Start over from a full sync.
           this.invalidate();
-          throw new ApplyError('partial', attributeNftError(r.stderr, lines));
+          throw new ApplyError('partial', r.error);
         }
+        ops += r.value.ops;
+        transactions++;
       }
-      for (const d of deltas) d!.commit();
-      this.applied = undefined; // the per-table record is no longer current
-      return { kind: 'partial', ops, durationMs: this.clock() - start };
+      for (const d of deltas) d.commit();
+      return { kind: 'partial', ops, transactions, durationMs: this.clock() - start };
     }
-    const result = await this.sync(assemble(parts), { full: true });
-    this.incremental = parts.map((p) => IncrementalTable.fromParts(p));
-    return { ...result, durationMs: this.clock() - start };
+    return this.full(fams, start);
   }
 
-  async sync(rs: Ruleset, opts: { full?: boolean } = {}): Promise<SyncResult> {
-    const start = this.clock();
-    this.incremental = undefined; // a ruleset sync does not keep the per-service record
-    const next = rs.tables.map(toKTable);
-    const tx = (!opts.full && this.applied && partialTransaction(this.applied, next)) || fullTransaction(next, FAMILIES);
-    if (tx.kind === 'partial' && tx.lines.length === 0) return { kind: 'partial', ops: 0, durationMs: this.clock() - start };
-    const text = transactionText(tx);
+  private async full(fams: readonly KFamily[], start: number): Promise<SyncResult> {
     // A full replace keeps the clients session affinity remembers (affinity-carry.ts). Should
-    // nft refuse them, the replace goes ahead without: affinity is lost, nothing else.
-    const carry = tx.kind === 'full' ? await carriedAffinity(this.nft, affinityKeysInUse(rs)) : { lines: [], carried: 0 };
-    let r = await this.nft.load(carry.lines.length ? `${text}${carry.lines.join('\n')}\n` : text);
+    // the kernel refuse them, the replace goes ahead without: affinity is lost, nothing else.
+    let carry: { ops: Op[]; carried: number };
+    try {
+      carry = await carriedAffinity(this.writer, fams);
+    } catch {
+      carry = { ops: [], carried: 0 };
+    }
+    const tx = (extra: readonly Op[]): Transaction => ({ [Symbol.iterator]: () => fullOps(fams, HEADS, extra) });
+    let r = await this.writer.commit(tx(carry.ops));
     let carried = carry.carried;
-    if (r.exitCode !== 0 && carry.lines.length) {
-      r = await this.nft.load(text);
+    if (!r.ok && carry.ops.length > 0) {
+      r = await this.writer.commit(tx([]));
       carried = 0;
     }
-    if (r.exitCode !== 0) {
-      // nft is atomic: the kernel still holds the previous state, but after a failure we
-      // stop trusting our record of it; the next attempt is a full replace.
+    if (!r.ok) {
+      // The kernel undid the whole transaction: it still holds the previous state, but after a
+      // failure we stop trusting our record of it; the next attempt is a full replace.
       this.invalidate();
-      throw new ApplyError(tx.kind, attributeNftError(r.stderr, tx.lines));
+      throw new ApplyError('full', r.error);
     }
-    this.applied = next;
-    return { kind: tx.kind, ops: tx.ops, durationMs: this.clock() - start, ...(tx.kind === 'full' ? { carriedAffinity: carried } : {}) };
+    this.applied = fams.map((f) => AppliedFamily.of(f));
+    return { kind: 'full', ops: r.value.ops, transactions: 1, durationMs: this.clock() - start, carriedAffinity: carried };
   }
 
   /** Remove nftproxy's tables (both families), whether or not they exist. */
   async cleanup(): Promise<void> {
-    const text = FAMILIES.flatMap((f) => [`add table ${f} ${TABLE_NAME}`, `delete table ${f} ${TABLE_NAME}`]).join('\n') + '\n';
-    const r = await this.nft.load(text);
-    if (r.exitCode !== 0) throw new Error(`nft could not remove the nftproxy tables: ${r.stderr.trim()}`);
+    const r = await this.writer.commit(HEADS.flatMap((h): Op[] => [{ family: h.family, table: h.name, op: 'add-table' }, { family: h.family, table: h.name, op: 'delete-table' }]));
+    if (!r.ok) throw new ApplyError('full', r.error);
     this.invalidate();
   }
 }
+

@@ -12,7 +12,7 @@ import type { ConfigFlags } from './config.js';
 import { type RunOptions, runDaemon } from './run.js';
 import { kubernetesSourceFactory } from './kubernetes-source.js';
 import { Applier } from '../apply/applier.js';
-import { nftRunner } from '../apply/nft-runner.js';
+import { NetlinkWriter } from '../apply/netlink/writer.js';
 import { bpfStatus, removeBpf } from '../daemon/bpf-path.js';
 
 export interface Io {
@@ -119,7 +119,7 @@ Examples:
   nftproxy run --manifests examples/ --node node-a --cluster-cidr 10.244.0.0/16
   nftproxy run --config /var/lib/nftproxy/config.yaml           # in a DaemonSet, NODE_NAME from the downward API
 
-Exit codes: 0 stopped by a signal, 2 bad usage or configuration, 3 nft missing or too old, 4 --bpf=on and BPF unavailable.`)
+Exit codes: 0 stopped by a signal, 2 bad usage or configuration, 3 no netfilter netlink (not root, or libmnl missing), 4 --bpf=on and BPF unavailable.`)
     .action(async (opts: RunOptions) => {
       code = await runDaemon(opts, { kubernetesSource: kubernetesSourceFactory });
     });
@@ -128,7 +128,12 @@ Exit codes: 0 stopped by a signal, 2 bad usage or configuration, 3 nft missing o
     .description('remove everything nftproxy installed: its nftables tables and its BPF programs and pins; nothing else is touched')
     .option('--bpf-pin-dir <dir>', 'where a run pinned its BPF programs and maps', '/sys/fs/bpf/nftproxy')
     .action(async (opts: { bpfPinDir: string }) => {
-      await new Applier(nftRunner()).cleanup();
+      const writer = new NetlinkWriter();
+      try {
+        await new Applier(writer).cleanup();
+      } finally {
+        await writer.close();
+      }
       io.err('nftproxy tables removed\n');
       if (removeBpf(opts.bpfPinDir)) io.err(`BPF programs detached, ${opts.bpfPinDir} unpinned\n`);
     });
@@ -138,11 +143,12 @@ Exit codes: 0 stopped by a signal, 2 bad usage or configuration, 3 nft missing o
     .option('--bpf-pin-dir <dir>', 'where a run pinned its BPF programs and maps', '/sys/fs/bpf/nftproxy')
     .option('--json', 'print JSON')
     .action(async (opts: { bpfPinDir: string; json?: boolean }) => {
-      const nft = nftRunner();
-      const tables: Record<string, { chains: number; sets: number } | null> = {};
-      for (const fam of ['ip', 'ip6']) {
-        const r = await nft.run(['-t', 'list', 'table', fam, 'nftproxy']);
-        tables[`${fam} nftproxy`] = r.exitCode === 0 ? { chains: (r.stdout.match(/^\tchain /gm) ?? []).length, sets: (r.stdout.match(/^\t(set|map) /gm) ?? []).length } : null;
+      const writer = new NetlinkWriter();
+      const tables: Record<string, { chains: number; sets: number } | null> = { 'ip nftproxy': null, 'ip6 nftproxy': null };
+      try {
+        for (const t of await writer.tables('nftproxy')) tables[`${t.family} nftproxy`] = { chains: t.chains, sets: t.sets };
+      } finally {
+        await writer.close();
       }
       let bpf: ReturnType<typeof bpfStatus> | { error: string };
       try { bpf = bpfStatus(opts.bpfPinDir); } catch (e) { bpf = { error: (e as Error).message.split('\n')[0]! }; }

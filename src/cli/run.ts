@@ -1,8 +1,10 @@
 // `nftproxy run`: the daemon. With --manifests DIR it follows a directory of manifests;
-// otherwise it watches the Kubernetes API (in-cluster config, or --kubeconfig). It checks
-// nft, syncs at start (a full, atomic replace of any table a previous run left), then on
-// every change, and leaves the rules in place when stopped: `nftproxy cleanup` removes them.
-import { checkNftVersion, nftRunner } from '../apply/nft-runner.js';
+// otherwise it watches the Kubernetes API (in-cluster config, or --kubeconfig). It opens its
+// netlink socket, syncs at start (a full, atomic replace of any table a previous run left),
+// then on every change, and leaves the rules in place when stopped: `nftproxy cleanup`
+// removes them. It never runs `nft`.
+import { NetlinkWriter } from '../apply/netlink/writer.js';
+import { NetlinkError, NfSocket } from '../apply/netlink/socket.js';
 import { type Bind, Daemon, type DaemonSource } from '../daemon/daemon.js';
 import { createLogger, type LogLevel } from '../daemon/log.js';
 import { parseBindAddress } from '../daemon/health.js';
@@ -53,13 +55,17 @@ export async function runDaemon(opts: RunOptions, hooks: RunHooks = {}): Promise
   const metricsBind = bindOrOff(d.metricsBindAddress, '--metrics-bind-address');
 
   const log = createLogger(opts.logLevel);
-  const nft = nftRunner();
-  const version = await checkNftVersion(nft);
-  if (!version.ok) {
-    log.fatal({ error: version.message }, 'cannot start');
-    process.stderr.write(`nftproxy: ${version.message}\n`);
+  // The kernel interface nftproxy needs, checked before anything else starts.
+  try {
+    const s = NfSocket.open();
+    try { s.generation(); } finally { s.close(); }
+  } catch (e) {
+    const message = e instanceof NetlinkError ? e.message : String(e);
+    log.fatal({ error: message }, 'cannot start');
+    process.stderr.write(`nftproxy: ${message}\n`);
     return 3;
   }
+  const writer = new NetlinkWriter();
 
   const makeSource = (onChange: () => void): DaemonSource => {
     if (opts.manifests) {
@@ -69,9 +75,9 @@ export async function runDaemon(opts: RunOptions, hooks: RunHooks = {}): Promise
     if (!hooks.kubernetesSource) throw new UsageError('--manifests DIR is required (no Kubernetes source in this build)');
     return hooks.kubernetesSource({ kubeconfig: d.kubeconfig, nodeName: base.nodeName, log, onChange });
   };
-  const daemon = new Daemon({ base, nft, log, minSyncMs: minSync, syncPeriodMs: period, healthzBind, metricsBind, conntrack: opts.conntrack, makeSource,
+  const daemon = new Daemon({ base, writer, log, minSyncMs: minSync, syncPeriodMs: period, healthzBind, metricsBind, conntrack: opts.conntrack, makeSource,
     bpf: { mode: opts.bpf, ...(opts.bpfCgroup ? { cgroup: opts.bpfCgroup } : {}), ...(opts.bpfPinDir ? { pinDir: opts.bpfPinDir } : {}), ...(opts.bpfNetnsDir ? { netnsDir: opts.bpfNetnsDir } : {}) } });
-  log.info({ nft: version.version, source: opts.manifests ? { manifests: opts.manifests } : { kubeconfig: d.kubeconfig ?? 'in-cluster' }, node: base.nodeName, minSyncPeriodMs: minSync, syncPeriodMs: period, healthz: d.healthzBindAddress, metrics: d.metricsBindAddress }, 'starting');
+  log.info({ kernel: 'netlink', source: opts.manifests ? { manifests: opts.manifests } : { kubeconfig: d.kubeconfig ?? 'in-cluster' }, node: base.nodeName, minSyncPeriodMs: minSync, syncPeriodMs: period, healthz: d.healthzBindAddress, metrics: d.metricsBindAddress }, 'starting');
 
   const stop = hooks.stopSignal ?? new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));

@@ -5,7 +5,10 @@ import type { Server } from 'node:http';
 import { createServer } from 'node:http';
 import type { Logger } from 'pino';
 import { Applier } from '../apply/applier.js';
-import type { NftRunner } from '../apply/nft-runner.js';
+import type { NetlinkWriter } from '../apply/netlink/writer.js';
+import type { ForeignChange } from '../apply/netlink/monitor.js';
+import { TABLE_NAME } from '../ir/types.js';
+import { SET } from '../compile/base-chains.js';
 import type { BaseConfig } from '../cli/config.js';
 import { ConntrackHygiene } from './conntrack-hygiene.js';
 import { healthAnswer, healthServer, listen } from './health.js';
@@ -27,7 +30,8 @@ export interface Bind { readonly host: string; readonly port: number }
 
 export interface DaemonOptions {
   readonly base: BaseConfig;
-  readonly nft: NftRunner;
+  /** the kernel writer (netlink); the daemon also watches its tables through it */
+  readonly writer: NetlinkWriter;
   readonly log: Logger;
   readonly minSyncMs: number;
   readonly syncPeriodMs: number;
@@ -46,6 +50,7 @@ export class Daemon {
   private runner: SyncRunner | undefined;
   private serviceHealth: ServiceHealthServers | undefined;
   private bpf: BpfPath | undefined;
+  private drift: { seen: string[]; timer: NodeJS.Immediate | undefined } = { seen: [], timer: undefined };
   proxier: Proxier | undefined;
 
   constructor(private readonly o: DaemonOptions) {}
@@ -93,7 +98,7 @@ export class Daemon {
     await this.source.start();
     const conntrack = this.o.conntrack ? new ConntrackHygiene(log) : undefined;
     this.proxier = new Proxier({
-      applier: new Applier(this.o.nft), source: this.source, base: this.o.base, log,
+      applier: new Applier(this.o.writer), source: this.source, base: this.o.base, log,
       metrics: this.metrics, serviceHealth: this.serviceHealth,
       afterSync: async (next, config) => {
         if (this.bpf) {
@@ -117,13 +122,30 @@ export class Daemon {
       restarts = now;
       return this.proxier!.sync(reason);
     }, { minIntervalMs: this.o.minSyncMs, periodMs: this.o.syncPeriodMs });
+    // Drift: another process changing our tables gets them replaced within --min-sync-period.
+    this.o.writer.watch({ table: TABLE_NAME, dynamicSets: new Set([SET.affinity]), onChange: (c) => this.onForeignChange(c) });
     this.metrics.onQueued();
     this.runner.start();
+  }
+
+  // A `nft flush chain` is one notification per rule: they are counted one by one, logged
+  // together (the first few kinds), and make one full sync.
+  private onForeignChange(c: ForeignChange): void {
+    this.metrics.foreignChanges.inc({ family: c.family ?? 'unknown' });
+    if (this.drift.seen.length < 8 && !this.drift.seen.includes(c.what)) this.drift.seen.push(c.what);
+    if (this.drift.timer) return;
+    this.drift.timer = setImmediate(() => {
+      this.o.log.warn({ changes: this.drift.seen, portid: c.portid }, 'another process changed nftproxy\'s tables: replacing them (full sync)');
+      this.drift = { seen: [], timer: undefined };
+      this.runner?.requestFull('drift');
+    });
   }
 
   async stop(): Promise<void> {
     await this.source?.stop();
     await this.runner?.stop();
+    if (this.drift.timer) clearImmediate(this.drift.timer);
+    await this.o.writer.close();
     await this.serviceHealth?.stop();
     this.bpf?.close(); // pinned: the programs stay attached, as the nft rules stay
     await Promise.all(this.servers.map((s) => new Promise((r) => { s.closeAllConnections?.(); s.close(r); })));

@@ -34,6 +34,7 @@ export class ProxyMetrics {
   readonly skipped = new Gauge({ name: 'nftproxy_skipped_objects', help: 'Objects skipped in the last sync, by kind and reason code', labelNames: ['kind', 'reason'], registers: this.r });
   readonly objects = new Gauge({ name: 'nftproxy_objects', help: 'Objects seen by the last sync, by kind', labelNames: ['kind'], registers: this.r });
   readonly quarantined = new Gauge({ name: 'nftproxy_quarantined_services', help: 'Services left out because nft rejected their rules', registers: this.r });
+  readonly foreignChanges = new Counter({ name: 'nftproxy_foreign_changes_total', help: 'Changes another process made to nftproxy\'s tables (each one triggers a full sync)', labelNames: ['family'], registers: this.r });
   readonly sourceRestarts = new Counter({ name: 'nftproxy_source_restarts_total', help: 'Watches of the API server restarted after an error', registers: this.r });
   // The BPF hot path (--bpf): whether it is on, what its maps hold, what they refused.
   readonly bpfActive = new Gauge({ name: 'nftproxy_bpf_active', help: '1 when the BPF socket load balancer is attached and fed by this process', registers: this.r });

@@ -2,6 +2,7 @@
 // The same for every source (manifests now, the Kubernetes API later).
 import type { Logger } from 'pino';
 import { ApplyError, type Applier, type SyncResult } from '../apply/applier.js';
+import { kernelFamily } from '../render/kernel/family.js';
 import type { BaseConfig } from '../cli/config.js';
 import { resolveConfig } from '../cli/config.js';
 import type { ProxyConfig } from '../model/config.js';
@@ -15,14 +16,13 @@ import { AffinityGenerations } from './affinity-generations.js';
 import type { ProxyMetrics } from './metrics.js';
 import { type ServiceHealthServers, healthHostsOf, serviceHealthOf } from './service-health.js';
 import type { Node } from '../model/types.js';
-import type { SyncReason } from './sync-runner.js';
+import { type SyncReason, isFullReason } from './sync-runner.js';
 
 export interface ObjectSource {
   snapshot(): readonly SourceObject[];
 }
 
-/** Runs after every successful sync with what is now programmed (conntrack cleanup). */
-/** After a successful nft sync: what was applied and the configuration it was compiled with. */
+/** After a successful sync: what was applied and the configuration it was compiled with (conntrack cleanup, BPF). */
 export type AfterSync = (next: readonly ServicePortInfo[], config: ProxyConfig) => Promise<void>;
 
 export interface SyncReport {
@@ -78,7 +78,7 @@ export class Proxier {
     // back under a new key whatever the kernel got.
     this.affinity.settle(parts, performance.now());
     const servicePorts = servicePortsOf(parts);
-    const full = reason === 'start' || reason === 'periodic' || !this.o.applier.knowsKernelState;
+    const full = isFullReason(reason) || !this.o.applier.knowsKernelState;
     const counts = {
       services: q.model.services.length,
       servicePorts: servicePorts.length,
@@ -89,13 +89,13 @@ export class Proxier {
     let result: SyncResult;
     this.o.log.debug({ reason, full }, 'sync started');
     try {
-      result = await this.o.applier.syncParts(parts, { full });
+      result = await this.o.applier.sync(parts.map(kernelFamily), { full });
     } catch (e) {
       const durationMs = performance.now() - start;
       if (e instanceof ApplyError) {
-        const culprits = [...new Set(e.failure.owners.map((id) => servicePorts.find((p) => p.id === id)?.service).filter((s): s is string => s !== undefined))];
-        if (culprits.length) this.quarantine.add(objects, culprits, e.failure.message);
-        this.o.log.error({ reason, kind: e.kind, error: e.failure.message, quarantined: culprits, durationMs: round(durationMs) }, culprits.length ? 'nft rejected the sync; quarantining the services that caused it and retrying' : 'nft rejected the sync; retrying with backoff');
+        const culprits = [...new Set(e.culprits.map((id) => servicePorts.find((p) => p.id === id)?.service).filter((s): s is string => s !== undefined))];
+        if (culprits.length) this.quarantine.add(objects, culprits, e.error.message);
+        this.o.log.error({ reason, kind: e.kind, code: e.error.code, error: e.error.message, quarantined: culprits, durationMs: round(durationMs) }, culprits.length ? 'the kernel refused the sync; quarantining the services that caused it and retrying' : 'the kernel refused the sync; retrying with backoff (a full sync)');
       } else {
         this.o.log.error({ reason, error: String(e), durationMs: round(durationMs) }, 'sync failed; retrying with backoff');
       }
@@ -111,7 +111,7 @@ export class Proxier {
     }
     const durationMs = performance.now() - start;
     if (result.ops > 0 || result.kind === 'full') {
-      this.o.log.info({ reason, kind: result.kind, ops: result.ops, durationMs: round(durationMs), applyMs: round(result.durationMs), ...counts, ...(result.carriedAffinity ? { carriedAffinity: result.carriedAffinity } : {}) }, 'synced');
+      this.o.log.info({ reason, kind: result.kind, ops: result.ops, transactions: result.transactions, durationMs: round(durationMs), applyMs: round(result.durationMs), ...counts, ...(result.carriedAffinity ? { carriedAffinity: result.carriedAffinity } : {}) }, 'synced');
     } else {
       this.o.log.debug({ reason, durationMs: round(durationMs) }, 'nothing to change');
     }

@@ -4,7 +4,11 @@
 // - a sync never overlaps another; a change during a sync queues exactly one more;
 // - every period a full sync runs even without changes;
 // - a failed sync is retried after minInterval, then with exponential backoff up to maxBackoff.
-export type SyncReason = 'start' | 'change' | 'periodic' | 'retry';
+// 'drift': another process changed nftproxy's tables (apply/netlink/monitor.ts): a full sync.
+export type SyncReason = 'start' | 'change' | 'periodic' | 'retry' | 'drift';
+
+/** Reasons that replace the tables whole. */
+export const isFullReason = (r: SyncReason): boolean => r === 'start' || r === 'periodic' || r === 'drift';
 
 export interface SyncRunnerOptions {
   readonly minIntervalMs: number;
@@ -37,6 +41,11 @@ export class SyncRunner {
   /** Something changed: sync soon. */
   request(): void {
     this.queue('change');
+  }
+
+  /** The tables changed under us: a full sync soon (within minInterval, as any sync). */
+  requestFull(reason: 'drift'): void {
+    this.queue(reason);
   }
 
   /** Stop scheduling; resolves when a sync in flight has finished. */
@@ -97,7 +106,7 @@ export class SyncRunner {
     if (!ok) {
       this.failures++;
       this.queuedSince ??= queuedAt;
-      this.pending ??= reason === 'start' || reason === 'periodic' ? reason : 'change';
+      this.pending ??= isFullReason(reason) ? reason : 'change';
       const backoff = Math.min(this.opts.maxBackoffMs ?? 60_000, this.opts.minIntervalMs * 2 ** (this.failures - 1));
       this.schedule(Math.max(backoff, this.opts.minIntervalMs, 100));
       return;

@@ -3,12 +3,10 @@
 //   sync of the final state (read back once with `nft -j list table`, normalized);
 // - a transaction the kernel rejects changes nothing and names the service port behind it;
 // - a new applier on an existing table replaces it atomically; cleanup removes only ours.
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ApplyError, Applier } from '../../src/apply/applier.js';
-import { checkNftVersion, nftRunner } from '../../src/apply/nft-runner.js';
+import { NetlinkWriter } from '../../src/apply/netlink/writer.js';
+import { kernelFamily } from '../../src/render/kernel/family.js';
 import type { Ruleset } from '../../src/ir/types.js';
 import { canUseKernel, KERNEL_SKIP_REASON, withNetns } from '../lab/netns.js';
 import { compileObjects, config, service, slice, type EndpointSpec } from '../support/builders.js';
@@ -22,7 +20,12 @@ type Exec = Parameters<Parameters<typeof withNetns>[1]>[0];
 const inNetns = async <T>(tag: string, fn: (exec: Exec, applier: Applier, ns: string) => Promise<T>): Promise<T> =>
   withNetns(tag, async (exec) => {
     const ns = (await exec(['ip', 'netns', 'identify'])).stdout.trim();
-    return fn(exec, new Applier(nftRunner({ prefix: ['ip', 'netns', 'exec', ns] })), ns);
+    const writer = new NetlinkWriter({ netns: `/run/netns/${ns}` });
+    try {
+      return await fn(exec, new Applier(writer), ns);
+    } finally {
+      await writer.close();
+    }
   });
 
 // ---- a small random cluster and random changes to it --------------------------------------
@@ -133,7 +136,7 @@ describe.skipIf(!canUseKernel)(`applier in the kernel${canUseKernel ? '' : ` [sk
   it.each([[1, 'ruleset'], [2, 'ruleset'], [3, 'parts'], [4, 'parts'], [5, 'parts']] as const)('seed %i, %s diff: 150 random changes as partial syncs equal one full sync of the final state', async (seed, mode) => {
     const world = new World(rng(seed));
     for (let i = 0; i < 12; i++) world.addService();
-    const syncOnce = (applier: Applier) => (mode === 'parts' ? applier.syncParts(world.parts()) : applier.sync(world.ruleset()));
+    const syncOnce = (applier: Applier) => (mode === 'parts' ? applier.sync(world.parts().map(kernelFamily)) : applier.syncRuleset(world.ruleset()));
     await inNetns('seq', async (exec, applier) => {
       expect((await syncOnce(applier)).kind).toBe('full');
       const kinds = { full: 0, partial: 0 };
@@ -151,7 +154,7 @@ describe.skipIf(!canUseKernel)(`applier in the kernel${canUseKernel ? '' : ` [sk
       expect(kinds).toMatchObject({ partial: 150 });
       const afterPartials = await readKernelTables(exec);
       await inNetns('seqref', async (exec2, fresh) => {
-        await fresh.sync(world.ruleset());
+        await fresh.syncRuleset(world.ruleset());
         expect(afterPartials).toEqual(await readKernelTables(exec2));
       });
     });
@@ -161,14 +164,14 @@ describe.skipIf(!canUseKernel)(`applier in the kernel${canUseKernel ? '' : ` [sk
     const world = new World(rng(7));
     for (let i = 0; i < 30; i++) world.addService();
     await inNetns('small', async (_exec, applier) => {
-      const full = await applier.sync(world.ruleset());
+      const full = await applier.syncRuleset(world.ruleset());
       const s = [...world.svcs.values()].find((x) => x.eps.length >= 2 && x.affinity === undefined)!;
       s.eps[0]!.ip = 250;
-      const part = await applier.sync(world.ruleset());
+      const part = await applier.syncRuleset(world.ruleset());
       expect(part.kind).toBe('partial');
       expect(part.ops).toBeLessThan(16);
       expect(full.ops).toBeGreaterThan(part.ops * 10);
-      const again = await applier.sync(world.ruleset());
+      const again = await applier.syncRuleset(world.ruleset());
       expect(again.ops).toBe(0);
     });
   });
@@ -182,7 +185,7 @@ describe.skipIf(!canUseKernel)(`applier in the kernel${canUseKernel ? '' : ` [sk
     ];
     const good = compileObjects(objects, ENV).ruleset;
     await inNetns('reject', async (exec, applier) => {
-      await applier.sync(good);
+      await applier.syncRuleset(good);
       const before = await readKernelTables(exec);
       // A fault the kernel refuses, owned by shop/db's chain: a jump to a chain that does not exist.
       const dbInfo = good.servicePorts.find((p) => p.service === 'shop/db' && p.family === 'ip')!;
@@ -195,14 +198,14 @@ describe.skipIf(!canUseKernel)(`applier in the kernel${canUseKernel ? '' : ` [sk
       };
       for (const mode of ['partial', 'full'] as const) {
         if (mode === 'partial') expect(applier.knowsKernelState).toBe(true);
-        const err = await applier.sync(bad).then(() => undefined, (e: unknown) => e);
+        const err = await applier.syncRuleset(bad).then(() => undefined, (e: unknown) => e);
         expect(err).toBeInstanceOf(ApplyError);
         expect((err as ApplyError).kind).toBe(mode);
-        expect((err as ApplyError).failure.owners).toEqual([dbInfo.id]);
+        expect((err as ApplyError).error).toMatchObject({ code: 'NFT_REJECTED', owners: [dbInfo.id] });
         expect(await readKernelTables(exec)).toEqual(before);
         expect(applier.knowsKernelState).toBe(false);
       }
-      await applier.sync(good);
+      await applier.syncRuleset(good);
       expect(await readKernelTables(exec)).toEqual(before);
     });
   });
@@ -212,44 +215,21 @@ describe.skipIf(!canUseKernel)(`applier in the kernel${canUseKernel ? '' : ` [sk
     for (let i = 0; i < 8; i++) world.addService();
     await inNetns('restart', async (exec, applier, ns) => {
       await exec(['nft', 'add', 'table', 'inet', 'someone-else']);
-      await applier.sync(world.ruleset());
+      await applier.syncRuleset(world.ruleset());
       world.mutate(); world.mutate(); world.mutate();
-      const restarted = new Applier(nftRunner({ prefix: ['ip', 'netns', 'exec', ns] }));
-      expect((await restarted.sync(world.ruleset())).kind).toBe('full');
+      const writer = new NetlinkWriter({ netns: `/run/netns/${ns}` });
+      const restarted = new Applier(writer);
+      expect((await restarted.syncRuleset(world.ruleset())).kind).toBe('full');
       const got = await readKernelTables(exec);
       await inNetns('restartref', async (exec2, fresh) => {
-        await fresh.sync(world.ruleset());
+        await fresh.syncRuleset(world.ruleset());
         expect(got).toEqual(await readKernelTables(exec2));
       });
       await restarted.cleanup();
       await restarted.cleanup(); // idempotent
       const tables = (await exec(['nft', 'list', 'tables'])).stdout.trim().split('\n');
       expect(tables).toEqual(['table inet someone-else']);
+      await writer.close();
     });
-  });
-});
-
-describe('nft version gate', () => {
-  it.each([
-    ['nftables v1.0.6 (Lester Gooch #5)', 0, { ok: true, version: '1.0.6' }],
-    ['nftables v1.1.3 (Commodore Bullmoose #4)', 0, { ok: true, version: '1.1.3' }],
-    ['nftables v0.9.8 (E.D.S.)', 0, { ok: false, message: 'nft 0.9.8 is too old: nftproxy needs nftables >= 1.0.6' }],
-    ['nftables v1.0.2 (Lester Gooch)', 0, { ok: false, message: 'nft 1.0.2 is too old: nftproxy needs nftables >= 1.0.6' }],
-  ])('%s', async (out, code, want) => {
-    const dir = await mkdtemp(join(tmpdir(), 'nftproxy-ver-'));
-    try {
-      const fake = join(dir, 'nft');
-      await writeFile(fake, `#!/bin/sh\necho '${out}'\nexit ${code}\n`);
-      await chmod(fake, 0o755);
-      expect(await checkNftVersion(nftRunner({ nftPath: fake }))).toEqual(want);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('a missing nft is one clear error', async () => {
-    const r = await checkNftVersion(nftRunner({ nftPath: '/nonexistent/nft' }));
-    expect(r.ok).toBe(false);
-    expect(!r.ok && r.message).toMatch(/^nft not usable .*nftproxy needs nftables >= 1\.0\.6/);
   });
 });

@@ -1,11 +1,14 @@
 // Scale without a stack overflow: pushing a 250,000-element array with push(...array)
 // overflowed V8's call stack in the compiler (found by make bench at 5k services x 50
 // endpoints). One service with 150,000 endpoints exercises every path that grows with the
-// table: the hairpin set, the endpoint-count map, the full transaction's lines, JSON.
+// table: the hairpin set, the endpoint-count map, the full transaction (kernel objects, the
+// netlink batch and its text), JSON.
 import { describe, expect, it } from 'vitest';
-import { fullTransaction } from '../../src/apply/transaction.js';
+import { encodeBatch } from '../../src/apply/netlink/encode.js';
 import { renderJson } from '../../src/render/nft-json.js';
-import { toKTable } from '../../src/render/nft-objects.js';
+import { kernelFamilyOfTable } from '../../src/render/kernel/family.js';
+import { fullOps } from '../../src/render/kernel/ops.js';
+import { tablesText } from '../../src/render/kernel/text.js';
 import { compileObjects, service } from '../support/builders.js';
 
 describe('scale', () => {
@@ -21,8 +24,11 @@ describe('scale', () => {
     expect(diagnostics).toEqual([]);
     const t = ruleset.tables[0]!;
     expect(t.sets.find((s) => s.name === 'hairpin-endpoints')!.elements).toHaveLength(N);
-    const tx = fullTransaction(ruleset.tables.map(toKTable));
-    expect(tx.lines.length).toBeGreaterThan(2 * N);
+    const fams = ruleset.tables.map(kernelFamilyOfTable);
+    const batch = encodeBatch(fullOps(fams, fams.map((f) => f.head)), 1);
+    expect(batch.ops).toBeGreaterThan(2 * N);
+    expect(batch.chunks.length).toBeGreaterThan(1);
+    expect(tablesText(fams).split('\n').length).toBeGreaterThan(2 * N);
     expect(renderJson(ruleset).length).toBeGreaterThan(N);
   }, 60_000);
 });

@@ -1,7 +1,8 @@
 // The daemon's kube-proxy compatible surfaces, on a real process in a namespace:
 // /healthz and /livez (stuck syncing -> 503 and back; a leaving node fails /healthz only),
 // the healthCheckNodePort servers of eTP=Local services, and /metrics under kube-proxy's names.
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execa } from 'execa';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -44,19 +45,14 @@ const until = async (what: string, f: () => Promise<boolean>, ms = 10_000): Prom
 describe.skipIf(!canUseKernel)(`health and metrics${canUseKernel ? '' : ` [skipped: ${KERNEL_SKIP_REASON}]`}`, () => {
   it('healthz, livez, healthCheckNodePort and metrics behave as kube-proxy\'s', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'nftproxy-health-'));
-    const bin = await mkdtemp(join(tmpdir(), 'nftproxy-nftwrap-'));
-    const failFlag = join(bin, 'fail');
     try {
-      // An nft that fails transactions while a flag file exists: a stuck sync, injected at the edge.
-      await writeFile(join(bin, 'nft'), `#!/bin/sh\nif [ -e ${failFlag} ] && [ "$1" != "--version" ]; then echo "Error: injected failure" >&2; exit 1; fi\nexec /usr/sbin/nft "$@"\n`);
-      await chmod(join(bin, 'nft'), 0o755);
       await writeFile(join(dir, 'node.yaml'), node(false));
       await writeFile(join(dir, 'shop.yaml'), lb([{ ip: '10.244.1.1', node: 'node-a' }, { ip: '10.244.2.1', node: 'node-b' }], new Date(Date.now() - 3000).toISOString()));
       await withNetns('health', async (exec) => {
         const ns = (await exec(['ip', 'netns', 'identify'])).stdout.trim();
         await exec(['ip', 'link', 'set', 'lo', 'up']);
         await exec(['ip', 'addr', 'add', '192.168.0.2/32', 'dev', 'lo']); // the node's InternalIP
-        const d = new Daemon(ns, ['--manifests', dir, '--node', 'node-a', '--cluster-cidr', '10.244.0.0/16', '--sync-period', '1s', '--min-sync-period', '100ms'], { PATH: `${bin}:${process.env.PATH}` });
+        const d = new Daemon(ns, ['--manifests', dir, '--node', 'node-a', '--cluster-cidr', '10.244.0.0/16', '--sync-period', '1s', '--min-sync-period', '100ms']);
         try {
           await d.waitFor(synced, 15_000, 0);
           const healthz = await httpGet(ns, 'http://127.0.0.1:10256/healthz');
@@ -90,14 +86,19 @@ describe.skipIf(!canUseKernel)(`health and metrics${canUseKernel ? '' : ` [skipp
           expect(JSON.parse((await httpGet(ns, 'http://192.168.0.2:32000/')).body)).toMatchObject({ localEndpoints: 0, serviceProxyHealthy: true });
           expect((await httpGet(ns, 'http://127.0.0.1:10249/metrics')).body).toMatch(/^kubeproxy_sync_proxy_rules_no_local_endpoints_total\{traffic_policy="external"\} 1$/m);
 
-          // nft fails: the queued update grows older than 2 x sync period -> 503 on both; fixed -> 200
-          await writeFile(failFlag, '');
+          // The kernel refuses every sync, injected at the edge with the real kernel: another
+          // process replaces nftproxy's table with one it owns (NFT_TABLE_F_OWNER: only its
+          // socket may change it, and it goes when that socket closes). The queued update grows
+          // older than 2 x sync period -> 503 on both; the owner gone -> 200.
+          const owner = execa('ip', ['netns', 'exec', ns, 'nft', '-i'], { input: undefined, stdin: 'pipe', reject: false });
+          owner.stdin!.write('delete table ip nftproxy; add table ip nftproxy { flags owner; }\n');
           await writeFile(join(dir, 'shop.yaml'), lb([{ ip: '10.244.1.1', node: 'node-a' }]));
           await until('healthz 503 while stuck', async () => (await httpGet(ns, 'http://127.0.0.1:10256/healthz')).status === 503);
           expect((await httpGet(ns, 'http://127.0.0.1:10256/livez')).status).toBe(503);
           expect((await httpGet(ns, 'http://192.168.0.2:32000/')).body).toContain('"serviceProxyHealthy":false');
           expect((await httpGet(ns, 'http://127.0.0.1:10249/metrics')).body).toMatch(/^kubeproxy_sync_proxy_rules_nftables_sync_failures_total [1-9]/m);
-          await rm(failFlag);
+          owner.stdin!.end();
+          await owner;
           await until('healthz 200 after recovery', async () => (await httpGet(ns, 'http://127.0.0.1:10256/healthz')).status === 200);
 
           // the node is being deleted: /healthz 503 (nodeEligible false), /livez still 200
@@ -112,7 +113,6 @@ describe.skipIf(!canUseKernel)(`health and metrics${canUseKernel ? '' : ` [skipp
       });
     } finally {
       await rm(dir, { recursive: true, force: true });
-      await rm(bin, { recursive: true, force: true });
     }
   }, 60_000);
 });

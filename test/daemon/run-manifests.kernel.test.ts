@@ -3,7 +3,7 @@
 // stops on SIGTERM leaving the rules, converges after SIGKILL in the middle of a sync, and
 // `nftproxy cleanup` removes only its tables.
 import { execa } from 'execa';
-import { mkdtemp, rm, writeFile, cp } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -135,19 +135,39 @@ describe.skipIf(!canUseKernel)(`nftproxy run --manifests${canUseKernel ? '' : ` 
     }
   }, 90_000);
 
-  it('refuses to start without a usable nft, with one clear line', async () => {
-    const fake = await mkdtemp(join(tmpdir(), 'nftproxy-oldnft-'));
+  it('never runs nft: start, partial syncs and --sync-period full syncs with an nft that fails and leaves a mark', async () => {
+    const fake = await mkdtemp(join(tmpdir(), 'nftproxy-nonft-'));
+    const mark = join(fake, 'nft-was-run');
     try {
-      await writeFile(join(fake, 'nft'), "#!/bin/sh\necho 'nftables v0.9.8 (E.D.S.)'\n", { mode: 0o755 });
-      await cp(join(dir), join(fake, 'm'), { recursive: true });
-      // Inside a namespace all the same: were the gate broken, nothing reaches the host.
-      await withNetns('oldnft', async (exec) => {
-        const r = await execa('ip', ['netns', 'exec', await nsName(exec), 'env', `PATH=${fake}:${process.env.PATH}`, process.execPath, BIN, 'run', '--bpf', 'off', '--manifests', join(fake, 'm'), '--node', 'n'], { reject: false });
-        expect(r.exitCode).toBe(3);
-        expect(r.stderr).toContain('nftproxy: nft 0.9.8 is too old: nftproxy needs nftables >= 1.0.6');
+      // Any nft on the PATH (and the usual places) fails loudly and leaves a mark.
+      await writeFile(join(fake, 'nft'), `#!/bin/sh\necho "$@" >> ${mark}\necho 'nft must not run' >&2\nexit 1\n`, { mode: 0o755 });
+      await mkdir(join(fake, 'm'));
+      await writeFile(join(fake, 'm', 'web.yaml'), svc('web', '10.96.0.10', ['10.244.1.1', '10.244.1.2']));
+      await withNetns('nonft', async (exec) => {
+        const d = new Daemon(await nsName(exec), ['--manifests', join(fake, 'm'), ...FLAGS, '--min-sync-period', '100ms', '--sync-period', '1s'], { PATH: `${fake}:/usr/bin:/bin` });
+        try {
+          expect(await d.waitFor(synced, 15_000, 0)).toMatchObject({ reason: 'start', kind: 'full' });
+          const at = d.logs.length;
+          await writeFile(join(fake, 'm', 'extra.yaml'), svc('extra', '10.96.0.11', ['10.244.1.3']));
+          expect(await d.waitFor((l) => synced(l) && l.reason === 'change', 10_000, at)).toMatchObject({ kind: 'partial' });
+          expect(await d.waitFor((l) => synced(l) && l.reason === 'periodic', 10_000, at)).toMatchObject({ kind: 'full' });
+          expect((await exec(['nft', 'list', 'table', 'ip', 'nftproxy'])).stdout).toContain('"lab/extra:http"');
+        } finally {
+          d.kill('SIGTERM');
+          await d.exited;
+        }
+        await expect(access(mark)).rejects.toThrow();
       });
     } finally {
       await rm(fake, { recursive: true, force: true });
     }
+  }, 60_000);
+
+  it('refuses to start without netfilter netlink (not root), with one clear line and exit 3', async () => {
+    await withNetns('noroot', async (exec) => {
+      const r = await execa('ip', ['netns', 'exec', await nsName(exec), 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, 'run', '--bpf', 'off', '--manifests', dir, '--node', 'n', '--healthz-bind-address', '', '--metrics-bind-address', ''], { reject: false });
+      expect(r.exitCode).toBe(3);
+      expect(r.stderr).toMatch(/^nftproxy: .*netlink.*EPERM/m);
+    });
   });
 });

@@ -1,11 +1,12 @@
 // Session affinity across endpoint churn, with real packets and partial syncs (the daemon's
-// path: compileParts -> AffinityGenerations -> Applier.syncParts), in the shared affinity set.
+// path: compileParts -> AffinityGenerations -> Applier.sync), in the shared affinity set.
 //
 // kube-proxy deletes an endpoint's affinity set when the endpoint goes. So a client that was
 // stuck to A, moved to B when A went, stays on B when A comes back (a readiness flap): its
 // memory of A is gone. In one shared set the memory of A outlives A; A's rule comes first in
 // the service chain (10.180.9.1 sorts before .2), so without generations the client would
 // jump back to A. The negative control shows exactly that.
+import { kernelFamily } from '../../src/render/kernel/family.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab } from '../lab/lab.js';
 import { canUseKernel, KERNEL_SKIP_REASON, liveNetns, netnsOfThisProcess } from '../lab/netns.js';
@@ -35,7 +36,7 @@ async function story(lab: Lab, gens: { generationOf: (eid: string) => number; se
   const sync = async (eps: string[], full = false): Promise<void> => {
     const parts = compileParts(buildModel(objects(eps).map((object) => ({ object }))).model, cfg, gens.generationOf);
     gens.settle?.(parts, performance.now());
-    await lab.applier.syncParts(parts, { full });
+    await lab.applier.sync(parts.map(kernelFamily), { full });
   };
   const tcp = (count: number): Promise<Observed> => lab.probe({ src: CLIENT, dst: VIP, proto: 'tcp', count, timeoutMs: 1500 });
   await sync([A], true);
@@ -76,14 +77,14 @@ describe.skipIf(!canUseKernel)(`session affinity across endpoint churn${canUseKe
       return (set.elem ?? []).filter((e) => e.elem.val.concat[0] === CLIENT).map((e) => ({ key: e.elem.val.concat.slice(1).join('.'), timeout: e.elem.timeout, expires: e.elem.expires }));
     };
     // start clean: no endpoints, no key in use, so the earlier tests' clients are not carried
-    await lab!.applier.syncParts(compileParts(buildModel(objects([]).map((object) => ({ object }))).model, cfg), { full: true });
+    await lab!.applier.sync(compileParts(buildModel(objects([]).map((object) => ({ object }))).model, cfg).map(kernelFamily), { full: true });
     expect(await remembered()).toEqual([]);
-    expect((await lab!.applier.syncParts(parts(), { full: true })).carriedAffinity).toBe(0);
+    expect((await lab!.applier.sync(parts().map(kernelFamily), { full: true })).carriedAffinity).toBe(0);
     const first = await lab!.probe({ src: CLIENT, dst: VIP, proto: 'tcp', count: 1, timeoutMs: 1500 });
     const before = await remembered();
     expect(before).toHaveLength(1);
 
-    const again = await lab!.applier.syncParts(parts(), { full: true });
+    const again = await lab!.applier.sync(parts().map(kernelFamily), { full: true });
     expect(again).toMatchObject({ kind: 'full', carriedAffinity: 1 });
     const after = await remembered();
     expect(after.map((e) => ({ key: e.key, timeout: e.timeout }))).toEqual(before.map((e) => ({ key: e.key, timeout: e.timeout })));
@@ -95,7 +96,7 @@ describe.skipIf(!canUseKernel)(`session affinity across endpoint churn${canUseKe
     const stuckToA = JSON.stringify(first.got) === JSON.stringify([`${A}:80`]);
     const onlyOther = stuckToA ? [B] : [A];
     const p2 = compileParts(buildModel(objects(onlyOther).map((object) => ({ object }))).model, cfg, gens.generationOf);
-    expect((await lab!.applier.syncParts(p2, { full: true })).carriedAffinity).toBe(0);
+    expect((await lab!.applier.sync(p2.map(kernelFamily), { full: true })).carriedAffinity).toBe(0);
     expect(await remembered()).toEqual([]);
   }, 90_000);
 

@@ -661,7 +661,7 @@ async function runChange(bpffs: string): Promise<void> {
       await Promise.all([tcp.waitFor(60, t0), udp.waitFor(60, t0)]);
       // The daemon's order: nft first (a partial sync), then the maps.
       const tChange = Date.now();
-      await lab.applier.sync(after.ruleset);
+      await lab.applier.syncRuleset(after.ruleset);
       const r = fillMaps(applier, after.ruleset, after.cfg);
       const tSync = Date.now();
       await Promise.all([tcp.waitFor(150, tSync), udp.waitFor(150, tSync)]);

@@ -1,7 +1,7 @@
 // Syncs while real traffic flows (test/lab/: a real kernel in network namespaces). A client
 // keeps opening fresh connections (or keeps sending on one UDP socket) while the ruleset
 // changes under it, and every try is judged by when it began:
-// - partial syncs (lab.applier.sync), TCP and UDP, ClusterIP from a pod and NodePort from
+// - partial syncs (lab.applier.syncRuleset), TCP and UDP, ClusterIP from a pod and NodePort from
 //   outside, IPv4 and IPv6: no try ever fails, and every try that began after a sync
 //   resolved reaches exactly the endpoints of the new state (all of them, none other);
 // - a restart: a fresh Applier's first sync (a full, atomic table replace), and the real
@@ -12,8 +12,8 @@
 //
 // Timing: every try records when it began (agent clock, ms since the epoch; the test
 // process reads the same clock). A try that began after sync() resolved sent its first
-// packet after nft's transaction was committed: nf_tables switches the ruleset generation
-// inside the commit, before nft gets its answer and exits, so no grace period is needed.
+// packet after the last transaction was committed: nf_tables switches the ruleset generation
+// inside the commit, before the kernel acknowledges the batch, so no grace period is needed.
 // Tries that began while a sync ran may see either state: they are only checked to land
 // in old ∪ new (and to succeed).
 import { execa } from 'execa';
@@ -25,7 +25,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Applier } from '../../src/apply/applier.js';
 import type { RunConntrack } from '../../src/apply/conntrack.js';
 import { parseFlows } from '../../src/apply/conntrack-plan.js';
-import { nftRunner } from '../../src/apply/nft-runner.js';
 import { ConntrackHygiene } from '../../src/daemon/conntrack-hygiene.js';
 import type { Ruleset } from '../../src/ir/types.js';
 import type { LoopRecord, Proto } from '../lab/agent-process.js';
@@ -215,7 +214,7 @@ async function underTraffic(lab: Lab, flows: readonly Flow[], initial: readonly 
 const expectedFlows = (flows: readonly Flow[], initial: readonly string[], changes: readonly Change[]) =>
   flows.map((f) => ({ flow: `${f.proto} ${f.src} -> ${f.dst}`, ...judged(initial, changes) }));
 
-const partialSync = (lab: Lab, state: State) => async () => ({ label: (await lab.applier.sync(compiled(state))).kind });
+const partialSync = (lab: Lab, state: State) => async () => ({ label: (await lab.applier.syncRuleset(compiled(state))).kind });
 
 // ---- node-namespace helpers -------------------------------------------------------------------
 
@@ -321,7 +320,7 @@ describe.skipIf(!canUseKernel)(`syncs under real traffic${canUseKernel ? '' : ` 
   it('restart: a new Applier\'s first sync (full, atomic replace) of the same state, then of a changed one: no connection fails', async () => {
     await reset({ web: [A, B, C] });
     // What a restarted daemon holds: nothing about the kernel. Its first sync is full.
-    const restarted = (state: State) => async () => ({ label: (await new Applier(nftRunner({ prefix: ['ip', 'netns', 'exec', lab.nodeNetns] })).sync(compiled(state))).kind });
+    const restarted = (state: State) => async () => ({ label: (await new Applier(lab.writer()).syncRuleset(compiled(state))).kind });
     const changes: Change[] = [
       { eps: [A, B, C], run: restarted({ web: [A, B, C] }) },
       { eps: [A, B, D], run: restarted({ web: [A, B, D] }) },
@@ -408,7 +407,7 @@ describe.skipIf(!canUseKernel)(`syncs under real traffic${canUseKernel ? '' : ` 
 
       const state1: State = { dns: [survivor] };
       const syncStart = Date.now();
-      const sync = await lab.applier.sync(compiled(state1));
+      const sync = await lab.applier.syncRuleset(compiled(state1));
       const synced = Date.now();
       await sleep(PHASE_MS);
       await loop.waitFor(STICKY_TRIES, synced);
@@ -472,7 +471,7 @@ describe.skipIf(!canUseKernel)(`syncs under real traffic${canUseKernel ? '' : ` 
 
       const state1: State = { late: [A], ext: [B] };
       const syncStart = Date.now();
-      const sync = await lab.applier.sync(compiled(state1));
+      const sync = await lab.applier.syncRuleset(compiled(state1));
       const synced = Date.now();
       await sleep(PHASE_MS);
       await Promise.all([late.loop.waitFor(STICKY_TRIES, synced), ext.loop.waitFor(STICKY_TRIES, synced)]);

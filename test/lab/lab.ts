@@ -4,7 +4,7 @@
 // in the reference tables' notation.
 import type { Ruleset } from '../../src/ir/types.js';
 import { Applier } from '../../src/apply/applier.js';
-import { nftRunner } from '../../src/apply/nft-runner.js';
+import { NetlinkWriter } from '../../src/apply/netlink/writer.js';
 import { Agent, type LoopRecord, type LoopRequest, type Proto } from './agent-process.js';
 import type { Netns } from './netns.js';
 import { type Observed, summarize } from './outcome.js';
@@ -82,7 +82,15 @@ export class Lab {
   /** The product's applier, bound to the node namespace: what the daemon would run there. */
   private applierInstance: Applier | undefined;
   get applier(): Applier {
-    return (this.applierInstance ??= new Applier(nftRunner({ prefix: ['ip', 'netns', 'exec', this.node.name] })));
+    return (this.applierInstance ??= new Applier(this.writer()));
+  }
+
+  /** A kernel writer (netlink socket) into the node namespace; closed with the lab. */
+  private readonly writers: NetlinkWriter[] = [];
+  writer(): NetlinkWriter {
+    const w = new NetlinkWriter({ netns: `/run/netns/${this.node.name}` });
+    this.writers.push(w);
+    return w;
   }
 
   /** The node namespace's name (to run the daemon or conntrack there). */
@@ -93,10 +101,10 @@ export class Lab {
   /**
    * Puts the ruleset into the node's kernel through the product's applier, as a full sync
    * (an atomic replace of the table): rows that load a new scenario start from a clean table.
-   * Tests of partial syncs call `lab.applier.sync(ruleset)` instead.
+   * Tests of partial syncs call `lab.applier.syncRuleset(ruleset)` instead.
    */
   async load(ruleset: Ruleset): Promise<void> {
-    await this.applier.sync(ruleset, { full: true });
+    await this.applier.syncRuleset(ruleset, { full: true });
   }
 
   /**
@@ -196,6 +204,8 @@ export class Lab {
 
   async destroy(): Promise<void> {
     await this.stopCgroupClients();
+    // a socket keeps its network namespace alive after `ip netns del`: close them first
+    await Promise.allSettled(this.writers.map((w) => w.close()));
     await teardown(this.agents, this.namespaces);
   }
 }

@@ -10,7 +10,7 @@
 // not at all; and never when one load is predicted past the per-load cap.
 import { join } from 'node:path';
 import { rm } from 'node:fs/promises';
-import { Applier, MeasuringRunner, compile, modelOf, proxyConfig } from '../nftproxy.js';
+import { Applier, MeasuringWriter, compile, modelOf, proxyConfig } from '../nftproxy.js';
 import { createLab } from '../lab.js';
 import { Netns, timedLoad } from '../sys.js';
 import { median, fmtMs, fmtMB } from '../stats.js';
@@ -173,13 +173,13 @@ export async function fullSyncPhase(ctx: Ctx): Promise<void> {
             } else ns = await Netns.create('fs');
             try {
               if (!l.layout) {
-                const runner = new MeasuringRunner(ns, true, timeoutMs);
-                const applier = new Applier(runner);
-                const res = await applier.sync(np.ruleset, { full: true });
-                row.lines = runner.lastLines;
-                row.bytes = runner.lastBytes;
-                if (intoLab) { ctx.target!.applier = applier; ctx.target!.runner = runner; }
-                return { ms: runner.lastMs, rssMB: runner.lastRssKB !== undefined ? runner.lastRssKB / 1024 : undefined, ok: true, timedOut: false, syncMs: res.durationMs } satisfies LoadRun;
+                const writer = new MeasuringWriter(ns);
+                const applier = new Applier(writer);
+                const res = await applier.syncRuleset(np.ruleset, { full: true });
+                row.lines = writer.lastOps;
+                row.bytes = writer.lastBytes;
+                if (intoLab) { ctx.target!.applier = applier; ctx.target!.runner = writer; } else await writer.close();
+                return { ms: writer.lastMs, rssMB: writer.lastRssKB !== undefined ? writer.lastRssKB / 1024 : undefined, ok: true, timedOut: false, syncMs: res.durationMs } satisfies LoadRun;
               }
               const load = await timedLoad(ns, l.layout.loadCmd(files.get(l.id)!), { timeoutMs });
               const out: LoadRun = { ms: load.ms, rssMB: load.rssKB !== undefined ? load.rssKB / 1024 : undefined, ok: load.ok, timedOut: load.timedOut, ...(load.ok ? {} : { error: load.stderr.slice(0, 500) || 'failed' }) };

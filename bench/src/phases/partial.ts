@@ -16,6 +16,7 @@
 // rest of that kind's changes: its delta engine simply does not see them (the first and last
 // services, which the data plane uses, are never changed).
 import { compileParts, ModelEditor, proxyConfig } from '../nftproxy.js';
+import { kernelFamily } from '../../../src/render/kernel/family.js';
 import { LiveSnapshot, type ChangeKind } from '../workload.js';
 import { quantile, fmtMs } from '../stats.js';
 import type { Ctx, PartialRow, Stats } from '../results.js';
@@ -39,11 +40,10 @@ export async function partialPhase(ctx: Ctx): Promise<void> {
   const live = new LiveSnapshot(t.gen);
   const editor = new ModelEditor(t.model);
   const runner = t.runner;
-  runner.timed = false;
   const applier = t.applier;
   // Untimed: one full replace through the daemon's path, so the applier holds the
   // per-service record its partial syncs diff against (the full-sync phase used a ruleset).
-  await applier.syncParts(compileParts(t.model, cfg), { full: true });
+  await applier.sync(compileParts(t.model, cfg).map(kernelFamily), { full: true });
   const t0 = performance.now();
   const leftMs = (): number => plan.budget.partial * 1000 - (performance.now() - t0);
 
@@ -65,9 +65,9 @@ export async function partialPhase(ctx: Ctx): Promise<void> {
     if (id === 'nftproxy') {
       const c0 = performance.now();
       // the daemon's path: per-service compile memory + the incremental differ
-      const parts = compileParts(model, cfg);
+      const parts = compileParts(model, cfg).map(kernelFamily);
       const c1 = performance.now();
-      const res = await applier.syncParts(parts);
+      const res = await applier.sync(parts);
       const c2 = performance.now();
       if (res.kind !== 'partial') a.error = `change ${i + 1} (${kind}) ran a ${res.kind} sync`;
       a.kinds[kind].push(c2 - c0);

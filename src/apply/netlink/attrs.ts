@@ -69,6 +69,17 @@ export class MessageWriter {
     this.off += align4(len);
   }
 
+  /** bytes given as a latin1 string (one char per byte), as kernel objects keep keys */
+  latin1(type: number, s: string): void {
+    const len = NLA_HDRLEN + s.length;
+    this.ensure(align4(len));
+    this.buf.writeUInt16LE(len, this.off);
+    this.buf.writeUInt16LE(type, this.off + 2);
+    this.buf.write(s, this.off + NLA_HDRLEN, s.length, 'latin1');
+    this.pad(this.off + len, align4(len) - len);
+    this.off += align4(len);
+  }
+
   /** a NUL-terminated string */
   str(type: number, s: string): void {
     const n = Buffer.byteLength(s);

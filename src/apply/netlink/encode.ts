@@ -111,6 +111,8 @@ export interface Batch {
   readonly info: ReadonlyMap<number, MessageInfo>;
   /** ops + elements: what the batch costs the kernel */
   readonly ops: number;
+  /** it deletes a table: a full replace */
+  readonly replacesTables: boolean;
 }
 
 // An element list attribute holds at most 64 KiB (its length is 16 bits): leave room.
@@ -124,6 +126,7 @@ export function encodeBatch(ops: Iterable<Op>, seq: number): Batch {
   let next = seq + 1;
   let count = 0;
   let setId = 1;
+  let replacesTables = false;
   w.begin(A.NFNL_MSG_BATCH_BEGIN, A.NLM_F.REQUEST, begin, 0, A.NFNL_SUBSYS_NFTABLES);
   w.end();
   const msg = (type: number, flags: number, family: Family, what: string, owner?: string): number => {
@@ -144,6 +147,7 @@ export function encodeBatch(ops: Iterable<Op>, seq: number): Batch {
         w.end(); count++;
         break;
       case 'delete-table':
+        replacesTables = true;
         msg(A.MSG.DELTABLE, 0, f, `delete table ${f} ${op.table}`);
         w.str(A.TABLE.NAME, op.table);
         w.end(); count++;
@@ -264,7 +268,7 @@ export function encodeBatch(ops: Iterable<Op>, seq: number): Batch {
   w.begin(A.NFNL_MSG_BATCH_END, A.NLM_F.REQUEST, next, 0, A.NFNL_SUBSYS_NFTABLES);
   w.end();
   const bytes = w.length;
-  return { chunks: w.finish(), bytes, firstSeq: begin + 1, lastSeq, info, ops: count };
+  return { chunks: w.finish(), bytes, firstSeq: begin + 1, lastSeq, info, ops: count, replacesTables };
 }
 
 function setAttrs(w: MessageWriter, f: Family, table: string, name: string, l: SetLayout, id: number, decl: Partial<KSetDecl>): void {
@@ -306,13 +310,14 @@ function verdict(w: MessageWriter, type: number, v: KVerdict): void {
 }
 
 function element(w: MessageWriter, l: SetLayout, el: KElement, add: boolean): void {
-  const key = Buffer.from(el.key, 'latin1');
-  if (key.length !== l.keyLen) throw new Error(`element key of ${key.length} bytes for a set whose keys are ${l.keyLen}`);
-  value(w, A.SET_ELEM.KEY, key);
+  if (el.key.length !== l.keyLen) throw new Error(`element key of ${el.key.length} bytes for a set whose keys are ${l.keyLen}`);
+  let n = w.open(A.SET_ELEM.KEY);
+  w.latin1(A.DATA.VALUE, el.key);
+  w.close(n);
   if (!add) return;
   if (el.data) {
     if (el.data.kind === 'verdict') verdict(w, A.SET_ELEM.DATA, el.data.verdict);
-    else value(w, A.SET_ELEM.DATA, Buffer.from(el.data.bytes, 'latin1'));
+    else { n = w.open(A.SET_ELEM.DATA); w.latin1(A.DATA.VALUE, el.data.bytes); w.close(n); }
   }
   if (el.timeoutMs !== undefined) w.u64(A.SET_ELEM.TIMEOUT, BigInt(el.timeoutMs));
   if (el.expiresMs !== undefined) w.u64(A.SET_ELEM.EXPIRATION, BigInt(el.expiresMs));

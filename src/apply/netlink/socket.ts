@@ -7,7 +7,7 @@
 // error against BATCH_BEGIN when the commit itself failed, and an acknowledgement for the one
 // message that asks for it (the last). So after the send, every answer is already queued:
 // reading until the queue is empty sees all of them, without waiting.
-import { type NetlinkLib, NETLINK_ADD_MEMBERSHIP, NETLINK_CAP_ACK, NETLINK_EXT_ACK, netlinkLib, type MnlSocket } from '../../../native/netlink.js';
+import { type NetlinkLib, NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP, NETLINK_CAP_ACK, NETLINK_EXT_ACK, netlinkLib, type MnlSocket } from '../../../native/netlink.js';
 import * as A from './abi.js';
 import { type Message, MessageWriter, attrs, messages } from './attrs.js';
 import type { Batch } from './encode.js';
@@ -70,6 +70,13 @@ export class NfSocket {
       if (e < 0) { s.close(); throw new NetlinkError('NETLINK_UNAVAILABLE', `cannot join netlink group ${g}: errno ${-e}`); }
     }
     return s;
+  }
+
+  /** Joins or leaves a multicast group. */
+  setMembership(group: number, on: boolean): void {
+    this.check();
+    const e = this.lib.setNetlinkOption(this.nl, on ? NETLINK_ADD_MEMBERSHIP : NETLINK_DROP_MEMBERSHIP, group);
+    if (e < 0) throw new NetlinkError('NETLINK_IO', `cannot ${on ? 'join' : 'leave'} netlink group ${group}: errno ${-e}`);
   }
 
   /** Reserves `n` sequence numbers. */
@@ -153,10 +160,22 @@ export class NfSocket {
       if (m.type === A.NLMSG.ERROR) {
         const errno = -m.data.readInt32LE(16);
         if (errno === 2) return undefined;
+        if (errno === 1) throw new NetlinkError('NETLINK_UNAVAILABLE', 'netfilter netlink refused us (EPERM): nftproxy needs root, or CAP_NET_ADMIN in its network namespace');
         if (errno !== 0) throw new NetlinkError('NFT_REJECTED', `request refused: ${errnoText(errno)}`, [{ seq, errno }]);
       } else found = m;
     }
     return found;
+  }
+
+  /**
+   * The ruleset generation (NFT_MSG_GETGEN). Also the cheapest proof that nf_tables answers
+   * us at all: without CAP_NET_ADMIN the kernel refuses it (EPERM).
+   */
+  generation(): number {
+    const m = this.get(A.MSG.GETGEN, 0, () => {});
+    const id = m ? attrs(m.data, 20).get(A.GEN.ID) : undefined;
+    if (!id) throw new NetlinkError('NETLINK_IO', 'the kernel sent no ruleset generation');
+    return id.readUInt32BE(0);
   }
 
   /** Every message queued now (never waits). A copy: the buffer is reused. */

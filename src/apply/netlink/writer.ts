@@ -10,6 +10,7 @@ import * as A from './abi.js';
 import { attrList, bodyAttrs, familyOf, str, u64 } from './attrs.js';
 import { type Batch, encodeBatch } from './encode.js';
 import { NetlinkError, NfSocket, type Refusal, errnoText } from './socket.js';
+import { type MonitorOptions, TableMonitor } from './monitor.js';
 
 export interface NetlinkWriterOptions {
   /** write into this network namespace (a path such as /run/netns/NAME); default: our own */
@@ -18,8 +19,19 @@ export interface NetlinkWriterOptions {
 
 export class NetlinkWriter implements KernelWriter {
   private sock: NfSocket | undefined;
+  private monitor: TableMonitor | undefined;
 
   constructor(private readonly opts: NetlinkWriterOptions = {}) {}
+
+  /**
+   * Reports changes other processes make to `table` (monitor.ts). The writer's own full
+   * replaces are sent with the monitor out of the group: they replace what it would report.
+   */
+  watch(o: Omit<MonitorOptions, 'ours' | 'netns'>): TableMonitor {
+    this.monitor = new TableMonitor({ ...o, ours: () => this.sock?.portid, ...(this.opts.netns ? { netns: this.opts.netns } : {}) });
+    this.monitor.start();
+    return this.monitor;
+  }
 
   /** the socket's port id: notifications of our own changes carry it */
   get portid(): number {
@@ -35,14 +47,18 @@ export class NetlinkWriter implements KernelWriter {
     }
     const batch = encodeBatch(tx, sock.seqs(0));
     sock.seqs(batch.lastSeq - batch.firstSeq + 3);
+    const pause = batch.replacesTables && this.monitor !== undefined;
     try {
+      if (pause) this.monitor!.pause();
       await sock.commit(batch);
       return ok({ ops: batch.ops, bytes: batch.bytes });
     } catch (e) {
       if (e instanceof NetlinkError && e.code === 'NFT_REJECTED') return err(rejected(e, batch));
       // a broken socket is replaced; whether the batch was applied is unknown to the caller
-      this.close();
+      this.closeSocket();
       return err(writeError(e));
+    } finally {
+      if (pause) this.monitor!.resume();
     }
   }
 
@@ -87,7 +103,13 @@ export class NetlinkWriter implements KernelWriter {
     return out;
   }
 
-  close(): void {
+  async close(): Promise<void> {
+    await this.monitor?.stop();
+    this.monitor = undefined;
+    this.closeSocket();
+  }
+
+  private closeSocket(): void {
     this.sock?.close();
     this.sock = undefined;
   }

@@ -32,14 +32,26 @@ export function word(n: number): Buffer {
 }
 export const readWord = (b: Buffer, at = 0): number => (LE ? b.readUInt32LE(at) : b.readUInt32BE(at));
 
-/** inet_proto in a concatenation: one byte, padded */
-export const protoField = (p: Protocol): Buffer => Buffer.from([PROTO_NUMBER[p], 0, 0, 0]);
-/** inet_service in a concatenation: two bytes big-endian, padded */
-export const portField = (port: number): Buffer => Buffer.from([(port >> 8) & 0xff, port & 0xff, 0, 0]);
-/** an address field: a v4 address is its own register, a v6 one four */
-export const addrField = (ip: string): Buffer => addrBytes(ip);
+// Keys and values are kept as latin1 strings, one char per byte, and built as strings: a
+// 10k-service table has hundreds of thousands of them, and a Buffer each would cost more
+// than the bytes.
+const chr = String.fromCharCode;
 
-export const latin1 = (...parts: Buffer[]): string => Buffer.concat(parts).toString('latin1');
+/** inet_proto in a concatenation: one byte, padded */
+export const protoField = (p: Protocol): string => chr(PROTO_NUMBER[p], 0, 0, 0);
+/** inet_service in a concatenation: two bytes big-endian, padded */
+export const portField = (port: number): string => chr((port >> 8) & 0xff, port & 0xff, 0, 0);
+/** a host-order word (numgen values) */
+export const wordField = (n: number): string => (LE ? chr(n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24) : chr(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff));
+/** an address field: a v4 address is its own register, a v6 one four */
+export function addrField(ip: string): string {
+  if (!ip.includes(':')) {
+    const d1 = ip.indexOf('.'), d2 = ip.indexOf('.', d1 + 1), d3 = ip.indexOf('.', d2 + 1);
+    return chr(+ip.slice(0, d1), +ip.slice(d1 + 1, d2), +ip.slice(d2 + 1, d3), +ip.slice(d3 + 1));
+  }
+  return addrBytes(ip).toString('latin1');
+}
+
 export const fromLatin1 = (s: string): Buffer => Buffer.from(s, 'latin1');
 
 export function addrText(b: Buffer): string {
@@ -59,5 +71,13 @@ export function addrText(b: Buffer): string {
   return best < 0 ? hex.join(':') : `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
 }
 
-export const protoText = (b: Buffer, at: number): string => PROTO_NAME.get(b[at]!) ?? String(b[at]);
-export const portText = (b: Buffer, at: number): string => String(b.readUInt16BE(at));
+export const protoText = (s: string, at: number): string => PROTO_NAME.get(s.charCodeAt(at)) ?? String(s.charCodeAt(at));
+export const portText = (s: string, at: number): string => String(s.charCodeAt(at) * 256 + s.charCodeAt(at + 1));
+export const wordText = (s: string, at: number): string => String(LE
+  ? s.charCodeAt(at) + s.charCodeAt(at + 1) * 0x100 + s.charCodeAt(at + 2) * 0x10000 + s.charCodeAt(at + 3) * 0x1000000
+  : s.charCodeAt(at + 3) + s.charCodeAt(at + 2) * 0x100 + s.charCodeAt(at + 1) * 0x10000 + s.charCodeAt(at) * 0x1000000);
+/** an address field of a key string */
+export function addrTextAt(s: string, at: number, len: number): string {
+  if (len === 4) return `${s.charCodeAt(at)}.${s.charCodeAt(at + 1)}.${s.charCodeAt(at + 2)}.${s.charCodeAt(at + 3)}`;
+  return addrText(Buffer.from(s.slice(at, at + len), 'latin1'));
+}

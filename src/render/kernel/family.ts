@@ -26,6 +26,8 @@ export interface KUnit {
   readonly shared: readonly KUnitElement[];
   /** the endpoint-count groups it uses: counted, their objects live while one unit uses them */
   readonly groups: readonly KGroup[];
+  /** session-affinity endpoint keys its rules remember clients under ("k0.k1"), for the carry over a full sync */
+  readonly affinityKeys: readonly string[];
 }
 
 export interface KBase {
@@ -68,7 +70,7 @@ function unitOf(family: Family, shapes: ReadonlyMap<string, SetShape>, r: Servic
     (e.owner === undefined ? shared : elements).push({ set, el });
   }
   for (const ip of r.hairpin) shared.push({ set: SET.hairpin, el: kelement('addr.addr', hairpinKey(ip)) });
-  const u = withGroups(family, r.chains.filter((c) => !aliases.has(c.name)).map((c) => kchain(family, c, aliases)), elements, shared, collectDnatGroups({ chains: r.chains }));
+  const u = withGroups(family, r.chains.filter((c) => !aliases.has(c.name)).map((c) => kchain(family, c, aliases)), elements, shared, collectDnatGroups({ chains: r.chains }), affinityKeysOf(r.chains));
   unitCache.set(r, { family, u });
   return u;
 }
@@ -83,7 +85,13 @@ function hairpinKey(ip: string): SetElement {
   return e;
 }
 
-function withGroups(family: Family, chains: KChain[], elements: KUnitElement[], shared: KUnitElement[], groups: readonly DnatGroup[]): KUnit {
+function affinityKeysOf(chains: readonly Chain[]): string[] {
+  const keys: string[] = [];
+  for (const c of chains) for (const r of c.rules) for (const st of r.stmts) if (st.kind === 'affinity-update') keys.push(`${st.key[0]}.${st.key[1]}`);
+  return keys;
+}
+
+function withGroups(family: Family, chains: KChain[], elements: KUnitElement[], shared: KUnitElement[], groups: readonly DnatGroup[], affinityKeys: readonly string[]): KUnit {
   const gs: KGroup[] = [];
   for (const g of groups) {
     const objects = groupObjects(family, g);
@@ -91,7 +99,7 @@ function withGroups(family: Family, chains: KChain[], elements: KUnitElement[], 
     for (const el of groupElements(g, 'vip')) elements.push({ set: g.vipMap, el });
     for (const el of groupElements(g, 'nodeport')) elements.push({ set: g.nodePortMap, el });
   }
-  return { chains, elements, shared, groups: gs };
+  return { chains, elements, shared, groups: gs, affinityKeys };
 }
 
 function shapeIn(shapes: ReadonlyMap<string, SetShape>, set: string): SetShape {
@@ -157,7 +165,7 @@ export function kernelFamilyOfTable(t: Table): KFamily {
   for (const [owner, u] of owned) {
     const mine = dnatAliases(u.chains);
     const chains = u.chains.filter((c) => !mine.has(c.name)).map((c) => kchain(t.family, c, mine));
-    units.set(owner, [withGroups(t.family, chains, u.elements, [], collectDnatGroups({ chains: u.chains }))]);
+    units.set(owner, [withGroups(t.family, chains, u.elements, [], collectDnatGroups({ chains: u.chains }), affinityKeysOf(u.chains))]);
   }
   const baseKey = JSON.stringify([baseSets.map(declKey), baseChains.filter((c) => c.hook).map((c) => [c.name, c.hook])]);
   return { head: head(t.family), base: { sets: baseSets, chains: baseChains }, baseKey, units };

@@ -8,7 +8,7 @@ import { MASQ_MARK } from '../../ir/types.js';
 import { assertNever } from '../../model/result.js';
 import type { Protocol } from '../../model/types.js';
 import { dnatGroupNames } from '../lower-dnat.js';
-import { type Aliases, renderRule, quote } from '../nft-text.js';
+import { type Aliases, renderRule, quote } from '../rule-text.js';
 import { PROTO_NUMBER, addrBytes, addrLen, word } from './bytes.js';
 import type { AnonElement, AnonSet, Expr, KRule, KVerdict, Reg } from './types.js';
 

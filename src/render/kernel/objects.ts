@@ -5,8 +5,8 @@ import type { Backend, Chain, DnatKey, Family, KeyAtom, NamedSet, SetElement } f
 import { assertNever } from '../../model/result.js';
 import type { Protocol } from '../../model/types.js';
 import type { DnatGroup } from '../lower-dnat.js';
-import type { Aliases } from '../nft-text.js';
-import { addrField, latin1, portField, protoField, word } from './bytes.js';
+import type { Aliases } from '../rule-text.js';
+import { addrField, portField, protoField, wordField } from './bytes.js';
 import { groupDnatRule, kverdict, lowerRule, storedComment } from './lower-rule.js';
 import type { KChain, KElement, KRule, KSet, KSetDecl, SetShape } from './types.js';
 
@@ -50,11 +50,11 @@ const num = (a: KeyAtom | undefined): number => Number(a);
 
 function keyBytes(shape: SetShape, k: readonly KeyAtom[]): string {
   switch (shape) {
-    case 'addr': return latin1(addrField(str(k[0])));
-    case 'addr.addr': return latin1(addrField(str(k[0])), addrField(str(k[1])));
-    case 'addr.proto.port:verdict': return latin1(addrField(str(k[0])), protoField(str(k[1]) as Protocol), portField(num(k[2])));
-    case 'proto.port:verdict': return latin1(protoField(str(k[0]) as Protocol), portField(num(k[1])));
-    case 'saddr.word.word': return latin1(addrField(str(k[0])), word(num(k[1])), word(num(k[2])));
+    case 'addr': return addrField(str(k[0]));
+    case 'addr.addr': return addrField(str(k[0])) + addrField(str(k[1]));
+    case 'addr.proto.port:verdict': return addrField(str(k[0])) + protoField(str(k[1]) as Protocol) + portField(num(k[2]));
+    case 'proto.port:verdict': return protoField(str(k[0]) as Protocol) + portField(num(k[1]));
+    case 'saddr.word.word': return addrField(str(k[0])) + wordField(num(k[1])) + wordField(num(k[2]));
     case 'addr.proto.port.slot:addr.port': case 'proto.port.slot:addr.port':
       throw new Error('dnat map elements come from dnat statements (groupElements)');
     default: return assertNever(shape);
@@ -100,9 +100,9 @@ function dnatElement(e: GroupElement): KElement {
   const hit = slots[e.slot];
   if (hit && hit.owner === e.owner) return hit;
   const key = e.key.kind === 'vip'
-    ? latin1(addrField(e.key.addr), protoField(e.key.proto), portField(e.key.port), word(e.slot))
-    : latin1(protoField(e.key.proto), portField(e.key.port), word(e.slot));
-  const k: KElement = { key, data: { kind: 'value', bytes: latin1(addrField(e.backend.addr), portField(e.backend.port)) }, ...(e.owner ? { owner: e.owner } : {}) };
+    ? addrField(e.key.addr) + protoField(e.key.proto) + portField(e.key.port) + wordField(e.slot)
+    : protoField(e.key.proto) + portField(e.key.port) + wordField(e.slot);
+  const k: KElement = { key, data: { kind: 'value', bytes: addrField(e.backend.addr) + portField(e.backend.port) }, ...(e.owner ? { owner: e.owner } : {}) };
   slots[e.slot] = k;
   byBackend.set(e.backend, slots);
   return k;

@@ -3,7 +3,7 @@
 // commands that would make the same change. The netlink writer never goes through here.
 import type { Family } from '../../ir/types.js';
 import { assertNever } from '../../model/result.js';
-import { addrText, fromLatin1, portText, protoText, readWord } from './bytes.js';
+import { addrTextAt, portText, protoText, wordText } from './bytes.js';
 import { type KFamily, familyChains, familySets } from './family.js';
 import type { Op } from './ops.js';
 import type { KChain, KData, KElement, KHook, KSetDecl, KTableHead, KVerdict, SetShape } from './types.js';
@@ -50,26 +50,27 @@ const KEY_FIELDS: Readonly<Record<SetShape, readonly Field[]>> = {
   'proto.port.slot:addr.port': ['proto', 'port', 'word'],
 };
 
-/** bytes of a concatenation -> "a . b . c" */
-export function fieldsText(f: Family, fields: readonly Field[], bytes: Buffer): string {
+/** bytes of a concatenation (latin1) -> "a . b . c" */
+export function fieldsText(f: Family, fields: readonly Field[], bytes: string): string {
   const alen = f === 'ip' ? 4 : 16;
-  const out: string[] = [];
+  let out = '';
   let at = 0;
   for (const field of fields) {
-    if (field === 'addr') { out.push(addrText(bytes.subarray(at, at + alen))); at += alen; continue; }
-    out.push(field === 'proto' ? protoText(bytes, at) : field === 'port' ? portText(bytes, at) : String(readWord(bytes, at)));
+    if (at > 0) out += ' . ';
+    if (field === 'addr') { out += addrTextAt(bytes, at, alen); at += alen; continue; }
+    out += field === 'proto' ? protoText(bytes, at) : field === 'port' ? portText(bytes, at) : wordText(bytes, at);
     at += 4;
   }
-  return out.join(' . ');
+  return out;
 }
 
-export const keyText = (f: Family, shape: SetShape, key: string): string => fieldsText(f, KEY_FIELDS[shape], fromLatin1(key));
+export const keyText = (f: Family, shape: SetShape, key: string): string => fieldsText(f, KEY_FIELDS[shape], key);
 
 export function verdictText(v: KVerdict): string {
   return v.kind === 'jump' || v.kind === 'goto' ? `${v.kind} ${v.chain}` : v.kind;
 }
 
-const dataText = (f: Family, d: KData): string => (d.kind === 'verdict' ? verdictText(d.verdict) : fieldsText(f, ['addr', 'port'], fromLatin1(d.bytes)));
+const dataText = (f: Family, d: KData): string => (d.kind === 'verdict' ? verdictText(d.verdict) : fieldsText(f, ['addr', 'port'], d.bytes));
 
 export function elementText(f: Family, shape: SetShape, e: KElement): string {
   return `${keyText(f, shape, e.key)}${e.comment ? ` comment ${quoted(e.comment)}` : ''}${e.data ? ` : ${dataText(f, e.data)}` : ''}`;
