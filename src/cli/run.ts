@@ -3,7 +3,8 @@
 // nft, syncs at start (a full, atomic replace of any table a previous run left), then on
 // every change, and leaves the rules in place when stopped: `nftproxy cleanup` removes them.
 import { checkNftVersion, nftRunner } from '../apply/nft-runner.js';
-import { type Bind, Daemon, type DaemonSource } from '../daemon/daemon.js';
+import { type Bind, Daemon } from '../daemon/daemon.js';
+import type { DaemonSource } from '../sources/object-source.js';
 import { createLogger, type LogLevel } from '../daemon/log.js';
 import { parseBindAddress } from '../daemon/health.js';
 import { ManifestWatcher } from '../sources/manifest-watcher.js';

@@ -2,12 +2,11 @@
 // The same for every source (manifests now, the Kubernetes API later).
 import type { Logger } from 'pino';
 import { ApplyError, type Applier, type SyncResult } from '../apply/applier.js';
-import type { BaseConfig } from '../cli/config.js';
-import { resolveConfig } from '../cli/config.js';
-import type { ProxyConfig } from '../model/config.js';
+import { type BaseConfig, type ProxyConfig, resolveConfig } from '../model/config.js';
 import { compileParts, servicePortsOf } from '../compile/compile.js';
 import type { ServicePortInfo } from '../ir/types.js';
-import { type SourceObject, buildModel } from '../model/build-model.js';
+import { buildModel } from '../model/build-model.js';
+import type { ObjectSource } from '../sources/object-source.js';
 import { formatDiagnostic } from '../model/diagnostic.js';
 import { Quarantine } from './quarantine.js';
 import { ChangeTracker } from './change-tracker.js';
@@ -16,10 +15,6 @@ import type { ProxyMetrics } from './metrics.js';
 import { type ServiceHealthServers, healthHostsOf, serviceHealthOf } from './service-health.js';
 import type { Node } from '../model/types.js';
 import type { SyncReason } from './sync-runner.js';
-
-export interface ObjectSource {
-  snapshot(): readonly SourceObject[];
-}
 
 /** Runs after every successful sync with what is now programmed (conntrack cleanup). */
 /** After a successful nft sync: what was applied and the configuration it was compiled with. */
