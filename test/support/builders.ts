@@ -4,7 +4,8 @@ import { compile } from '../../src/compile/compile.js';
 import { parseCidr, parseIP, type IP } from '../../src/model/ip.js';
 import type { ProxyConfig } from '../../src/model/config.js';
 import type { Ruleset } from '../../src/ir/types.js';
-import { trace, fmtBackend } from '../../src/trace/trace.js';
+import { fmtBackend } from '../../src/ir/types.js';
+import { trace } from '../../src/trace/trace.js';
 import type { Protocol } from '../../src/model/types.js';
 import { must } from './must.js';
 

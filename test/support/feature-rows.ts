@@ -8,7 +8,7 @@
 // kubernetes/kubernetes pkg/proxy/nftables/proxier.go @b0f823e6 (syncProxyRules: "Set up
 // internal traffic handling", "Set up external traffic handling", the endpoint chains) and [T]
 // is pkg/proxy/topology.go @008b3652 (CategorizeEndpoints, topologyModeFromHints).
-import { fmtBackend } from '../../src/trace/trace.js';
+import { fmtBackend } from '../../src/ir/types.js';
 import { EXT, EXT6, LAB_ENV, NODE, NODE6, POD, POD6 } from './address-plan.js';
 import { type Env, type Expect, service, slice } from './builders.js';
 
