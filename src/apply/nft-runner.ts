@@ -37,7 +37,7 @@ export function nftRunner(opts: RunnerOptions = {}): NftRunner {
 }
 
 /** The oldest nft nftproxy is tested with; older parsers lack typeof maps with numgen keys. */
-export const MIN_NFT_VERSION = [1, 0, 6] as const;
+const MIN_NFT_VERSION = [1, 0, 6] as const;
 
 export type VersionCheck = { ok: true; version: string } | { ok: false; message: string };
 

@@ -50,7 +50,7 @@ export interface DaemonFlags {
   minSyncPeriod?: string;
 }
 
-export const DAEMON_DEFAULTS = { healthzBindAddress: '0.0.0.0:10256', metricsBindAddress: '127.0.0.1:10249', syncPeriod: '1h', minSyncPeriod: '1s' } as const;
+const DAEMON_DEFAULTS = { healthzBindAddress: '0.0.0.0:10256', metricsBindAddress: '127.0.0.1:10249', syncPeriod: '1h', minSyncPeriod: '1s' } as const;
 
 // The KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) fields nftproxy reads, and
 // the ones it accepts and ignores because they have no meaning here. Anything else is an

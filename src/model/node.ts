@@ -4,7 +4,7 @@ import { type IP, parseIP, printable } from './ip.js';
 import type { Node } from './types.js';
 import { type Raw, arr, obj, str, isDnsSubdomain, labels } from './raw.js';
 
-export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
+const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
 
 export type NodeOutcome = { kind: 'node'; node: Node } | { kind: 'invalid'; code: InvalidCode; reason: string };
 

@@ -69,10 +69,6 @@ export function renderElementParts(e: SetElement, aliases: Aliases = NO_ALIASES)
   return { key, text: e.verdict ? `${key}${comment} : ${verdict(e.verdict, aliases)}` : `${key}${comment}` };
 }
 
-export function renderElement(e: SetElement): string {
-  return renderElementParts(e).text;
-}
-
 const atom = (k: KeyAtom): string => String(k);
 
 export function renderRule(f: Family, r: Rule, aliases: Aliases = NO_ALIASES): string {
