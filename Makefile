@@ -23,13 +23,19 @@ build: deps
 	npx tsc -p tsconfig.json
 	npx tsc -p native/tsconfig.json
 
+# src/ and native/, the suite (test/tsconfig.json) and the bench harness.
 typecheck: deps
 	npx tsc -p tsconfig.json --noEmit
+	npx tsc -p native/tsconfig.json --noEmit
+	npx tsc -p test/tsconfig.json --noEmit
+	npx tsc -p bench/tsconfig.json --noEmit
 
-# The whole suite; ends with one line "N passed, N failed, N skipped".
+# The whole suite; ends with one line "N passed, N failed, N skipped". The suite and the
+# bench are type-checked first (vitest strips types without checking them).
 test: build
 	@rm -f .test-results.json .test-results-smoke.json
-	@npx tsc -p bench/tsconfig.json
+	npx tsc -p test/tsconfig.json --noEmit
+	npx tsc -p bench/tsconfig.json
 	@npx vitest run --reporter=default --reporter=json --outputFile=.test-results.json; rc=$$?; \
 	 npx vitest run --config vitest.smoke.config.ts --reporter=default --reporter=json --outputFile=.test-results-smoke.json || rc=1; \
 	 node scripts/test-summary.mjs .test-results.json .test-results-smoke.json; exit $$rc

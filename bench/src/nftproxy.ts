@@ -14,21 +14,18 @@ import type { EndpointSlice, Model, Service } from '../../src/model/types.js';
 import { refString } from '../../src/model/types.js';
 import { CLUSTER_CIDR, NODE_IP, NODE_NAME, SERVICE_CIDR, type Change, type Snapshot, snapshotObjects, toObjects } from './workload.js';
 import type { Netns } from './sys.js';
+import { must } from '../../test/support/must.js';
 
 export { compile, compileParts, Applier };
 
-const ok = <T>(r: { ok: true; value: T } | { ok: false; error: string }): T => {
-  if (!r.ok) throw new Error(r.error);
-  return r.value;
-};
 
 export function proxyConfig(): ProxyConfig {
   return {
     nodeName: NODE_NAME,
-    nodeIPs: [ok(parseIP(NODE_IP))],
+    nodeIPs: [must(parseIP(NODE_IP))],
     nodeLabels: {},
-    clusterCIDRs: [ok(parseCidr(CLUSTER_CIDR))],
-    serviceCIDRs: [ok(parseCidr(SERVICE_CIDR))],
+    clusterCIDRs: [must(parseCidr(CLUSTER_CIDR))],
+    serviceCIDRs: [must(parseCidr(SERVICE_CIDR))],
     nodePortAddresses: { kind: 'primary' },
     masqueradeAll: false,
     proxyName: 'nftproxy',

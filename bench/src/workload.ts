@@ -5,6 +5,7 @@
 //
 // The first and the last Service are plain single-port TCP ClusterIP services without
 // affinity: the data plane connects to them ("first" and "last" in rule order).
+import { rng } from '../../test/support/rng.js';
 
 export const NODE_NAME = 'node-0';
 export const NODE_IP = '192.168.0.1';
@@ -47,17 +48,6 @@ export interface Snapshot {
   readonly services: readonly SnapService[];
 }
 
-/** Small, fast, seedable PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ipv4 = (n: number): string => `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 const base = (dotted: string): number => dotted.split('.').reduce((a, o) => a * 256 + Number(o), 0);

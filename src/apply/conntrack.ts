@@ -112,4 +112,4 @@ export async function cleanConntrack(filters: readonly ConntrackFilter[], run: R
 }
 
 /** Above this many filters, list each family once instead of once per filter. */
-export const BULK_THRESHOLD = 8;
+const BULK_THRESHOLD = 8;

@@ -1,9 +1,9 @@
-// Flags + optional KubeProxyConfiguration file -> ProxyConfig. Flags override the file.
+// Flags + optional KubeProxyConfiguration file -> BaseConfig (model/config.ts resolves it
+// against the Node object into a ProxyConfig). Flags override the file.
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { type Cidr, type IP, parseCidr, parseIP, familyOf } from '../model/ip.js';
-import type { NodePortAddresses, ProxyConfig } from '../model/config.js';
-import type { Model } from '../model/types.js';
+import { type Cidr, type IP, parseCidr, parseIP } from '../model/ip.js';
+import type { BaseConfig, NodePortAddresses } from '../model/config.js';
 import { type Result, ok, err } from '../model/result.js';
 import { parseDuration } from './duration.js';
 
@@ -15,16 +15,6 @@ export interface ConfigFlags {
   nodeportAddresses?: string;
   nodeIp?: string[];
   masqueradeAll?: boolean;
-}
-
-/** What the config file says, before the Node object is known. */
-export interface BaseConfig {
-  readonly nodeName: string;
-  readonly nodeIPs: readonly IP[];
-  readonly clusterCIDRs: readonly Cidr[];
-  readonly serviceCIDRs: readonly Cidr[];
-  readonly nodePortAddresses: NodePortAddresses;
-  readonly masqueradeAll: boolean;
 }
 
 function cidrList(text: string, what: string): Result<Cidr[], string> {
@@ -60,7 +50,7 @@ export interface DaemonFlags {
   minSyncPeriod?: string;
 }
 
-export const DAEMON_DEFAULTS = { healthzBindAddress: '0.0.0.0:10256', metricsBindAddress: '127.0.0.1:10249', syncPeriod: '1h', minSyncPeriod: '1s' } as const;
+const DAEMON_DEFAULTS = { healthzBindAddress: '0.0.0.0:10256', metricsBindAddress: '127.0.0.1:10249', syncPeriod: '1h', minSyncPeriod: '1s' } as const;
 
 // The KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) fields nftproxy reads, and
 // the ones it accepts and ignores because they have no meaning here. Anything else is an
@@ -174,21 +164,4 @@ function baseConfigFrom(flags: ConfigFlags, f: ConfigFile): Result<BaseConfig, s
   }
   const masq = flags.masqueradeAll ?? (file.masqueradeAll === true || (file.nftables as Record<string, unknown> | undefined)?.masqueradeAll === true);
   return ok({ nodeName, nodeIPs, clusterCIDRs: clusterCIDRs.value, serviceCIDRs: serviceCIDRs.value, nodePortAddresses: npa.value, masqueradeAll: masq });
-}
-
-/** Fill in what only the Node object knows: addresses (when no --node-ip) and labels. */
-export function resolveConfig(base: BaseConfig, model: Model, proxyName = 'nftproxy'): { config: ProxyConfig; notes: string[] } {
-  const node = model.nodes.get(base.nodeName);
-  const notes: string[] = [];
-  let nodeIPs = base.nodeIPs;
-  if (nodeIPs.length === 0) {
-    nodeIPs = node?.addresses ?? [];
-    if (!node) notes.push(`node ${base.nodeName} is not among the inputs and no --node-ip was given: NodePorts have no address to listen on`);
-  }
-  // Primary first per family: keep the order given, grouped so each family's first wins.
-  const ordered = [...nodeIPs.filter((ip) => familyOf(ip) === 'ipv4'), ...nodeIPs.filter((ip) => familyOf(ip) === 'ipv6')];
-  return {
-    config: { ...base, nodeIPs: ordered, nodeLabels: node?.labels ?? {}, proxyName },
-    notes,
-  };
 }

@@ -1,7 +1,7 @@
 // `run` without --manifests: the Kubernetes API source (in-cluster config, or --kubeconfig).
 // The client library is imported only here and only when used: `run --manifests` does not
 // pay its memory.
-import type { DaemonSource } from '../daemon/daemon.js';
+import type { DaemonSource } from '../sources/object-source.js';
 import type { Logger } from 'pino';
 import type { SourceObject } from '../model/build-model.js';
 import { UsageError } from './load-inputs.js';

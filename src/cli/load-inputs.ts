@@ -1,11 +1,11 @@
 // Shared by dump and explain: files + flags -> model, config, compiled ruleset.
 import { buildModel } from '../model/build-model.js';
 import { formatDiagnostic, type Diagnostic } from '../model/diagnostic.js';
-import type { ProxyConfig } from '../model/config.js';
+import { type ProxyConfig, resolveConfig } from '../model/config.js';
 import type { Ruleset } from '../ir/types.js';
 import { compile } from '../compile/compile.js';
 import { formatManifestError, readManifests } from '../sources/manifests.js';
-import { type ConfigFlags, loadBaseConfig, resolveConfig } from './config.js';
+import { type ConfigFlags, loadBaseConfig } from './config.js';
 
 export interface Loaded {
   readonly config: ProxyConfig;

@@ -5,7 +5,8 @@
 // removes them. It never runs `nft`.
 import { NetlinkWriter } from '../apply/netlink/writer.js';
 import { NetlinkError, NfSocket } from '../apply/netlink/socket.js';
-import { type Bind, Daemon, type DaemonSource } from '../daemon/daemon.js';
+import { type Bind, Daemon } from '../daemon/daemon.js';
+import type { DaemonSource } from '../sources/object-source.js';
 import { createLogger, type LogLevel } from '../daemon/log.js';
 import { parseBindAddress } from '../daemon/health.js';
 import { ManifestWatcher } from '../sources/manifest-watcher.js';

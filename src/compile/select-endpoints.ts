@@ -17,10 +17,6 @@ export interface Selection {
   readonly notes: readonly string[];
 }
 
-export function externallyAccessible(svc: Service, hasExternalAddr: boolean): boolean {
-  return hasExternalAddr || svc.ports.some((p) => p.nodePort !== undefined);
-}
-
 export function selectEndpoints(
   svc: Service,
   endpoints: readonly Endpoint[],

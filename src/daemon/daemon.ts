@@ -9,22 +9,15 @@ import type { NetlinkWriter } from '../apply/netlink/writer.js';
 import type { ForeignChange } from '../apply/netlink/monitor.js';
 import { TABLE_NAME } from '../ir/types.js';
 import { SET } from '../compile/base-chains.js';
-import type { BaseConfig } from '../cli/config.js';
+import type { BaseConfig } from '../model/config.js';
 import { ConntrackHygiene } from './conntrack-hygiene.js';
 import { healthAnswer, healthServer, listen } from './health.js';
 import { ProxyMetrics } from './metrics.js';
-import { type ObjectSource, Proxier } from './proxier.js';
+import { Proxier } from './proxier.js';
+import type { DaemonSource } from '../sources/object-source.js';
 import { ServiceHealthServers } from './service-health.js';
 import { SyncRunner } from './sync-runner.js';
 import { type BpfMode, type BpfPath, startBpf } from './bpf-path.js';
-
-export interface DaemonSource extends ObjectSource {
-  /** resolves once the source holds a complete first view */
-  start(): Promise<void>;
-  stop(): void | Promise<void>;
-  /** API sources: watch restarts so far (metrics) */
-  status?(): { readonly restarts: number };
-}
 
 export interface Bind { readonly host: string; readonly port: number }
 

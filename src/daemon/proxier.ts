@@ -3,12 +3,11 @@
 import type { Logger } from 'pino';
 import { ApplyError, type Applier, type SyncResult } from '../apply/applier.js';
 import { kernelFamily } from '../render/kernel/family.js';
-import type { BaseConfig } from '../cli/config.js';
-import { resolveConfig } from '../cli/config.js';
-import type { ProxyConfig } from '../model/config.js';
+import { type BaseConfig, type ProxyConfig, resolveConfig } from '../model/config.js';
 import { compileParts, servicePortsOf } from '../compile/compile.js';
 import type { ServicePortInfo } from '../ir/types.js';
-import { type SourceObject, buildModel } from '../model/build-model.js';
+import { buildModel } from '../model/build-model.js';
+import type { ObjectSource } from '../sources/object-source.js';
 import { formatDiagnostic } from '../model/diagnostic.js';
 import { Quarantine } from './quarantine.js';
 import { ChangeTracker } from './change-tracker.js';
@@ -17,10 +16,6 @@ import type { ProxyMetrics } from './metrics.js';
 import { type ServiceHealthServers, healthHostsOf, serviceHealthOf } from './service-health.js';
 import type { Node } from '../model/types.js';
 import { type SyncReason, isFullReason } from './sync-runner.js';
-
-export interface ObjectSource {
-  snapshot(): readonly SourceObject[];
-}
 
 /** After a successful sync: what was applied and the configuration it was compiled with (conntrack cleanup, BPF). */
 export type AfterSync = (next: readonly ServicePortInfo[], config: ProxyConfig) => Promise<void>;
@@ -122,7 +117,7 @@ export class Proxier {
       this.o.metrics.onPorts(servicePorts);
       for (const t of changed.triggers) this.o.metrics.networkProgramming.observe(Math.max(0, this.lastSuccess - t) / 1000);
     }
-    await this.o.serviceHealth?.sync(serviceHealthOf(q.model, this.o.base.nodeName), healthHostsOf(q.model, config));
+    await this.o.serviceHealth?.sync(serviceHealthOf(q.model, this.o.base.nodeName), healthHostsOf(parts));
     this.report({ reason, ok: true, kind: result.kind, ops: result.ops, durationMs, ...counts });
     return true;
   }

@@ -10,9 +10,7 @@ import { type Server, createServer } from 'node:http';
 import type { Logger } from 'pino';
 import type { Model } from '../model/types.js';
 import { refString } from '../model/types.js';
-import type { ProxyConfig } from '../model/config.js';
-import { families } from '../compile/compile.js';
-import { familyContext } from '../compile/family-context.js';
+import type { CompiledFamily } from '../compile/compile.js';
 
 export interface ServiceHealth {
   readonly namespace: string;
@@ -38,14 +36,13 @@ export function serviceHealthOf(model: Model, nodeName: string): ServiceHealth[]
 /** Where the servers listen: these addresses, or every address. */
 export type HealthHosts = readonly string[] | 'all';
 
-/** The addresses NodePorts are accepted on, per family, as the compiler decides them. With none
- * known (no node IP yet), every address, as before a node IP is known. */
-export function healthHostsOf(model: Model, cfg: ProxyConfig): HealthHosts {
+/** The addresses NodePorts are accepted on, as the compiler decided them for the ruleset just
+ * applied (each family's context). With none known (no node IP yet), every address. */
+export function healthHostsOf(parts: readonly Pick<CompiledFamily, 'ctx'>[]): HealthHosts {
   const ips: string[] = [];
-  for (const fam of families(model, cfg)) {
-    const np = familyContext(cfg, fam).nodePorts;
-    if (np.kind === 'match-all') return 'all';
-    ips.push(...np.ips);
+  for (const { ctx } of parts) {
+    if (ctx.nodePorts.kind === 'match-all') return 'all';
+    ips.push(...ctx.nodePorts.ips);
   }
   return ips.length ? ips : 'all';
 }

@@ -7,7 +7,7 @@ const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 // nft allows 255 characters; leave room so the prefix and hash always fit.
 const MAX_NAME = 200;
 
-export function shortHash(s: string): string {
+function shortHash(s: string): string {
   const digest = createHash('sha256').update(s).digest();
   let bits = 0, value = 0, out = '';
   for (const byte of digest) {

@@ -43,6 +43,9 @@ export interface Backend {
   readonly port: number;
 }
 
+/** "addr:port", the IPv6 address in brackets: how dump, explain and the logs name a backend. */
+export const fmtBackend = (b: { readonly addr: string; readonly port: number }): string => (b.addr.includes(':') ? `[${b.addr}]:${b.port}` : `${b.addr}:${b.port}`);
+
 /** The keys a packet can carry when it reaches a dnat statement (the renderer indexes on them). */
 export type DnatKey =
   | { readonly kind: 'vip'; readonly addr: IP; readonly proto: Protocol; readonly port: number }

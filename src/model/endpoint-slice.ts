@@ -1,4 +1,5 @@
 // discovery.k8s.io/v1 EndpointSlice -> EndpointSlice.
+import type { InvalidCode } from './diagnostic.js';
 import { type IP, parseIP, familyOf, printable } from './ip.js';
 import type { EndpointSlice, EndpointSlicePort } from './types.js';
 import { type Raw, arr, obj, str, isDnsLabel, isDnsSubdomain, metaRef, labels } from './raw.js';
@@ -9,9 +10,9 @@ export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 export type SliceOutcome =
   | { kind: 'slice'; slice: EndpointSlice }
   | { kind: 'ignored'; reason: string }
-  | { kind: 'invalid'; code: string; reason: string };
+  | { kind: 'invalid'; code: InvalidCode; reason: string };
 
-const invalid = (code: string, reason: string): SliceOutcome => ({ kind: 'invalid', code, reason });
+const invalid = (code: InvalidCode, reason: string): SliceOutcome => ({ kind: 'invalid', code, reason });
 
 export function normalizeEndpointSlice(o: Raw): SliceOutcome {
   const ref = metaRef(o);

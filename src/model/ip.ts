@@ -58,14 +58,14 @@ export function familyOf(ip: IP): IPFamily {
   return ip.includes(':') ? 'ipv6' : 'ipv4';
 }
 
-export function toBigInt(ip: IP): bigint {
+function toBigInt(ip: IP): bigint {
   if (familyOf(ip) === 'ipv4') {
     return ip.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
   }
   return expandIPv6(ip).reduce((acc, h) => (acc << 16n) | BigInt(h), 0n);
 }
 
-export function fromBigInt(n: bigint, family: IPFamily): IP {
+function fromBigInt(n: bigint, family: IPFamily): IP {
   if (family === 'ipv4') {
     return [24n, 16n, 8n, 0n].map((s) => String((n >> s) & 255n)).join('.') as IP;
   }

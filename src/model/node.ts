@@ -1,11 +1,12 @@
 // v1.Node -> Node: its name, labels (zone for topology) and addresses (node IPs).
+import type { InvalidCode } from './diagnostic.js';
 import { type IP, parseIP, printable } from './ip.js';
 import type { Node } from './types.js';
 import { type Raw, arr, obj, str, isDnsSubdomain, labels } from './raw.js';
 
-export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
+const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
 
-export type NodeOutcome = { kind: 'node'; node: Node } | { kind: 'invalid'; code: string; reason: string };
+export type NodeOutcome = { kind: 'node'; node: Node } | { kind: 'invalid'; code: InvalidCode; reason: string };
 
 export function normalizeNode(o: Raw): NodeOutcome {
   const name = str(obj(o.metadata).name) ?? '';

@@ -1,17 +1,18 @@
 // v1.Service -> Service, with kube-proxy's reading of every field.
+import type { InvalidCode } from './diagnostic.js';
 import { type IP, type Cidr, parseIP, parseCidr, familyOf, printable } from './ip.js';
 import { type Result, ok, err } from './result.js';
 import type { Port, Protocol, Service, ServicePort, SessionAffinity, TrafficPolicy } from './types.js';
 import { type Raw, arr, obj, str, isDnsLabel, metaRef, labels } from './raw.js';
 
-export const SERVICE_PROXY_NAME_LABEL = 'service.kubernetes.io/service-proxy-name';
-export const DEFAULT_AFFINITY_TIMEOUT = 10800;
+const SERVICE_PROXY_NAME_LABEL = 'service.kubernetes.io/service-proxy-name';
+const DEFAULT_AFFINITY_TIMEOUT = 10800;
 
 /** Why a Service produced no rules: ignored on purpose, or invalid. */
 export type ServiceOutcome =
   | { kind: 'service'; service: Service }
   | { kind: 'ignored'; reason: string }
-  | { kind: 'invalid'; code: string; reason: string };
+  | { kind: 'invalid'; code: InvalidCode; reason: string };
 
 export function parsePort(v: unknown, what: string): Result<Port, string> {
   return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535
@@ -25,7 +26,7 @@ export function parseProtocol(v: unknown): Result<Protocol, string> {
   return err(`protocol ${printable(v)} is not TCP, UDP or SCTP`);
 }
 
-const invalid = (code: string, reason: string): ServiceOutcome => ({ kind: 'invalid', code, reason });
+const invalid = (code: InvalidCode, reason: string): ServiceOutcome => ({ kind: 'invalid', code, reason });
 
 export function normalizeService(o: Raw, proxyName: string): ServiceOutcome {
   const ref = metaRef(o);

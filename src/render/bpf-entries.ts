@@ -16,8 +16,7 @@
 import type { ProxyConfig } from '../model/config.js';
 import type { Cidr, IP } from '../model/ip.js';
 import { LOCAL_PROBE_MAX } from '../../native/layout.js';
-import type { Backend, Ruleset } from '../ir/types.js';
-import { fmtBackend } from '../trace/trace.js';
+import { type Backend, type Ruleset, fmtBackend } from '../ir/types.js';
 
 export interface BpfService {
   readonly addr: IP;

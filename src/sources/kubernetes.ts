@@ -9,7 +9,7 @@
 //   proxying to what it last knew, which is what kube-proxy does too.
 import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { ObjectSource } from '../daemon/proxier.js';
+import type { ObjectSource } from './object-source.js';
 import type { SourceObject } from '../model/build-model.js';
 import { type InformerOptions, ResilientInformer, type ResourceSpec } from './kubernetes-informer.js';
 
@@ -43,7 +43,7 @@ export function loadKubeConfig(path?: string): KubeConfig {
   return kc;
 }
 
-export function resourcesFor(nodeName: string): readonly ResourceSpec[] {
+function resourcesFor(nodeName: string): readonly ResourceSpec[] {
   return [
     { kind: 'Service', apiVersion: 'v1', path: '/api/v1/services' },
     { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', path: '/apis/discovery.k8s.io/v1/endpointslices' },

@@ -1,6 +1,6 @@
 // A trace as text an operator reads top to bottom: the answer first, then why.
 import type { Trace } from './trace.js';
-import { fmtBackend } from './trace.js';
+import { fmtBackend } from '../ir/types.js';
 
 export function formatTrace(t: Trace, ignored: readonly { ref: string; reason: string }[] = []): string {
   const p = t.packet;

@@ -3,7 +3,7 @@
 // reports all endpoints a connection may land on. Pure: (ruleset, node addresses, packet).
 import { type IP, cidrContains, familyOf } from '../model/ip.js';
 import type { Protocol } from '../model/types.js';
-import type { AddrMatch, BaseHook, Chain, Family, Match, NamedSet, Ruleset, ServicePortInfo, Statement, Table, Verdict } from '../ir/types.js';
+import { type AddrMatch, type BaseHook, type Chain, type Family, type Match, type NamedSet, type Ruleset, type ServicePortInfo, type Statement, type Table, type Verdict, fmtBackend } from '../ir/types.js';
 import { assertNever } from '../model/result.js';
 import { dnatAliases } from '../render/lower-dnat.js';
 
@@ -233,7 +233,6 @@ class Evaluator {
 
 const clone = (s: State): State => ({ ...s, masqWhy: [...s.masqWhy], steps: [...s.steps] });
 const addrMatches = (v: AddrMatch, ip: IP): boolean => (typeof v === 'string' ? v === ip : cidrContains(v, ip));
-export const fmtBackend = (b: { addr: string; port: number }): string => (b.addr.includes(':') ? `[${b.addr}]:${b.port}` : `${b.addr}:${b.port}`);
 
 function rejectWhy(where: string): string {
   if (where.startsWith('cluster-ips-check')) return 'the ClusterIP does not serve this port/protocol';

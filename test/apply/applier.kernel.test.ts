@@ -13,8 +13,10 @@ import { compileObjects, config, service, slice, type EndpointSpec } from '../su
 import { buildModel } from '../../src/model/build-model.js';
 import { type CompiledFamily, compileParts } from '../../src/compile/compile.js';
 import { readKernelTables } from '../support/kernel-table.js';
+import { CLUSTER_ENV } from '../support/address-plan.js';
+import { rng } from '../support/rng.js';
 
-const ENV = { nodeName: 'node-a', nodeIPs: ['192.168.0.2', '2001:db8::2'], clusterCIDRs: ['10.244.0.0/16', 'fd00:10:244::/64'] };
+const ENV = CLUSTER_ENV;
 type Exec = Parameters<Parameters<typeof withNetns>[1]>[0];
 
 const inNetns = async <T>(tag: string, fn: (exec: Exec, applier: Applier, ns: string) => Promise<T>): Promise<T> =>
@@ -34,17 +36,6 @@ interface Svc {
   ports: { name: string; port: number; proto: 'TCP' | 'UDP'; nodePort: number; target: number }[];
   affinity: number | undefined; etpLocal: boolean; itpLocal: boolean; lb: number | undefined; ext: number[];
   eps: { ip: number; node: string; ready: boolean; serving: boolean; terminating: boolean }[]; v6: boolean;
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 class World {

@@ -7,7 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { decodeSvcVal, encodeSvcKey } from '../../native/layout.js';
 import type { SockLbHandle } from '../../native/loader.js';
 import { BpfApplier, MAX_BACKENDS_PER_SERVICE } from '../../src/apply/bpf-applier.js';
+import { parseIP } from '../../src/model/ip.js';
 import type { BpfService } from '../../src/render/bpf-entries.js';
+import { must } from '../support/must.js';
 
 type MapName = 'svcs' | 'backends' | 'members' | 'affinity' | 'revnat';
 
@@ -30,8 +32,9 @@ function memoryHandle(failWhen: (map: MapName, key: Buffer) => boolean = () => f
   };
 }
 
-const svc = (ip: string, backends: string[], extra: Partial<BpfService> = {}): BpfService =>
-  ({ addr: ip, port: 80, proto: 'tcp', backends: backends.map((addr) => ({ addr, port: 8080 })), affinitySeconds: undefined, label: `ns/${ip}:http`, ...extra });
+const ip = (text: string) => must(parseIP(text));
+const svc = (addr: string, backends: string[], extra: Partial<BpfService> = {}): BpfService =>
+  ({ addr: ip(addr), port: 80, proto: 'tcp', backends: backends.map((b) => ({ addr: ip(b), port: 8080 })), localCount: 0, affinitySeconds: undefined, label: `ns/${addr}:http`, ...extra });
 const gens = (h: ReturnType<typeof memoryHandle>): number[] => [...new Set([...h.maps.backends.keys()].map((k) => Buffer.from(k, 'hex').readUInt32LE(0)))].sort();
 const svcGen = (h: ReturnType<typeof memoryHandle>, s: BpfService): number | undefined => {
   const v = h.maps.svcs.get(encodeSvcKey(s).toString('hex'));
@@ -79,7 +82,7 @@ describe('BpfApplier', () => {
     const a = new BpfApplier(h);
     a.sync([svc('10.96.0.10', ['10.244.0.1']), big]);
     full = true;
-    const r = a.sync([svc('10.96.0.10', ['10.244.0.2']), { ...big, backends: [...big.backends, { addr: '10.244.0.7', port: 8080 }] }]);
+    const r = a.sync([svc('10.96.0.10', ['10.244.0.2']), { ...big, backends: [...big.backends, { addr: ip('10.244.0.7'), port: 8080 }] }]);
     expect(r.refused).toEqual([{ service: 'ns/10.96.0.12:http 10.96.0.12:80/tcp', reason: 'bpf_map_update_elem(backends): No space left on device (errno 28)' }]);
     expect(svcGen(h, big)).toBeUndefined(); // no stale entry left pointing at old backends
     expect(svcGen(h, svc('10.96.0.10', []))).toBeDefined();

@@ -3,12 +3,13 @@
 // v1.4.7 on kernel 6.18.
 import { describe, expect, it } from 'vitest';
 import { type EndpointSpec, type PortSpec, compileObjects, service, slice } from '../support/builders.js';
+import { LAB_ENV } from '../support/address-plan.js';
 import type { ServicePortInfo } from '../../src/ir/types.js';
 import { type ConntrackFilter, type Flow, isStale, parseFlowLine, planConntrackCleanup, staleFlows } from '../../src/apply/conntrack-plan.js';
 import { type RunResult, cleanConntrack, deleteArgs, listArgs } from '../../src/apply/conntrack.js';
 import type { IP } from '../../src/model/ip.js';
 
-const ENV = { nodeIPs: ['192.168.0.2', '2001:db8::1'] };
+const ENV = LAB_ENV;
 const ports = (objects: unknown[]): readonly ServicePortInfo[] => compileObjects(objects, ENV).ruleset.servicePorts;
 
 // kube-system/dns: UDP 53 (NodePort 30053) and TCP 53 (NodePort 30054) on 172.30.0.10.

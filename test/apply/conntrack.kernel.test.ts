@@ -6,13 +6,14 @@ import { describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { canUseKernel, KERNEL_SKIP_REASON, withNetns } from '../lab/netns.js';
 import { type PortSpec, compileObjects, service, slice } from '../support/builders.js';
+import { LAB_ENV } from '../support/address-plan.js';
 import { parseFlows, planConntrackCleanup } from '../../src/apply/conntrack-plan.js';
 import { cleanConntrack } from '../../src/apply/conntrack.js';
 import type { ServicePortInfo } from '../../src/ir/types.js';
 
 const hasConntrack = ['/usr/sbin/conntrack', '/sbin/conntrack', '/usr/bin/conntrack'].some((p) => existsSync(p));
 
-const ENV = { nodeIPs: ['192.168.0.2', '2001:db8::1'] };
+const ENV = LAB_ENV;
 const ports = (objects: unknown[]): readonly ServicePortInfo[] => compileObjects(objects, ENV).ruleset.servicePorts;
 
 // kube-system/dns: UDP+TCP 53 on 172.30.0.10 (and fd00:10:96::a), externalIP 192.168.99.11, NodePort 30053/udp.

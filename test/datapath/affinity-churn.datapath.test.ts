@@ -11,16 +11,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab } from '../lab/lab.js';
 import { canUseKernel, KERNEL_SKIP_REASON, liveNetns, netnsOfThisProcess } from '../lab/netns.js';
 import type { Observed } from '../lab/outcome.js';
-import { type Env, config, service, slice } from '../support/builders.js';
+import { LAB_ENV, NODE } from '../support/address-plan.js';
+import { config, service, slice } from '../support/builders.js';
 import { buildModel } from '../../src/model/build-model.js';
 import { compileParts } from '../../src/compile/compile.js';
 import { AffinityGenerations } from '../../src/daemon/affinity-generations.js';
 import { firstGeneration } from '../../src/compile/affinity.js';
 import { execa } from 'execa';
 
-const NODE = '192.168.0.2', CLIENT = '10.0.9.2';
+const CLIENT = '10.0.9.2';
 const A = '10.180.9.1', B = '10.180.9.2';
-const ENV: Env = { nodeName: 'test-node', nodeIPs: [NODE], clusterCIDRs: ['10.0.0.0/8'], serviceCIDRs: ['172.30.0.0/16'] };
+const ENV = LAB_ENV;
 const VIP = '172.30.9.1:80';
 
 const objects = (eps: string[]): unknown[] => [

@@ -44,8 +44,11 @@ import type { LoopRecord } from '../lab/agent-process.js';
 import { Lab, type LabSpec, parseDst } from '../lab/lab.js';
 import { canUseKernel, KERNEL_SKIP_REASON, liveNetns, netnsOfThisProcess } from '../lab/netns.js';
 import type { Observed } from '../lab/outcome.js';
+import { NODE, NODE6, POD, POD6 } from '../support/address-plan.js';
 import { type Env, type Expect, compileObjects, service, slice } from '../support/builders.js';
-import { A1, A2, B1, TL, topoObjects } from '../support/topology-fixture.js';
+import { type Pending, fmtWant, labSpecFor, pending, pool, sleep, tableOutcome, unique } from '../support/datapath-rows.js';
+import { type Case as FCase, FEATURES_ENV, N, Y, dualStack, e80, ep, hairpin, matrixCases, multi, named, topologyNoZone, topologyZoneA } from '../support/feature-rows.js';
+import { must } from '../support/must.js';
 import { SECTIONS as REFERENCE } from '../support/reference-rows.js';
 
 const SKIP: string | null = !canUseKernel
@@ -72,16 +75,8 @@ interface BRow {
 interface BCase { name: string; objects: unknown[]; env: Env; rows: BRow[]; strict?: boolean }
 interface BSection { tag: string; title: string; cases: BCase[] }
 
-const unique = <T>(xs: Iterable<T>): T[] => [...new Set(xs)];
-const canon = (addr: string): IP => {
-  const r = parseIP(addr);
-  if (!r.ok) throw new Error(r.error);
-  return r.value;
-};
-const inCidrs = (addr: string, cidrs: readonly string[] = []): boolean => cidrs.some((c) => {
-  const r = parseCidr(c);
-  return r.ok && cidrContains(r.value, canon(addr));
-});
+const canon = (addr: string): IP => must(parseIP(addr));
+const inCidrs = (addr: string, cidrs: readonly string[] = []): boolean => cidrs.some((c) => cidrContains(must(parseCidr(c)), canon(addr)));
 /** A source on this node: the node itself (a node IP) or a pod (inside --cluster-cidr). */
 const onNode = (src: string, env: Env): boolean => (env.nodeIPs ?? []).includes(src) || inCidrs(src, env.clusterCIDRs);
 
@@ -100,251 +95,45 @@ const referenceSections: BSection[] = REFERENCE.map((s) => ({
   })).filter((c) => c.rows.length > 0),
 })).filter((s) => s.cases.length > 0);
 
-// Feature rows: a selection of test/datapath/features.datapath.test.ts (same objects, same
-// hand-written outcomes, same ids), the rows whose source is a pod or the node itself.
-const POD = '10.0.0.2', NODE = '192.168.0.2', POD6 = 'fd00:10::2', NODE6 = '2001:db8::1';
-const FENV: Env = {
-  nodeName: 'test-node',
-  nodeIPs: [NODE, '192.168.99.11', '192.168.99.12', '192.168.99.13', NODE6],
-  clusterCIDRs: ['10.0.0.0/8', 'fd00:10::/64'],
-  serviceCIDRs: ['172.30.0.0/16', 'fd00:10:96::/112'],
-  nodePortAddresses: [`${NODE}/32`, `${NODE6}/128`],
-};
-const Y = true, N = false;
-const ep = (addr: string, port: number): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
-const e80 = (...ips: string[]): string[] => ips.map((ip) => ep(ip, 80));
+// Feature rows (test/support/feature-rows.ts, as features.datapath.test.ts runs them): the rows
+// whose source is a pod or the node itself (in the lab's plan: a case without --cluster-cidr
+// still has its pods), plus rows of this test's own (ids with a letter).
+const fromNode = (c: FCase, more: BRow[] = []): BCase => ({
+  name: c.name, objects: c.objects, env: c.env, strict: true,
+  rows: [...c.rows.filter((r) => onNode(r.src, FEATURES_ENV)).map((r): BRow => ({ ...r, proto: r.proto ?? 'tcp' })), ...more],
+});
 
-// 1 + 2: named target ports, multi-port services
-const P1 = '10.180.1.1', P2 = '10.180.1.2', P3 = '10.180.1.3', P4 = '10.180.1.4';
-const M1 = '10.180.2.1', M2 = '10.180.2.2';
-const portsCase: BCase = {
-  name: 'named target ports (web 172.30.1.1) and a multi-port service (multi 172.30.2.1)',
-  env: FENV, strict: true,
-  objects: [
-    service('ns1', 'web', {
-      type: 'NodePort', clusterIP: '172.30.1.1',
-      ports: [{ name: 'web', port: 80, targetPort: 'http', protocol: 'TCP', nodePort: 3001 }, { name: 'dns', port: 53, targetPort: 'dns', protocol: 'UDP', nodePort: 3053 }],
-    }),
-    slice('ns1', 'web', 'web-8080', [{ name: 'web', port: 8080 }, { name: 'dns', port: 5353, protocol: 'UDP' }], [{ ip: P1, node: 'test-node' }, { ip: P2, node: 'node2' }]),
-    slice('ns1', 'web', 'web-8081', [{ name: 'web', port: 8081 }, { name: 'dns', port: 5354, protocol: 'UDP' }], [{ ip: P3, node: 'node3' }]),
-    slice('ns1', 'web', 'web-metrics', [{ name: 'metrics', port: 9090 }], [{ ip: P4, node: 'test-node' }]),
-    service('ns2', 'multi', {
-      type: 'NodePort', clusterIP: '172.30.2.1',
-      ports: [
-        { name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: 3080 },
-        { name: 'https', port: 443, targetPort: 8443, protocol: 'TCP', nodePort: 3443 },
-        { name: 'dns', port: 53, targetPort: 5353, protocol: 'UDP', nodePort: 3054 },
-      ],
-    }),
-    slice('ns2', 'multi', 'multi-a', [{ name: 'http', port: 8080 }, { name: 'https', port: 8443 }, { name: 'dns', port: 5353, protocol: 'UDP' }],
-      [{ ip: M1, node: 'test-node' }, { ip: M2, node: 'node2' }]),
-  ],
-  rows: [
-    { id: '1.1', src: POD, dst: '172.30.1.1:80', proto: 'tcp', want: [ep(P1, 8080), ep(P2, 8080), ep(P3, 8081)], masq: N },
-    { id: '1.3', src: POD, dst: '172.30.1.1:53', proto: 'udp', want: [ep(P1, 5353), ep(P2, 5353), ep(P3, 5354)], masq: N },
-    { id: '1.x', what: 'node source, named port', src: NODE, dst: `${NODE}:3001`, proto: 'tcp', want: [ep(P1, 8080), ep(P2, 8080), ep(P3, 8081)], masq: Y },
-    { id: '2.1', src: POD, dst: '172.30.2.1:80', proto: 'tcp', want: [ep(M1, 8080), ep(M2, 8080)], masq: N },
-    { id: '2.2', src: POD, dst: '172.30.2.1:443', proto: 'tcp', want: [ep(M1, 8443), ep(M2, 8443)], masq: N },
-    { id: '2.3', src: POD, dst: '172.30.2.1:53', proto: 'udp', want: [ep(M1, 5353), ep(M2, 5353)], masq: N },
-    { id: '2.4', what: '53 is UDP only', src: POD, dst: '172.30.2.1:53', proto: 'tcp', want: 'REJECT' },
-    { id: '2.5', what: '80 is TCP only', src: POD, dst: '172.30.2.1:80', proto: 'udp', want: 'REJECT' },
-    { id: '2.6', what: 'a target port is not a service port', src: POD, dst: '172.30.2.1:8080', proto: 'tcp', want: 'REJECT' },
-  ],
-};
-
-// 4: hairpin (4.1 / 4.4 and their unbound twins: the socket LB leaves them to nft). Every lab
-// pod listens on all PORTS on the wildcard address, so an unbound client's probe meets a
-// wildcard listener and must ask bind() whose address the local backend is: 4.1u / 4.4u
-// (its own: nft) and 4.7u / 4.8u (another pod's: balanced).
+const [P1, P2, P3] = ['10.180.1.1', '10.180.1.2', '10.180.1.3'];
 const H4 = '10.180.4.1', H6 = 'fd00:10::4:1';
-const hairpinService = (name: string, v4: string, v6: string, nodePort: number, etp: 'Cluster' | 'Local') => [
-  service('ns4', name, { type: 'NodePort', clusterIPs: [v4, v6], ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack', externalTrafficPolicy: etp, ports: [{ name: 'p80', port: 80, protocol: 'TCP', nodePort }] }),
-  slice('ns4', name, `${name}-v4`, [{ name: 'p80', port: 80 }], [{ ip: H4, node: 'test-node' }]),
-  slice('ns4', name, `${name}-v6`, [{ name: 'p80', port: 80 }], [{ ip: H6, node: 'test-node' }], 'IPv6'),
-];
-const hairpinCase: BCase = {
-  name: 'one local endpoint per family, eTP Cluster (NodePort 3001) and eTP Local (NodePort 3002)',
-  env: FENV, strict: true,
-  objects: [...hairpinService('hp-cluster', '172.30.4.1', 'fd00:10:96::41', 3001, 'Cluster'), ...hairpinService('hp-local', '172.30.4.2', 'fd00:10:96::42', 3002, 'Local')],
-  rows: [
-    { id: '4.1', what: 'reference row 8', src: H4, dst: '172.30.4.1:80', proto: 'tcp', want: [ep(H4, 80)], masq: Y },
-    { id: '4.2', src: H4, dst: `${NODE}:3001`, proto: 'tcp', want: [ep(H4, 80)], masq: Y },
-    { id: '4.3', src: H4, dst: `${NODE}:3002`, proto: 'tcp', want: [ep(H4, 80)], masq: Y },
-    { id: '4.4', src: H6, dst: '[fd00:10:96::41]:80', proto: 'tcp', want: [ep(H6, 80)], masq: Y },
-    { id: '4.5', src: H6, dst: `[${NODE6}]:3001`, proto: 'tcp', want: [ep(H6, 80)], masq: Y },
-    { id: '4.6', src: H6, dst: `[${NODE6}]:3002`, proto: 'tcp', want: [ep(H6, 80)], masq: Y },
-    { id: '4.7', what: 'control: another pod', src: POD, dst: '172.30.4.1:80', proto: 'tcp', want: [ep(H4, 80)], masq: N },
-    { id: '4.8', what: 'control: another pod', src: POD6, dst: '[fd00:10:96::41]:80', proto: 'tcp', want: [ep(H6, 80)], masq: N },
+const D6L = 'fd00:10::5:1', D6R = 'fd00:10::5:2';
+const featureSections: BSection[] = [
+  { tag: 'bf12', title: 'features 1, 2: named target ports, multi-port', cases: [
+    fromNode(named, [
+      { id: '1.x', what: 'node source, named port', src: NODE, dst: `${NODE}:3001`, proto: 'tcp', want: [ep(P1, 8080), ep(P2, 8080), ep(P3, 8081)], masq: Y },
+    ]),
+    fromNode(multi),
+  ] },
+  // 4.1 / 4.4 and their unbound twins: the socket LB leaves them to nft. Every lab pod listens
+  // on all PORTS on the wildcard address, so an unbound client's probe meets a wildcard
+  // listener and must ask bind() whose address the local backend is: 4.1u / 4.4u (its own:
+  // nft) and 4.7u / 4.8u (another pod's: balanced).
+  { tag: 'bf4', title: 'features 4: hairpin', cases: [fromNode(hairpin, [
     { id: '4.1u', what: 'unbound', src: H4, dst: '172.30.4.1:80', proto: 'tcp', want: [ep(H4, 80)], masq: Y, unbound: true },
     { id: '4.4u', what: 'unbound', src: H6, dst: '[fd00:10:96::41]:80', proto: 'tcp', want: [ep(H6, 80)], masq: Y, unbound: true },
     { id: '4.7u', what: 'unbound control: another pod', src: POD, dst: '172.30.4.1:80', proto: 'tcp', want: [ep(H4, 80)], masq: N, unbound: true },
     { id: '4.8u', what: 'unbound control: another pod', src: POD6, dst: '[fd00:10:96::41]:80', proto: 'tcp', want: [ep(H6, 80)], masq: N, unbound: true },
-  ],
-};
-
-// 5: dual stack, IPv6 half (and a v4 row)
-const D4L = '10.180.5.1', D4R = '10.180.5.2', D6L = 'fd00:10::5:1', D6R = 'fd00:10::5:2';
-const dsSlices = (name: string, ports: { name: string; port: number; protocol?: 'TCP' | 'UDP' }[]) => [
-  slice('ns5', name, `${name}-v4`, ports, [{ ip: D4L, node: 'test-node' }, { ip: D4R, node: 'node2' }]),
-  slice('ns5', name, `${name}-v6`, ports, [{ ip: D6L, node: 'test-node' }, { ip: D6R, node: 'node2' }], 'IPv6'),
-];
-const V6BOTH = [ep(D6L, 80), ep(D6R, 80)];
-const dualStackCase: BCase = {
-  name: 'ds-cluster (eTP Cluster, LB 2001:db8:ff::51, externalIP 2001:db8:99::11) and ds-local (eTP Local, NodePort 3002, LB 2001:db8:ff::52)',
-  env: FENV, strict: true,
-  objects: [
-    service('ns5', 'ds-cluster', {
-      type: 'LoadBalancer', clusterIPs: ['172.30.5.1', 'fd00:10:96::51'], ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack',
-      externalIPs: ['2001:db8:99::11'],
-      ports: [{ name: 'p80', port: 80, protocol: 'TCP', nodePort: 3001 }, { name: 'dns', port: 53, protocol: 'UDP', nodePort: 3053 }],
-    }, { loadBalancer: { ingress: [{ ip: '1.2.3.4' }, { ip: '2001:db8:ff::51' }] } }),
-    ...dsSlices('ds-cluster', [{ name: 'p80', port: 80 }, { name: 'dns', port: 53, protocol: 'UDP' }]),
-    service('ns5', 'ds-local', {
-      type: 'LoadBalancer', clusterIPs: ['172.30.5.2', 'fd00:10:96::52'], ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack',
-      externalTrafficPolicy: 'Local', healthCheckNodePort: 30000,
-      ports: [{ name: 'p80', port: 80, protocol: 'TCP', nodePort: 3002 }],
-    }, { loadBalancer: { ingress: [{ ip: '1.2.3.5' }, { ip: '2001:db8:ff::52' }] } }),
-    ...dsSlices('ds-local', [{ name: 'p80', port: 80 }]),
-  ],
-  rows: [
-    { id: '5.1', src: POD6, dst: '[fd00:10:96::51]:80', proto: 'tcp', want: V6BOTH, masq: N },
-    { id: '5.3', src: NODE6, dst: '[fd00:10:96::51]:80', proto: 'tcp', want: V6BOTH, masq: Y },
-    { id: '5.4', src: POD6, dst: '[fd00:10:96::51]:53', proto: 'udp', want: [ep(D6L, 53), ep(D6R, 53)], masq: N },
-    { id: '5.x', what: 'node to the externalIP', src: NODE6, dst: '[2001:db8:99::11]:80', proto: 'tcp', want: V6BOTH, masq: Y },
-    { id: '5.y', what: 'node to the LB IP', src: NODE6, dst: '[2001:db8:ff::51]:80', proto: 'tcp', want: V6BOTH, masq: Y },
-    { id: '5.11', what: 'pod short-circuit', src: POD6, dst: '[2001:db8:ff::52]:80', proto: 'tcp', want: V6BOTH, masq: N },
-    { id: '5.12', what: 'node short-circuit', src: NODE6, dst: '[2001:db8:ff::52]:80', proto: 'tcp', want: V6BOTH, masq: Y },
-    { id: '5.13', what: 'node short-circuit', src: NODE6, dst: `[${NODE6}]:3002`, proto: 'tcp', want: V6BOTH, masq: Y },
-    { id: '5.17', what: 'v4 half', src: POD, dst: '172.30.5.1:80', proto: 'tcp', want: [ep(D4L, 80), ep(D4R, 80)], masq: N },
-  ],
-};
-
-// 6: the masquerade matrix, pod and node sources, three configurations (--masquerade-all:
-// the maps hold nothing, everything is nft's)
-const L = '10.180.6.1', R = '10.180.6.2', R2 = '10.180.6.3';
-const LR = [ep(L, 80), ep(R, 80)], LOCAL = [ep(L, 80)], REMOTE = [ep(R, 80), ep(R2, 80)];
-type Dst = 'ClusterIP' | 'NodePort' | 'LB IP' | 'externalIP';
-const lbService = (name: string, last: number, etp: 'Cluster' | 'Local', endpoints: { ip: string; node: string }[]) => ({
-  dsts: { ClusterIP: `172.30.6.${last}:80`, NodePort: `${NODE}:300${last}`, 'LB IP': `1.2.3.${3 + last}:80`, externalIP: `192.168.99.${10 + last}:80` } as Partial<Record<Dst, string>>,
-  objects: [
-    service('ns6', name, {
-      type: 'LoadBalancer', clusterIP: `172.30.6.${last}`, externalTrafficPolicy: etp, healthCheckNodePort: etp === 'Local' ? 30000 + last : undefined,
-      externalIPs: [`192.168.99.${10 + last}`], ports: [{ name: 'p80', port: 80, protocol: 'TCP', nodePort: 3000 + last }],
-    }, { loadBalancer: { ingress: [{ ip: `1.2.3.${3 + last}` }] } }),
-    slice('ns6', name, `${name}-a`, [{ name: 'p80', port: 80 }], endpoints),
-  ],
-});
-const MS = {
-  'eTP Cluster': lbService('etp-cluster', 1, 'Cluster', [{ ip: L, node: 'test-node' }, { ip: R, node: 'node2' }]),
-  'eTP Local': lbService('etp-local', 2, 'Local', [{ ip: L, node: 'test-node' }, { ip: R, node: 'node2' }]),
-  'eTP Local, no local endpoint': lbService('etp-local-remote', 3, 'Local', [{ ip: R, node: 'node2' }, { ip: R2, node: 'node3' }]),
-  'iTP Local': {
-    dsts: { ClusterIP: '172.30.6.4:80' } as Partial<Record<Dst, string>>,
-    objects: [
-      service('ns6', 'itp-local', { clusterIP: '172.30.6.4', internalTrafficPolicy: 'Local', ports: [{ name: 'p80', port: 80, protocol: 'TCP' }] }),
-      slice('ns6', 'itp-local', 'itp-local-a', [{ name: 'p80', port: 80 }], [{ ip: L, node: 'test-node' }, { ip: R, node: 'node2' }]),
-    ],
-  },
-};
-type Cell = 'DROP' | [string[], boolean];
-type MLine = [keyof typeof MS, 'pod' | 'node', Dst, Cell, Cell, Cell];
-const MCONFIGS = [
-  { key: 'cidr', name: 'with --cluster-cidr', env: FENV },
-  { key: 'nocidr', name: 'without --cluster-cidr', env: { ...FENV, clusterCIDRs: [] } },
-  { key: 'all', name: 'with --masquerade-all (the maps stay empty)', env: { ...FENV, masqueradeAll: true } },
-];
-// The lines of features.datapath.test.ts section 6 whose source is the pod or the node (same order, same ids).
-const MATRIX: Array<[number, MLine]> = [
-  [1, ['eTP Cluster', 'pod', 'ClusterIP', [LR, N], [LR, N], [LR, Y]]],
-  [2, ['eTP Cluster', 'pod', 'NodePort', [LR, Y], [LR, Y], [LR, Y]]],
-  [3, ['eTP Cluster', 'pod', 'LB IP', [LR, Y], [LR, Y], [LR, Y]]],
-  [4, ['eTP Cluster', 'pod', 'externalIP', [LR, Y], [LR, Y], [LR, Y]]],
-  [5, ['eTP Cluster', 'node', 'ClusterIP', [LR, Y], [LR, N], [LR, Y]]],
-  [6, ['eTP Cluster', 'node', 'NodePort', [LR, Y], [LR, Y], [LR, Y]]],
-  [7, ['eTP Cluster', 'node', 'LB IP', [LR, Y], [LR, Y], [LR, Y]]],
-  [8, ['eTP Cluster', 'node', 'externalIP', [LR, Y], [LR, Y], [LR, Y]]],
-  [13, ['eTP Local', 'pod', 'ClusterIP', [LR, N], [LR, N], [LR, Y]]],
-  [14, ['eTP Local', 'pod', 'NodePort', [LR, N], [LOCAL, N], [LR, N]]],
-  [15, ['eTP Local', 'pod', 'LB IP', [LR, N], [LOCAL, N], [LR, N]]],
-  [16, ['eTP Local', 'pod', 'externalIP', [LR, N], [LOCAL, N], [LR, N]]],
-  [17, ['eTP Local', 'node', 'ClusterIP', [LR, Y], [LR, N], [LR, Y]]],
-  [18, ['eTP Local', 'node', 'NodePort', [LR, Y], [LR, Y], [LR, Y]]],
-  [19, ['eTP Local', 'node', 'LB IP', [LR, Y], [LR, Y], [LR, Y]]],
-  [20, ['eTP Local', 'node', 'externalIP', [LR, Y], [LR, Y], [LR, Y]]],
-  [25, ['eTP Local, no local endpoint', 'pod', 'ClusterIP', [REMOTE, N], [REMOTE, N], [REMOTE, Y]]],
-  [26, ['eTP Local, no local endpoint', 'pod', 'NodePort', [REMOTE, N], 'DROP', [REMOTE, N]]],
-  [27, ['eTP Local, no local endpoint', 'pod', 'LB IP', [REMOTE, N], 'DROP', [REMOTE, N]]],
-  [28, ['eTP Local, no local endpoint', 'pod', 'externalIP', [REMOTE, N], 'DROP', [REMOTE, N]]],
-  [29, ['eTP Local, no local endpoint', 'node', 'ClusterIP', [REMOTE, Y], [REMOTE, N], [REMOTE, Y]]],
-  [30, ['eTP Local, no local endpoint', 'node', 'NodePort', [REMOTE, Y], [REMOTE, Y], [REMOTE, Y]]],
-  [31, ['eTP Local, no local endpoint', 'node', 'LB IP', [REMOTE, Y], [REMOTE, Y], [REMOTE, Y]]],
-  [32, ['eTP Local, no local endpoint', 'node', 'externalIP', [REMOTE, Y], [REMOTE, Y], [REMOTE, Y]]],
-  [37, ['iTP Local', 'pod', 'ClusterIP', [LOCAL, N], [LOCAL, N], [LOCAL, Y]]],
-  [38, ['iTP Local', 'node', 'ClusterIP', [LOCAL, Y], [LOCAL, N], [LOCAL, Y]]],
-];
-const matrixObjects = Object.values(MS).flatMap((s) => s.objects);
-const matrixCases: BCase[] = MCONFIGS.map((cfg, ci) => ({
-  name: cfg.name, env: cfg.env, objects: matrixObjects, strict: true,
-  rows: MATRIX.map(([n, [svc, src, dst, ...cells]]): BRow => {
-    const cell = cells[ci]!;
-    return {
-      id: `6.${cfg.key}.${n}`, what: `${svc}: ${src} -> ${dst}`, src: src === 'pod' ? POD : NODE, dst: MS[svc].dsts[dst]!, proto: 'tcp',
-      ...(cell === 'DROP' ? { want: 'DROP' as const } : { want: cell[0], masq: cell[1] }),
-    };
-  }),
-}));
-
-// 7: topology hints
-const topologyCases: BCase[] = [{
-  name: 'node labelled topology.kubernetes.io/zone=zone-a',
-  env: { ...FENV, nodeLabels: { 'topology.kubernetes.io/zone': 'zone-a' } }, objects: topoObjects, strict: true,
-  rows: [
-    { id: '7.1', what: 't1 all hinted, two for zone-a', src: POD, dst: '172.30.7.1:80', proto: 'tcp', want: e80(A1, A2), masq: N },
-    { id: '7.3', what: 't2 one ready endpoint without hints: all', src: POD, dst: '172.30.7.2:80', proto: 'tcp', want: e80(A1, A2, B1), masq: N },
-    { id: '7.4', what: 't3 only a not-ready endpoint lacks hints: zone-a', src: POD, dst: '172.30.7.3:80', proto: 'tcp', want: e80(A1), masq: N },
-    { id: '7.5', what: 't4 no hint for zone-a: all', src: POD, dst: '172.30.7.4:80', proto: 'tcp', want: e80(A1, B1), masq: N },
-    { id: '7.6', what: 't5 iTP Local ignores hints', src: POD, dst: '172.30.7.5:80', proto: 'tcp', want: e80(TL), masq: N },
-    { id: '7.8', what: 't6 ClusterIP (iTP Cluster) honours hints', src: POD, dst: '172.30.7.6:80', proto: 'tcp', want: e80(A1), masq: N },
-    { id: '7.9', what: 't6 pod short-circuit', src: POD, dst: `${NODE}:3006`, proto: 'tcp', want: e80(A1), masq: N },
-    { id: '7.10', what: 't6 node short-circuit', src: NODE, dst: `${NODE}:3006`, proto: 'tcp', want: e80(A1), masq: Y },
-    { id: '7.11', what: 't7 forNodes: PreferSameNode', src: POD, dst: '172.30.7.7:80', proto: 'tcp', want: e80(TL), masq: N },
-    { id: '7.12', what: 't8 no node hint for this node: zone hints', src: POD, dst: '172.30.7.8:80', proto: 'tcp', want: e80(A1), masq: N },
-    { id: '7.13', what: 't9 node hints incomplete: zone hints', src: POD, dst: '172.30.7.9:80', proto: 'tcp', want: e80(TL, A1), masq: N },
-  ],
-}, {
-  name: 'node without a zone label',
-  env: FENV, objects: topoObjects, strict: true,
-  rows: [
-    { id: '7.14', what: 't1 zone hints ignored', src: POD, dst: '172.30.7.1:80', proto: 'tcp', want: e80(A1, A2, B1), masq: N },
-    { id: '7.15', what: 't3 zone hints ignored, not-ready endpoint still out', src: POD, dst: '172.30.7.3:80', proto: 'tcp', want: e80(A1, B1), masq: N },
-    { id: '7.16', what: 't7 node hints need no zone label', src: POD, dst: '172.30.7.7:80', proto: 'tcp', want: e80(TL), masq: N },
-  ],
-}];
-
-const featureSections: BSection[] = [
-  { tag: 'bf12', title: 'features 1, 2: named target ports, multi-port', cases: [portsCase] },
-  { tag: 'bf4', title: 'features 4: hairpin', cases: [hairpinCase] },
-  { tag: 'bf5', title: 'features 5: dual stack, IPv6', cases: [dualStackCase] },
-  { tag: 'bf6', title: 'features 6: masquerade matrix, pod and node sources', cases: matrixCases },
-  { tag: 'bf7', title: 'features 7: topology hints', cases: topologyCases },
+  ])] },
+  { tag: 'bf5', title: 'features 5: dual stack, IPv6', cases: [fromNode(dualStack, [
+    { id: '5.x', what: 'node to the externalIP', src: NODE6, dst: '[2001:db8:99::11]:80', proto: 'tcp', want: [ep(D6L, 80), ep(D6R, 80)], masq: Y },
+    { id: '5.y', what: 'node to the LB IP', src: NODE6, dst: '[2001:db8:ff::51]:80', proto: 'tcp', want: [ep(D6L, 80), ep(D6R, 80)], masq: Y },
+  ])] },
+  // --masquerade-all: the maps hold nothing, everything is nft's
+  { tag: 'bf6', title: 'features 6: masquerade matrix, pod and node sources', cases: matrixCases.map((c) => fromNode(c)) },
+  { tag: 'bf7', title: 'features 7: topology hints', cases: [fromNode(topologyZoneA), fromNode(topologyNoZone)] },
 ];
 const SECTIONS: BSection[] = [...referenceSections, ...featureSections];
 
 // ---- the lab of a section ------------------------------------------------------------------------
-
-function endpointAddresses(objects: unknown[]): string[] {
-  return objects.flatMap((o) => {
-    const obj = o as { kind?: string; endpoints?: { addresses: string[] }[] };
-    return obj.kind === 'EndpointSlice' ? (obj.endpoints ?? []).flatMap((e) => e.addresses) : [];
-  });
-}
-
-function labSpec(cases: readonly BCase[], moreSources: readonly string[] = []): LabSpec {
-  const nodeIPs = unique(cases.flatMap((c) => c.env.nodeIPs ?? []));
-  const pods = unique(cases.flatMap((c) => endpointAddresses(c.objects)));
-  const sources = unique([...cases.flatMap((c) => c.rows.map((r) => r.src)), ...moreSources]).filter((s) => !nodeIPs.includes(s) && !pods.includes(s));
-  return { nodeIPs, pods, clients: sources, selfAddressed: [], ports: PORTS };
-}
 
 function compiled(c: BCase): { ruleset: Ruleset; cfg: ProxyConfig } {
   const r = compileObjects(c.objects, c.env);
@@ -393,23 +182,6 @@ const shouldCover = (c: BCase, row: BRow): boolean =>
   !c.env.masqueradeAll && Array.isArray(row.want) && clusterIPs(c.objects).has(canon(parseDst(row.dst).host));
 
 // ---- measurements ----------------------------------------------------------------------------------
-
-interface Pending<T> { promise: Promise<T>; resolve: (o: T) => void; reject: (e: unknown) => void }
-function pending<T>(): Pending<T> {
-  let resolve!: (o: T) => void, reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
-  promise.catch(() => {}); // the `it` waiting for it reports it
-  return { promise, resolve, reject };
-}
-
-async function pool<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The node's conntrack table, both families. */
 async function nodeFlows(lab: Lab): Promise<Flow[]> {
@@ -495,7 +267,7 @@ function placementsOf(lab: Lab, srcs: readonly string[]): Placement[] {
 async function runSection(section: BSection, bpffs: string): Promise<void> {
   const rows = section.cases.flatMap((c) => c.rows);
   try {
-    await withBpfLab(section.tag, labSpec(section.cases), bpffs, async ({ lab, cg, h, applier }) => {
+    await withBpfLab(section.tag, labSpecFor(section.cases, PORTS), bpffs, async ({ lab, cg, h, applier }) => {
       const srcs = unique(rows.map((r) => r.src));
       await lab.startCgroupClients(srcs, cg);
       const placements = placementsOf(lab, srcs);
@@ -559,7 +331,7 @@ const STICKY_VIP = '172.30.3.1:80';
 const STICKY_ALL = e80(...S);
 const affinityCase: BCase = {
   name: `ClientIP, timeoutSeconds ${AFF_TIMEOUT_S}, four endpoints`,
-  env: FENV, strict: true,
+  env: FEATURES_ENV, strict: true,
   objects: [
     service('ns3', 'sticky', {
       clusterIP: '172.30.3.1', sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: AFF_TIMEOUT_S } },
@@ -585,7 +357,7 @@ const affinityResult = pending<AffinityResult>();
 
 async function runAffinity(bpffs: string): Promise<void> {
   try {
-    await withBpfLab('baff', labSpec([affinityCase], [POD]), bpffs, async ({ lab, cg, h, applier }) => {
+    await withBpfLab('baff', labSpecFor([affinityCase], PORTS, [POD]), bpffs, async ({ lab, cg, h, applier }) => {
       const { ruleset, cfg } = compiled(affinityCase);
       await lab.load(ruleset);
       await lab.forgetConnections();
@@ -629,7 +401,7 @@ const changeObjects = (eps: string[]): unknown[] => [
   slice('ns8', 'other', 'other-a', [{ name: 'http', port: 80 }], [{ ip: CA, node: 'test-node' }]),
 ];
 const CHG_BEFORE = [CA, CB, CC], CHG_AFTER = [CA, CB, CD];
-const changeCase = (eps: string[]): BCase => ({ name: `web on ${eps.join(', ')}`, env: FENV, objects: changeObjects(eps), rows: [], strict: true });
+const changeCase = (eps: string[]): BCase => ({ name: `web on ${eps.join(', ')}`, env: FEATURES_ENV, objects: changeObjects(eps), rows: [], strict: true });
 interface ChangeResult {
   sync: { upserts: number; removes: number };
   otherGen: [number | undefined, number | undefined];
@@ -642,7 +414,7 @@ const changeResult = pending<ChangeResult>();
 
 async function runChange(bpffs: string): Promise<void> {
   try {
-    await withBpfLab('bchg', labSpec([changeCase([CA, CB, CC, CD])], [POD]), bpffs, async ({ lab, cg, h, applier }) => {
+    await withBpfLab('bchg', labSpecFor([changeCase([CA, CB, CC, CD])], PORTS, [POD]), bpffs, async ({ lab, cg, h, applier }) => {
       const before = compiled(changeCase(CHG_BEFORE)), after = compiled(changeCase(CHG_AFTER));
       await lab.load(before.ruleset);
       fillMaps(applier, before.ruleset, before.cfg);
@@ -677,11 +449,6 @@ async function runChange(bpffs: string): Promise<void> {
 
 // ---- the tests ---------------------------------------------------------------------------------------
 
-function tableOutcome(row: { want: Expect; masq?: boolean }): Observed {
-  const got = Array.isArray(row.want) ? [...row.want].sort() : row.want;
-  return { got, masq: row.masq ?? (row.want === '' ? false : undefined) };
-}
-const fmtWant = (want: Expect): string => (Array.isArray(want) ? want.join(', ') : want === '' ? '"" (not proxied)' : want);
 
 
 function rowTests(c: BCase): void {

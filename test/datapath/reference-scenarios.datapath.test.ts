@@ -8,10 +8,11 @@
 // result, so a row is reported as soon as its section got to it.
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Lab, type LabSpec, parseDst } from '../lab/lab.js';
+import { Lab } from '../lab/lab.js';
 import { canUseKernel, KERNEL_SKIP_REASON, liveNetns, netnsOfThisProcess } from '../lab/netns.js';
 import type { Observed } from '../lab/outcome.js';
 import { compileObjects, probe } from '../support/builders.js';
+import { type Pending, labSpecFor, pending, tableOutcome } from '../support/datapath-rows.js';
 import { type Case, type Row, type Section, SECTIONS } from '../support/reference-rows.js';
 
 // Ports any row connects to or any DNAT may choose; every pod and the node listen on all of
@@ -31,49 +32,15 @@ const SCTP_SKIP = existsSync('/proc/net/sctp')
   ? 'the lab agent has no SCTP client: Node has no SCTP sockets'
   : 'kernel has no SCTP module';
 
-// ---- where every address of a section lives -----------------------------------------------
-
-const unique = <T>(xs: Iterable<T>): T[] => [...new Set(xs)];
-
-function endpointAddresses(objects: unknown[]): string[] {
-  return objects.flatMap((o) => {
-    const obj = o as { kind?: string; endpoints?: { addresses: string[] }[] };
-    return obj.kind === 'EndpointSlice' ? (obj.endpoints ?? []).flatMap((e) => e.addresses) : [];
-  });
-}
-
-/**
- * The lab for a section: a pod for every endpoint of every case (not only those a row
- * expects, so a packet DNATed to a terminating or remote-only endpoint is seen), the node
- * IPs on the node, every other source in a client namespace, apart from sources that send
- * to their own address (rows 28/29), which need a namespace of their own.
- */
-function labSpec(section: Section): LabSpec {
-  const rows = section.cases.flatMap((c) => c.rows);
-  const nodeIPs = unique(section.cases.flatMap((c) => c.env.nodeIPs ?? []));
-  const pods = unique(section.cases.flatMap((c) => endpointAddresses(c.objects)));
-  const sources = unique(rows.map((r) => r.src)).filter((s) => !nodeIPs.includes(s) && !pods.includes(s));
-  const selfAddressed = sources.filter((s) => rows.some((r) => r.src === s && parseDst(r.dst).host === s));
-  return { nodeIPs, pods, clients: sources.filter((s) => !selfAddressed.includes(s)), selfAddressed, ports: PORTS };
-}
-
 // ---- kernel results, measured in the background -------------------------------------------
 
-interface Pending { promise: Promise<Observed>; resolve: (o: Observed) => void; reject: (e: unknown) => void }
-function pending(): Pending {
-  let resolve!: (o: Observed) => void, reject!: (e: unknown) => void;
-  const promise = new Promise<Observed>((res, rej) => { resolve = res; reject = rej; });
-  promise.catch(() => {}); // the row's `it` reports it; never an unhandled rejection
-  return { promise, resolve, reject };
-}
-
 const isSctp = (row: Row): boolean => row.proto === 'sctp';
-const kernel = new Map<Row, Pending>(SECTIONS.flatMap((s) => s.cases.flatMap((c) => c.rows.filter((r) => !isSctp(r)).map((r) => [r, pending()] as const))));
+const kernel = new Map<Row, Pending<Observed>>(SECTIONS.flatMap((s) => s.cases.flatMap((c) => c.rows.filter((r) => !isSctp(r)).map((r) => [r, pending<Observed>()] as const))));
 
 async function runSection(section: Section): Promise<void> {
   const rows = section.cases.flatMap((c) => c.rows.filter((r) => !isSctp(r)));
   try {
-    const lab = await Lab.create(section.id.replace('.', ''), labSpec(section));
+    const lab = await Lab.create(section.id.replace('.', ''), labSpecFor(section.cases, PORTS));
     try {
       for (const c of section.cases) {
         await lab.load(compileObjects(c.objects, c.env).ruleset);
@@ -93,13 +60,6 @@ async function runSection(section: Section): Promise<void> {
 }
 
 // ---- the rows --------------------------------------------------------------------------------
-
-/** The table row in the notation both the kernel and the tracer are read in. */
-function tableOutcome(row: Row): Observed {
-  const got = Array.isArray(row.want) ? [...row.want].sort() : row.want;
-  // A packet nftproxy leaves alone ("" ) is not masqueraded: the table says "no".
-  return { got, masq: row.masq ?? (row.want === '' ? false : undefined) };
-}
 
 function tracerOutcome(c: Case, row: Row): Observed {
   const { ruleset, cfg } = compileObjects(c.objects, c.env);

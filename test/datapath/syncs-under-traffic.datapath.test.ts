@@ -30,34 +30,22 @@ import type { Ruleset } from '../../src/ir/types.js';
 import type { LoopRecord, Proto } from '../lab/agent-process.js';
 import { Lab, type LabSpec, type TrafficLoop } from '../lab/lab.js';
 import { canUseKernel, KERNEL_SKIP_REASON, liveNetns, netnsOfThisProcess } from '../lab/netns.js';
-import { type Env, compileObjects, service, slice } from '../support/builders.js';
+import { EXT as EXT4, EXT6, LAB_ENV, NODE as NODE4, NODE6, NODE_NAME, envFlags } from '../support/address-plan.js';
+import { compileObjects, service, slice } from '../support/builders.js';
 import { Daemon, type LogLine, synced } from '../support/daemon.js';
 import { readKernelTables } from '../support/kernel-table.js';
 
 // ---- the cluster ------------------------------------------------------------------------------
 
-const NODE4 = '192.168.0.2';
-const NODE6 = '2001:db8::1';
 const POD4 = { A: '10.180.0.1', B: '10.180.0.2', C: '10.180.0.3', D: '10.180.0.4' };
 const POD6 = { A: 'fd00:10::1', B: 'fd00:10::2', C: 'fd00:10::3', D: 'fd00:10::4' };
-/** a pod client (inside the cluster CIDR) and an external client, per family */
+/** a pod client (inside the cluster CIDR) per family; the external clients are the plan's */
 const CLIENT4 = '10.180.1.100';
-const EXT4 = '203.0.113.2';
 const CLIENT6 = 'fd00:10::100';
-const EXT6 = '2001:db8:ff::2';
 
-const ENV: Env = {
-  nodeName: 'node-a',
-  nodeIPs: [NODE4, NODE6],
-  clusterCIDRs: ['10.180.0.0/16', 'fd00:10::/64'],
-  serviceCIDRs: ['172.30.0.0/16', 'fd00:10:96::/112'],
-  nodePortAddresses: [`${NODE4}/32`, `${NODE6}/128`],
-};
+const ENV = LAB_ENV;
 /** The same configuration as `nftproxy run` flags. */
-const DAEMON_FLAGS = [
-  '--node', 'node-a', '--cluster-cidr', '10.180.0.0/16,fd00:10::/64', '--service-cidr', '172.30.0.0/16,fd00:10:96::/112',
-  '--nodeport-addresses', `${NODE4}/32,${NODE6}/128`, '--node-ip', NODE4, '--node-ip', NODE6,
-];
+const DAEMON_FLAGS = envFlags(ENV);
 
 const WEB = { vip: '172.30.0.10', port: 80, nodePort: 30080 };
 const DNS = { vip: '172.30.0.11', port: 53, nodePort: 30053 };
@@ -71,7 +59,7 @@ const EXT = { vip: '172.30.0.13', externalIP: '192.168.99.11', port: 53 };
 interface State { web?: readonly string[]; dns?: readonly string[]; web6?: readonly string[]; late?: readonly string[]; ext?: readonly string[] }
 
 function objects(s: State): unknown[] {
-  const eps = (ips: readonly string[] | undefined) => (ips ?? []).map((ip) => ({ ip, node: 'node-a' }));
+  const eps = (ips: readonly string[] | undefined) => (ips ?? []).map((ip) => ({ ip, node: NODE_NAME }));
   const tcp = { name: 'http', port: 80, protocol: 'TCP' as const };
   const udp = { name: 'dns', port: 53, protocol: 'UDP' as const };
   return [
@@ -278,36 +266,16 @@ describe.skipIf(!canUseKernel)(`syncs under real traffic${canUseKernel ? '' : ` 
     { eps: [p.B, p.D], run: partialSync(lab, { [svc]: [p.B, p.D] }) },
   ];
 
-  it('TCP: partial syncs (remove C, add D, remove A) while fresh connections flow, ClusterIP and NodePort', async () => {
-    await reset({ web: [A, B, C] });
-    const flows: Flow[] = [
-      { src: CLIENT4, dst: `${WEB.vip}:${WEB.port}`, proto: 'tcp', port: 80 },
-      { src: EXT4, dst: `${NODE4}:${WEB.nodePort}`, proto: 'tcp', port: 80 },
-    ];
-    const changes = removeCaddDremoveA('web', POD4);
-    const r = await underTraffic(lab, flows, [A, B, C], changes);
-    expect(r).toEqual({ labels: ['partial', 'partial', 'partial'], flows: expectedFlows(flows, [A, B, C], changes) });
-  }, 30_000);
-
-  it('UDP: partial syncs while fresh sockets send (each try a new conntrack flow), ClusterIP and NodePort', async () => {
-    await reset({ dns: [A, B, C] });
-    const flows: Flow[] = [
-      { src: CLIENT4, dst: `${DNS.vip}:${DNS.port}`, proto: 'udp', port: 53 },
-      { src: EXT4, dst: `${NODE4}:${DNS.nodePort}`, proto: 'udp', port: 53 },
-    ];
-    const changes = removeCaddDremoveA('dns', POD4);
-    const r = await underTraffic(lab, flows, [A, B, C], changes);
-    expect(r).toEqual({ labels: ['partial', 'partial', 'partial'], flows: expectedFlows(flows, [A, B, C], changes) });
-  }, 30_000);
-
-  it('IPv6 TCP: partial syncs while fresh connections flow, ClusterIP and NodePort', async () => {
-    const p = POD6;
-    await reset({ web6: [p.A, p.B, p.C] });
-    const flows: Flow[] = [
-      { src: CLIENT6, dst: `[${WEB6.vip}]:${WEB6.port}`, proto: 'tcp', port: 80 },
-      { src: EXT6, dst: `[${NODE6}]:${WEB6.nodePort}`, proto: 'tcp', port: 80 },
-    ];
-    const changes = removeCaddDremoveA('web6', POD6);
+  // One row per service: its pods, a pod client to the ClusterIP and an external one to the NodePort.
+  const partialRows = [
+    { what: 'TCP: partial syncs (remove C, add D, remove A) while fresh connections flow', svc: 'web', pods: POD4, vip: `${WEB.vip}:${WEB.port}`, nodePort: `${NODE4}:${WEB.nodePort}`, clients: [CLIENT4, EXT4], proto: 'tcp', port: 80 },
+    { what: 'UDP: partial syncs while fresh sockets send (each try a new conntrack flow)', svc: 'dns', pods: POD4, vip: `${DNS.vip}:${DNS.port}`, nodePort: `${NODE4}:${DNS.nodePort}`, clients: [CLIENT4, EXT4], proto: 'udp', port: 53 },
+    { what: 'IPv6 TCP: partial syncs while fresh connections flow', svc: 'web6', pods: POD6, vip: `[${WEB6.vip}]:${WEB6.port}`, nodePort: `[${NODE6}]:${WEB6.nodePort}`, clients: [CLIENT6, EXT6], proto: 'tcp', port: 80 },
+  ] as const;
+  for (const { what, svc, pods: p, vip, nodePort, clients: [pod, ext], proto, port } of partialRows) it(`${what}, ClusterIP and NodePort`, async () => {
+    await reset({ [svc]: [p.A, p.B, p.C] });
+    const flows: Flow[] = [{ src: pod, dst: vip, proto, port }, { src: ext, dst: nodePort, proto, port }];
+    const changes = removeCaddDremoveA(svc, p);
     const r = await underTraffic(lab, flows, [p.A, p.B, p.C], changes);
     expect(r).toEqual({ labels: ['partial', 'partial', 'partial'], flows: expectedFlows(flows, [p.A, p.B, p.C], changes) });
   }, 30_000);
@@ -389,6 +357,13 @@ describe.skipIf(!canUseKernel)(`syncs under real traffic${canUseKernel ? '' : ` 
     seen(records, from - 1, until + 1).filter((l) => !allowed.includes(l) && l !== 'FAILED timeout');
   const failuresOutside = (records: readonly LoopRecord[], from: number, until: number): string[] =>
     records.filter((r) => !r.ok && (r.t0 < from || r.t0 > until)).map((r) => `${iso(r.t0)} ${landing(r, 53)}`);
+  /** One flow, one DNAT decision: the endpoint (A or B) every datagram so far went to, and the other one. */
+  async function stuckTo(loop: TrafficLoop): Promise<{ gone: string; survivor: string }> {
+    await loop.waitFor(STICKY_TRIES, 0);
+    const first = seen(await loop.peek(0), 0, Infinity);
+    expect(first.length === 1 && [A, B].includes(first[0]!), `one endpoint answers the socket: ${first.join(', ')}`).toBe(true);
+    return { gone: first[0]!, survivor: first[0] === A ? B : A };
+  }
 
   it('UDP conntrack: a removed endpoint keeps a connected socket\'s flow until cleanup runs (negative control); the product\'s cleanup moves it to the survivor', async () => {
     const state0: State = { dns: [A, B] };
@@ -398,12 +373,7 @@ describe.skipIf(!canUseKernel)(`syncs under real traffic${canUseKernel ? '' : ` 
     const { loop, sport } = await stickySocket(`${DNS.vip}:${DNS.port}`);
     let records: LoopRecord[] = [];
     try {
-      await loop.waitFor(STICKY_TRIES, 0);
-      // One flow, one DNAT decision: every datagram so far went to the same endpoint.
-      const first = seen(await loop.peek(0), 0, Infinity);
-      expect(first.length === 1 && [A, B].includes(first[0]!), `one endpoint answers the socket: ${first.join(', ')}`).toBe(true);
-      const gone = first[0]!;
-      const survivor = gone === A ? B : A;
+      const { gone, survivor } = await stuckTo(loop);
 
       const state1: State = { dns: [survivor] };
       const syncStart = Date.now();
@@ -525,11 +495,7 @@ describe.skipIf(!canUseKernel)(`syncs under real traffic${canUseKernel ? '' : ` 
     let records: LoopRecord[] = [];
     let exitCode: number;
     try {
-      await loop.waitFor(STICKY_TRIES, 0);
-      const first = seen(await loop.peek(0), 0, Infinity);
-      expect(first.length === 1 && [A, B].includes(first[0]!), `one endpoint answers the socket: ${first.join(', ')}`).toBe(true);
-      const gone = first[0]!;
-      const survivor = gone === A ? B : A;
+      const { gone, survivor } = await stuckTo(loop);
 
       const mark = daemon.logs.length;
       const written = Date.now();

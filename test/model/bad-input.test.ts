@@ -1,14 +1,20 @@
 // Every class of bad input: the object is skipped with a sentence naming it, the rest compiles.
 import { describe, expect, it } from 'vitest';
 import { buildModel } from '../../src/model/build-model.js';
-import { formatDiagnostic } from '../../src/model/diagnostic.js';
+import { type DiagnosticCode, formatDiagnostic } from '../../src/model/diagnostic.js';
 import { service, slice } from '../support/builders.js';
 
 const good = service('ok', 'fine', { clusterIP: '10.96.0.1', ports: [{ port: 80 }] });
 const svc = (spec: Record<string, unknown>, name = 'bad') => service('ns', name, { clusterIP: '10.96.0.2', ports: [{ port: 80 }], ...spec });
 
+// A code is one the model produces: a typo here, in a metric label or in the manifest
+// watcher's comparisons does not compile.
+// @ts-expect-error 'nodeport-conflicts' is not a DiagnosticCode
+const typo: DiagnosticCode = 'nodeport-conflicts';
+void typo;
+
 describe('bad objects are skipped with a reason naming them', () => {
-  it.each([
+  it.each<{ name: string; obj: unknown; code: DiagnosticCode; reason: RegExp }>([
     { name: 'bad clusterIP', obj: svc({ clusterIP: '10.96.0.999' }), code: 'invalid-ip', reason: /clusterIP "10.96.0.999" is not an IP address/ },
     { name: 'port out of range', obj: svc({ ports: [{ port: 70000 }] }), code: 'invalid-port', reason: /port 70000 is not in 1-65535/ },
     { name: 'port zero', obj: svc({ ports: [{ port: 0 }] }), code: 'invalid-port', reason: /not in 1-65535/ },

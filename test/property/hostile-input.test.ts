@@ -20,27 +20,15 @@ import { renderText } from '../../src/render/nft-text.js';
 import { renderJson } from '../../src/render/nft-json.js';
 import type { ProxyConfig } from '../../src/model/config.js';
 import type { DiagnosticKind } from '../../src/model/diagnostic.js';
-import { parseCidr, parseIP, printable } from '../../src/model/ip.js';
+import { printable } from '../../src/model/ip.js';
 import { servicePortId } from '../../src/ir/names.js';
+import { CLUSTER_ENV } from '../support/address-plan.js';
+import { config } from '../support/builders.js';
 
 // ---------------------------------------------------------------------------------------
 // Configuration of the node we compile for.
 
-function must<T>(r: { ok: true; value: T } | { ok: false; error: string }): T {
-  if (!r.ok) throw new Error(r.error);
-  return r.value;
-}
-
-const CFG: ProxyConfig = {
-  nodeName: 'node-a',
-  nodeIPs: [must(parseIP('192.168.0.2')), must(parseIP('2001:db8::2'))],
-  nodeLabels: { 'topology.kubernetes.io/zone': 'zone-a' },
-  clusterCIDRs: [must(parseCidr('10.244.0.0/16')), must(parseCidr('fd00:10:244::/56'))],
-  serviceCIDRs: [must(parseCidr('10.96.0.0/16')), must(parseCidr('fd00:10:96::/112'))],
-  nodePortAddresses: { kind: 'primary' },
-  masqueradeAll: false,
-  proxyName: 'nftproxy',
-};
+const CFG: ProxyConfig = config({ ...CLUSTER_ENV, nodeLabels: { 'topology.kubernetes.io/zone': 'zone-a' } });
 
 // ---------------------------------------------------------------------------------------
 // Markers: every hostile string carries one, so a leak into the output is detectable.

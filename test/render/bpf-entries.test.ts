@@ -4,9 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { LOCAL_PROBE_MAX } from '../../native/layout.js';
 import { bpfKeptSources, bpfServices, deadUdpBackends, diffBpfServices, fmtKeptSource, renderBpfText } from '../../src/render/bpf-entries.js';
 import { type Cidr, parseCidr } from '../../src/model/ip.js';
+import { CLUSTER_ENV } from '../support/address-plan.js';
 import { compileObjects, service, slice, type Env } from '../support/builders.js';
+import { must } from '../support/must.js';
 
-const ENV: Env = { nodeName: 'node-a', nodeIPs: ['192.168.0.2', '2001:db8::2'], clusterCIDRs: ['10.244.0.0/16'] };
+const ENV = CLUSTER_ENV;
 const svc = (name: string, spec: Record<string, unknown>, status?: Record<string, unknown>) => service('ns', name, { clusterIP: '10.96.0.10', ports: [{ name: 'p', port: 80 }], ...spec }, status);
 const eps = (name: string, list: { ip: string; node?: string; ready?: boolean; serving?: boolean; terminating?: boolean }[], proto: 'TCP' | 'UDP' | 'SCTP' = 'TCP') =>
   slice('ns', name, `${name}-1`, [{ name: 'p', port: 8080, protocol: proto }], list);
@@ -48,7 +50,7 @@ describe('bpfServices', () => {
 });
 
 describe('bpfKeptSources: which bound sources nft\'s ClusterIP masquerade leaves alone (the rest go to nft)', () => {
-  const cidrs = (...c: string[]): Cidr[] => c.map((x) => { const r = parseCidr(x); if (!r.ok) throw new Error(r.error); return r.value; });
+  const cidrs = (...c: string[]): Cidr[] => c.map((x) => must(parseCidr(x)));
   it.each([
     { title: 'no --cluster-cidr: nothing is masqueraded, every source is kept', cidrs: [], want: ['::/0 kept', '0.0.0.0/0 kept'] },
     { title: 'an IPv4 cluster CIDR: it is kept, the rest of IPv4 masqueraded, IPv6 (no detector) kept', cidrs: ['10.244.0.0/16'], want: ['::/0 kept', '0.0.0.0/0 masquerade', '10.244.0.0/16 kept'] },

@@ -3,12 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import { renderText } from '../../src/render/nft-text.js';
 import { renderJson } from '../../src/render/nft-json.js';
+import { CLUSTER_ENV } from '../support/address-plan.js';
 import { compileObjects, service, slice } from '../support/builders.js';
 
-const ENV = {
-  nodeName: 'node-a', nodeIPs: ['192.168.0.2', '2001:db8::2'], clusterCIDRs: ['10.244.0.0/16', 'fd00:10:244::/64'],
-  serviceCIDRs: ['10.96.0.0/12', 'fd00:10:96::/112'],
-};
+const ENV = CLUSTER_ENV;
 const CASES: Record<string, unknown[]> = {
   'etp-local-lb': [
     service('shop', 'web', { type: 'LoadBalancer', clusterIP: '10.96.0.10', externalTrafficPolicy: 'Local', healthCheckNodePort: 32000, externalIPs: ['203.0.113.10'], loadBalancerSourceRanges: ['192.168.0.0/24'], ports: [{ name: 'http', port: 80, nodePort: 30080 }] }, { loadBalancer: { ingress: [{ ip: '198.51.100.1' }] } }),

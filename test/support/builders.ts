@@ -4,8 +4,10 @@ import { compile } from '../../src/compile/compile.js';
 import { parseCidr, parseIP, type IP } from '../../src/model/ip.js';
 import type { ProxyConfig } from '../../src/model/config.js';
 import type { Ruleset } from '../../src/ir/types.js';
-import { trace, fmtBackend } from '../../src/trace/trace.js';
+import { fmtBackend } from '../../src/ir/types.js';
+import { trace } from '../../src/trace/trace.js';
 import type { Protocol } from '../../src/model/types.js';
+import { must } from './must.js';
 
 export interface PortSpec { name?: string; port: number; protocol?: 'TCP' | 'UDP' | 'SCTP'; targetPort?: number | string; nodePort?: number }
 
@@ -31,10 +33,6 @@ export function slice(ns: string, svcName: string, sliceName: string, ports: Por
   };
 }
 
-const must = <T>(r: { ok: true; value: T } | { ok: false; error: string }): T => {
-  if (!r.ok) throw new Error(r.error);
-  return r.value;
-};
 
 export interface Env {
   nodeName?: string;

@@ -1,15 +1,11 @@
 // ../shared/reference-scenarios.md as data: every section's objects, environment and rows.
 // The same rows drive explain's tracer (test/compile/reference-scenarios.test.ts) and real
 // packets through the kernel (test/datapath/reference-scenarios.datapath.test.ts).
+import { LAB_ENV, NODE, NODE6 } from './address-plan.js';
 import { type Env, type Expect, service, slice } from './builders.js';
 
-export const ENV: Env = {
-  nodeName: 'test-node',
-  nodeIPs: ['192.168.0.2', '192.168.1.2', '192.168.99.11', '2001:db8::1', '2001:db8:1::2'],
-  clusterCIDRs: ['10.0.0.0/8', 'fd00:10::/64'],
-  serviceCIDRs: ['172.30.0.0/16', 'fd00:10:96::/112'],
-  nodePortAddresses: ['192.168.0.2/32', '2001:db8::1/128'],
-};
+/** The lab plan, with the document's second address per family and its externalIP on the node. */
+const ENV: Env = { ...LAB_ENV, nodeIPs: [NODE, '192.168.1.2', '192.168.99.11', NODE6, '2001:db8:1::2'] };
 
 /** One flow of a table: `want` in the table's notation, `masq` only where the table says. */
 export interface Row { n: number; src: string; dst: string; proto?: 'tcp' | 'udp' | 'sctp'; want: Expect; masq?: boolean }
