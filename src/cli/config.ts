@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { type Cidr, type IP, parseCidr, parseIP, familyOf } from '../model/ip.js';
-import type { NodePortAddresses, ProxyConfig } from '../model/config.js';
+import { type IPFamilies, type NodePortAddresses, type ProxyConfig, ipFamiliesInUse, parseIPFamilies } from '../model/config.js';
 import type { Model } from '../model/types.js';
 import { type Result, ok, err } from '../model/result.js';
 import { parseDuration } from './duration.js';
@@ -15,6 +15,8 @@ export interface ConfigFlags {
   nodeportAddresses?: string;
   nodeIp?: string[];
   masqueradeAll?: boolean;
+  /** ipv4, ipv6 or dual */
+  ipFamilies?: string;
 }
 
 /** What the config file says, before the Node object is known. */
@@ -25,6 +27,11 @@ export interface BaseConfig {
   readonly serviceCIDRs: readonly Cidr[];
   readonly nodePortAddresses: NodePortAddresses;
   readonly masqueradeAll: boolean;
+  /**
+   * The families to compile. Unset: `run` fills in what the host carries (host-families.ts)
+   * before the first sync; dump and explain take the families of their inputs (resolveConfig).
+   */
+  readonly ipFamilies?: IPFamilies;
 }
 
 function cidrList(text: string, what: string): Result<Cidr[], string> {
@@ -173,7 +180,9 @@ function baseConfigFrom(flags: ConfigFlags, f: ConfigFile): Result<BaseConfig, s
     }
   }
   const masq = flags.masqueradeAll ?? (file.masqueradeAll === true || (file.nftables as Record<string, unknown> | undefined)?.masqueradeAll === true);
-  return ok({ nodeName, nodeIPs, clusterCIDRs: clusterCIDRs.value, serviceCIDRs: serviceCIDRs.value, nodePortAddresses: npa.value, masqueradeAll: masq });
+  const fams = flags.ipFamilies === undefined ? undefined : parseIPFamilies(flags.ipFamilies);
+  if (fams && !fams.ok) return fams;
+  return ok({ nodeName, nodeIPs, clusterCIDRs: clusterCIDRs.value, serviceCIDRs: serviceCIDRs.value, nodePortAddresses: npa.value, masqueradeAll: masq, ...(fams ? { ipFamilies: fams.value } : {}) });
 }
 
 /** Fill in what only the Node object knows: addresses (when no --node-ip) and labels. */
@@ -183,12 +192,18 @@ export function resolveConfig(base: BaseConfig, model: Model, proxyName = 'nftpr
   let nodeIPs = base.nodeIPs;
   if (nodeIPs.length === 0) {
     nodeIPs = node?.addresses ?? [];
-    if (!node) notes.push(`node ${base.nodeName} is not among the inputs and no --node-ip was given: NodePorts have no address to listen on`);
+    if (!node) notes.push(`node ${base.nodeName} is not among the inputs and no --node-ip was given: it has no node IP of either family`);
   }
   // Primary first per family: keep the order given, grouped so each family's first wins.
   const ordered = [...nodeIPs.filter((ip) => familyOf(ip) === 'ipv4'), ...nodeIPs.filter((ip) => familyOf(ip) === 'ipv6')];
+  const ipFamilies = base.ipFamilies ?? ipFamiliesInUse(ordered, model.services);
+  for (const fam of ipFamilies) {
+    if (ordered.some((ip) => familyOf(ip) === fam)) continue;
+    // What kube-proxy does for a family the Node lists no address of (detectNodeIPs).
+    notes.push(`node ${base.nodeName} has no ${fam} address: as in kube-proxy, ${fam === 'ipv4' ? '127.0.0.1' : '::1'} stands in for its ${fam} node IP${base.nodePortAddresses.kind === 'primary' ? ` and ${fam} NodePorts are accepted on every local ${fam} address` : ''}`);
+  }
   return {
-    config: { ...base, nodeIPs: ordered, nodeLabels: node?.labels ?? {}, proxyName },
+    config: { ...base, nodeIPs: ordered, nodeLabels: node?.labels ?? {}, proxyName, ipFamilies },
     notes,
   };
 }

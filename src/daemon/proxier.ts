@@ -122,7 +122,7 @@ export class Proxier {
       this.o.metrics.onPorts(servicePorts);
       for (const t of changed.triggers) this.o.metrics.networkProgramming.observe(Math.max(0, this.lastSuccess - t) / 1000);
     }
-    await this.o.serviceHealth?.sync(serviceHealthOf(q.model, this.o.base.nodeName), healthHostsOf(q.model, config));
+    await this.o.serviceHealth?.sync(serviceHealthOf(q.model, this.o.base.nodeName), healthHostsOf(config));
     this.report({ reason, ok: true, kind: result.kind, ops: result.ops, durationMs, ...counts });
     return true;
   }

@@ -8,8 +8,7 @@
 // are accepted on all of them.
 import { type Server, createServer } from 'node:http';
 import type { Logger } from 'pino';
-import type { Model } from '../model/types.js';
-import { refString } from '../model/types.js';
+import { type Model, refString } from '../model/types.js';
 import type { ProxyConfig } from '../model/config.js';
 import { families } from '../compile/compile.js';
 import { familyContext } from '../compile/family-context.js';
@@ -38,16 +37,18 @@ export function serviceHealthOf(model: Model, nodeName: string): ServiceHealth[]
 /** Where the servers listen: these addresses, or every address. */
 export type HealthHosts = readonly string[] | 'all';
 
-/** The addresses NodePorts are accepted on, per family, as the compiler decides them. With none
- * known (no node IP yet), every address, as before a node IP is known. */
-export function healthHostsOf(model: Model, cfg: ProxyConfig): HealthHosts {
-  const ips: string[] = [];
-  for (const fam of families(model, cfg)) {
+/** The addresses NodePorts are accepted on, per family, as the compiler decides them: a family
+ * that accepts them on every local address (its node IP unknown, or a 0.0.0.0/0 / ::/0 entry)
+ * is served on its wildcard address, every family that does on all addresses. */
+export function healthHostsOf(cfg: ProxyConfig): HealthHosts {
+  const hosts: string[] = [];
+  const fams = families(cfg);
+  let matchAll = 0;
+  for (const fam of fams) {
     const np = familyContext(cfg, fam).nodePorts;
-    if (np.kind === 'match-all') return 'all';
-    ips.push(...np.ips);
+    if (np.kind === 'match-all') { matchAll++; hosts.push(fam === 'ipv4' ? '0.0.0.0' : '::'); } else hosts.push(...np.ips);
   }
-  return ips.length ? ips : 'all';
+  return matchAll === fams.length || hosts.length === 0 ? 'all' : hosts;
 }
 
 export class ServiceHealthServers {
@@ -79,7 +80,7 @@ export class ServiceHealthServers {
           for (const h of hosts) {
             const server = serve();
             entry.servers.push(server);
-            await listen(server, h, w.port);
+            await listen(server, h, w.port, h === '::');
           }
         }
         this.servers.set(w.port, entry);
@@ -110,9 +111,11 @@ export class ServiceHealthServers {
 
 const closeAll = (servers: readonly Server[]): Promise<unknown> => Promise.all(servers.map((s) => new Promise((r) => { if (s.listening) s.close(r); else r(undefined); })));
 
-const listen = (server: Server, host: string, port: number): Promise<void> => new Promise((resolve, reject) => {
+// "::" beside addresses of the other family is IPv6's wildcard only: a dual-stack socket
+// there would clash with the IPv4 addresses bound on the same port.
+const listen = (server: Server, host: string, port: number, ipv6Only = false): Promise<void> => new Promise((resolve, reject) => {
   server.once('error', reject);
-  server.listen(port, host, () => { server.off('error', reject); resolve(); });
+  server.listen({ port, host, ipv6Only }, () => { server.off('error', reject); resolve(); });
 });
 
 // "::" serves IPv4 too on a dual-stack host; fall back to 0.0.0.0 where IPv6 is off.

@@ -40,6 +40,7 @@ const CFG: ProxyConfig = {
   nodePortAddresses: { kind: 'primary' },
   masqueradeAll: false,
   proxyName: 'nftproxy',
+  ipFamilies: ['ipv4', 'ipv6'],
 };
 
 // ---------------------------------------------------------------------------------------
