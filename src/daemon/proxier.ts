@@ -135,7 +135,6 @@ export class Proxier {
     this.o.onReport?.(r);
   }
 
-  // A skipped object is logged when it first appears, not on every sync.
   // Once per change, as kube-proxy warns once at start: e.g. a Node that lists no IPv6 address
   // opens IPv6 NodePorts on every local IPv6 address.
   private logConfigNotes(notes: readonly string[]): void {
@@ -144,6 +143,7 @@ export class Proxier {
     this.loggedConfigNotes = now;
   }
 
+  // A skipped object is logged when it first appears, not on every sync.
   private logDiagnostics(lines: readonly string[]): void {
     const now = new Set(lines);
     for (const l of now) if (!this.loggedDiagnostics.has(l)) this.o.log.warn({ skipped: l }, 'object skipped');

@@ -4,8 +4,9 @@
 // {"service":{"namespace":…,"name":…},"localEndpoints":N,"serviceProxyHealthy":bool}.
 // Node deletion does not change these answers (kube-proxy's /healthz covers that).
 // Like kube-proxy, a server listens on the addresses that accept NodePorts (nodePortAddresses;
-// with the default `primary`, the node's primary IPs), on all addresses only when NodePorts
-// are accepted on all of them.
+// with the default `primary`, the node's primary IPs); on a family's wildcard address where
+// that family accepts them on every address (e.g. the Node lists no address of it), on all
+// addresses when every family does.
 import { type Server, createServer } from 'node:http';
 import type { Logger } from 'pino';
 import { type Model, refString } from '../model/types.js';

@@ -18,7 +18,7 @@ import { Lab, type LabSpec } from '../lab/lab.js';
 import { Netns, canUseKernel, KERNEL_SKIP_REASON, liveNetns, netnsOfThisProcess } from '../lab/netns.js';
 import type { Observed } from '../lab/outcome.js';
 import { type Expect, compileObjects, config, probe, service, slice } from '../support/builders.js';
-import { Daemon, type LogLine, synced } from '../support/daemon.js';
+import { Daemon, type LogLine, httpGet, synced } from '../support/daemon.js';
 
 // ---- the address plan -----------------------------------------------------------------------------
 // The lab node's own addresses (on its lo): what its kernel has, whatever the Node object lists.
@@ -44,7 +44,15 @@ const slices = (name: string, fams: ('v4' | 'v6')[]): unknown[] => fams.map((f) 
   slice('ds', name, `${name}-${f}`, [{ name: 'p80', port: 80 }], f === 'v4' ? [{ ip: A4, node: 'node2' }, { ip: B4, node: 'node3' }] : [{ ip: A6, node: 'node2' }, { ip: B6, node: 'node3' }], f === 'v4' ? 'IPv4' : 'IPv6'));
 
 interface Row { id: string; what: string; src: string; dst: string; want: Expect; masq?: boolean }
-interface Case { tag: string; name: string; nodeLists: string[]; objects: unknown[]; rows: Row[]; note: string }
+/** healthCheckNodePort 30300 asked on each address: HTTP status, or 0 when nothing listens there */
+type Health = Record<string, number>;
+interface Case { tag: string; name: string; nodeLists: string[]; objects: unknown[]; rows: Row[]; note: string; health: Health }
+const HC_PORT = 30300;
+// eTP Local with its endpoints elsewhere: its health check answers 503 wherever it listens.
+const hcService = (spec: Record<string, unknown>): unknown => service('ds', 'hc', {
+  type: 'LoadBalancer', externalTrafficPolicy: 'Local', healthCheckNodePort: HC_PORT, ports: [{ name: 'p80', port: 80, protocol: 'TCP', nodePort: 3100 }], ...spec,
+});
+const hcURL = (addr: string): string => `http://${addr.includes(':') ? `[${addr}]` : addr}:${HC_PORT}/`;
 
 const CASES: Case[] = [
   {
@@ -54,7 +62,10 @@ const CASES: Case[] = [
     objects: [
       service('ds', 'api', { type: 'NodePort', clusterIPs: ['172.30.8.1', 'fd00:10:96::81'], ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack', ports: [{ name: 'p80', port: 80, protocol: 'TCP', nodePort: 3001 }] }),
       ...slices('api', ['v4', 'v6']),
+      hcService({ clusterIPs: ['172.30.8.3', 'fd00:10:96::83'], ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack' }), ...slices('hc', ['v4', 'v6']),
     ],
+    // IPv4: the primary only; IPv6: its wildcard, beside the IPv4 address on the same port
+    health: { [H4]: 503, [H4B]: 0, [H6]: 503 },
     rows: [
       { id: 'A.1', what: 'the IPv6 ClusterIP, from a pod', src: POD6, dst: '[fd00:10:96::81]:80', want: V6, masq: N },
       { id: 'A.2', what: 'the IPv4 ClusterIP, from a pod', src: POD4, dst: '172.30.8.1:80', want: V4, masq: N },
@@ -71,7 +82,10 @@ const CASES: Case[] = [
     objects: [
       service('ds', 'web4', { type: 'NodePort', clusterIP: '172.30.8.2', ports: [{ name: 'p80', port: 80, protocol: 'TCP', nodePort: 3002 }] }),
       ...slices('web4', ['v4']),
+      hcService({ clusterIP: '172.30.8.3' }), ...slices('hc', ['v4']),
     ],
+    // IPv4: its wildcard; IPv6: the primary
+    health: { [H4]: 503, [H4B]: 503, [H6]: 503 },
     rows: [
       { id: 'B.1', what: 'the IPv4 ClusterIP, from a pod', src: POD4, dst: '172.30.8.2:80', want: V4, masq: N },
       { id: 'B.2', what: 'IPv4 NodePort: every local IPv4 address, as kube-proxy', src: EXT4, dst: `${H4}:3002`, want: V4, masq: Y },
@@ -90,7 +104,7 @@ const tablesOf = async (ns: string): Promise<string[]> => {
   return out.split('\n').filter((l) => l.includes('nftproxy')).map((l) => l.trim()).sort();
 };
 
-interface Measured { families: unknown; notes: unknown[]; tables: string[]; rows: Map<string, Observed> }
+interface Measured { families: unknown; notes: unknown[]; tables: string[]; rows: Map<string, Observed>; health: Health; healthErrors: LogLine[] }
 
 /** The lab and the daemon for one case, every row's outcome, then everything removed. */
 async function measure(c: Case): Promise<Measured> {
@@ -109,7 +123,11 @@ async function measure(c: Case): Promise<Measured> {
     await lab.forgetConnections();
     const rows = new Map<string, Observed>();
     await Promise.all(c.rows.map(async (r) => { rows.set(r.id, await lab!.probe({ src: r.src, dst: r.dst, proto: 'tcp', count: TRIES, timeoutMs: TIMEOUT_MS })); }));
-    return { families, notes, tables, rows };
+    // After the rows: the health servers start right after the "synced" line.
+    const health: Health = {};
+    for (const addr of Object.keys(c.health)) health[addr] = (await httpGet(lab.nodeNetns, hcURL(addr))).status;
+    const healthErrors = daemon.logs.filter((l) => l.msg === 'cannot start the service health check server');
+    return { families, notes, tables, rows, health, healthErrors };
   } finally {
     if (daemon) await daemon.stop();
     await lab?.destroy();
@@ -145,6 +163,10 @@ describe.skipIf(!canUseKernel)(`dual stack on a node whose Node object lists one
       it('run without --ip-families compiles both families (the lab node has IPv6 on) and warns once about the unlisted one', async () => {
         const m = await results.get(c)!;
         expect({ families: m.families, tables: m.tables, notes: m.notes }).toEqual({ families: ['ipv4', 'ipv6'], tables: ['table ip nftproxy', 'table ip6 nftproxy'], notes: [c.note] });
+      }, 120_000);
+      it(`healthCheckNodePort ${HC_PORT} listens on ${Object.entries(c.health).filter(([, v]) => v !== 0).map(([a]) => a).join(', ')} only`, async () => {
+        const m = await results.get(c)!;
+        expect({ health: m.health, errors: m.healthErrors }).toEqual({ health: c.health, errors: [] });
       }, 120_000);
       for (const r of c.rows) {
         it(`${r.id} ${r.what}: ${r.src} -> ${r.dst} => ${fmtWant(r.want)}${r.masq === undefined ? '' : ` (masq ${r.masq ? 'yes' : 'no'})`}`, async () => {
