@@ -11,7 +11,17 @@
 import { describe, expect, it } from 'vitest';
 import { type Env, compileObjects, probe, service, slice } from '../support/builders.js';
 import type { IPFamily } from '../../src/model/ip.js';
+import type { IPFamilies } from '../../src/model/config.js';
 import type { Family, Ruleset } from '../../src/ir/types.js';
+
+// The families a config names cannot be none, repeat one, or put IPv6 first (checked where
+// test/ is type-checked).
+// @ts-expect-error no family
+export const NO_FAMILY: IPFamilies = [];
+// @ts-expect-error one family twice
+export const TWICE: IPFamilies = ['ipv4', 'ipv4'];
+// @ts-expect-error IPv6 first
+export const V6_FIRST: IPFamilies = ['ipv6', 'ipv4'];
 
 // ---- the address plan ---------------------------------------------------------------------------
 const N4 = '192.168.0.2', N6 = '2001:db8::2';
