@@ -29,11 +29,14 @@ export function proxyConfig(): ProxyConfig {
     nodePortAddresses: { kind: 'primary' },
     masqueradeAll: false,
     proxyName: 'nftproxy',
+    ipFamilies: ['ipv4'],
   };
 }
 
 /** The daemon's flags for the same configuration. */
 export const DAEMON_FLAGS = ['--node', NODE_NAME, '--node-ip', NODE_IP, '--cluster-cidr', CLUSTER_CIDR, '--service-cidr', SERVICE_CIDR,
+  // the workload is IPv4: the same single table as proxyConfig(), whatever the host carries
+  '--ip-families', 'ipv4',
   // never the host's cgroup or /sys/fs/bpf (the data-plane phase measures BPF in its own cgroup)
   '--bpf', 'off', '--bpf-pin-dir', '/nonexistent/nftproxy-bench-pins'];
 

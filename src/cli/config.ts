@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { type Cidr, type IP, parseCidr, parseIP } from '../model/ip.js';
-import type { BaseConfig, NodePortAddresses } from '../model/config.js';
+import { type BaseConfig, type NodePortAddresses, parseIPFamilies } from '../model/config.js';
 import { type Result, ok, err } from '../model/result.js';
 import { parseDuration } from './duration.js';
 
@@ -15,6 +15,8 @@ export interface ConfigFlags {
   nodeportAddresses?: string;
   nodeIp?: string[];
   masqueradeAll?: boolean;
+  /** ipv4, ipv6 or dual */
+  ipFamilies?: string;
 }
 
 function cidrList(text: string, what: string): Result<Cidr[], string> {
@@ -163,5 +165,7 @@ function baseConfigFrom(flags: ConfigFlags, f: ConfigFile): Result<BaseConfig, s
     }
   }
   const masq = flags.masqueradeAll ?? (file.masqueradeAll === true || (file.nftables as Record<string, unknown> | undefined)?.masqueradeAll === true);
-  return ok({ nodeName, nodeIPs, clusterCIDRs: clusterCIDRs.value, serviceCIDRs: serviceCIDRs.value, nodePortAddresses: npa.value, masqueradeAll: masq });
+  const fams = flags.ipFamilies === undefined ? undefined : parseIPFamilies(flags.ipFamilies);
+  if (fams && !fams.ok) return fams;
+  return ok({ nodeName, nodeIPs, clusterCIDRs: clusterCIDRs.value, serviceCIDRs: serviceCIDRs.value, nodePortAddresses: npa.value, masqueradeAll: masq, ...(fams ? { ipFamilies: fams.value } : {}) });
 }

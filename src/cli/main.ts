@@ -38,7 +38,8 @@ function configOptions(cmd: Command): Command {
     .option('--service-cidr <cidrs>', 'service CIDRs, comma-separated: unallocated addresses inside are dropped')
     .option('--nodeport-addresses <primary|cidrs>', 'where NodePorts listen: "primary" (default: the node\'s primary IP per family) or CIDRs; 0.0.0.0/0 means every local address')
     .option('--node-ip <ip>', 'an address of this node (repeatable; the first of each family is primary); default: the Node object\'s addresses', collect, [])
-    .option('--masquerade-all', 'masquerade all ClusterIP traffic');
+    .option('--masquerade-all', 'masquerade all ClusterIP traffic')
+    .addOption(new Option('--ip-families <families>', 'the families compiled, one table each, whatever addresses the Node lists; default: run, what this host carries (IPv6 when enabled in its network namespace); dump and explain, the families of the node\'s addresses and the services\' ClusterIPs').choices(['ipv4', 'ipv6', 'dual']));
 }
 
 interface InputOpts extends ConfigFlags {
@@ -46,7 +47,7 @@ interface InputOpts extends ConfigFlags {
   strict?: boolean;
 }
 
-const flagsOf = (o: InputOpts): ConfigFlags => ({ node: o.node, config: o.config, clusterCidr: o.clusterCidr, serviceCidr: o.serviceCidr, nodeportAddresses: o.nodeportAddresses, nodeIp: o.nodeIp, masqueradeAll: o.masqueradeAll });
+const flagsOf = (o: InputOpts): ConfigFlags => ({ node: o.node, config: o.config, clusterCidr: o.clusterCidr, serviceCidr: o.serviceCidr, nodeportAddresses: o.nodeportAddresses, nodeIp: o.nodeIp, masqueradeAll: o.masqueradeAll, ipFamilies: o.ipFamilies });
 
 export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
   let code = 0;

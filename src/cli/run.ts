@@ -12,6 +12,7 @@ import { parseBindAddress } from '../daemon/health.js';
 import { ManifestWatcher } from '../sources/manifest-watcher.js';
 import { type BpfMode, BpfUnavailable } from '../daemon/bpf-path.js';
 import { type ConfigFlags, type DaemonFlags, loadRunConfig } from './config.js';
+import { hostIPFamilies } from './host-families.js';
 import { parseDuration } from './duration.js';
 import { UsageError } from './load-inputs.js';
 import type { Logger } from 'pino';
@@ -47,7 +48,10 @@ export async function runDaemon(opts: RunOptions, hooks: RunHooks = {}): Promise
   const node = opts.node ?? opts.hostnameOverride ?? (process.env.NODE_NAME || undefined);
   const cfg = await loadRunConfig({ ...opts, node });
   if (!cfg.ok) throw new UsageError(cfg.error);
-  const { base, daemon: d } = cfg.value;
+  const { daemon: d } = cfg.value;
+  // Which families run is a fact about this host, decided here and once: the compiler is pure.
+  const fams = cfg.value.base.ipFamilies ? { ipFamilies: cfg.value.base.ipFamilies, why: '--ip-families' } : await hostIPFamilies();
+  const base = { ...cfg.value.base, ipFamilies: fams.ipFamilies };
   const minSync = parseDuration(d.minSyncPeriod);
   if (minSync === undefined) throw new UsageError(`--min-sync-period ${d.minSyncPeriod} is not a duration (e.g. 1s, 500ms)`);
   const period = parseDuration(d.syncPeriod);
@@ -78,7 +82,7 @@ export async function runDaemon(opts: RunOptions, hooks: RunHooks = {}): Promise
   };
   const daemon = new Daemon({ base, writer, log, minSyncMs: minSync, syncPeriodMs: period, healthzBind, metricsBind, conntrack: opts.conntrack, makeSource,
     bpf: { mode: opts.bpf, ...(opts.bpfCgroup ? { cgroup: opts.bpfCgroup } : {}), ...(opts.bpfPinDir ? { pinDir: opts.bpfPinDir } : {}), ...(opts.bpfNetnsDir ? { netnsDir: opts.bpfNetnsDir } : {}) } });
-  log.info({ kernel: 'netlink', source: opts.manifests ? { manifests: opts.manifests } : { kubeconfig: d.kubeconfig ?? 'in-cluster' }, node: base.nodeName, minSyncPeriodMs: minSync, syncPeriodMs: period, healthz: d.healthzBindAddress, metrics: d.metricsBindAddress }, 'starting');
+  log.info({ kernel: 'netlink', source: opts.manifests ? { manifests: opts.manifests } : { kubeconfig: d.kubeconfig ?? 'in-cluster' }, node: base.nodeName, ipFamilies: base.ipFamilies, ipFamiliesWhy: fams.why, minSyncPeriodMs: minSync, syncPeriodMs: period, healthz: d.healthzBindAddress, metrics: d.metricsBindAddress }, 'starting');
 
   const stop = hooks.stopSignal ?? new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));

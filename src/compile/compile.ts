@@ -1,6 +1,6 @@
 // (Model, ProxyConfig) -> Ruleset. Pure: no I/O, no clock, no randomness; the same input
 // gives byte-identical output. Linear in services + endpoints.
-import { type IPFamily, familyOf } from '../model/ip.js';
+import type { IPFamily } from '../model/ip.js';
 import type { ProxyConfig } from '../model/config.js';
 import type { EndpointSlice, Model, Service } from '../model/types.js';
 import { type Chain, type NamedSet, type Ruleset, type ServicePortInfo, type SetElement, type Table, TABLE_NAME } from '../ir/types.js';
@@ -10,12 +10,14 @@ import { endpointsForPort } from './endpoints-for-port.js';
 import { type ServicePortRules, compileServicePort } from './service-port.js';
 import { type GenerationOf, firstGeneration } from './affinity.js';
 
-export function families(model: Model, cfg: ProxyConfig): IPFamily[] {
-  const seen = new Set<IPFamily>();
-  for (const ip of cfg.nodeIPs) seen.add(familyOf(ip));
-  if (seen.size === 0) for (const s of model.services) for (const ip of s.clusterIPs) seen.add(familyOf(ip));
-  if (seen.size === 0) seen.add('ipv4');
-  return (['ipv4', 'ipv6'] as const).filter((f) => seen.has(f));
+/**
+ * One table per family the configuration names, whatever families the Node's addresses or the
+ * services have: which families the host carries is decided outside (the daemon asks the
+ * kernel, dump and explain look at their inputs), as kube-proxy runs both families wherever
+ * the host can.
+ */
+export function families(cfg: Pick<ProxyConfig, 'ipFamilies'>): readonly IPFamily[] {
+  return cfg.ipFamilies;
 }
 
 /** One family's compiled pieces before assembly: what a partial sync diffs service by service. */
@@ -52,7 +54,7 @@ function familyBase(ctx: FamilyContext, ctxKey: string): FamilyBase {
  * generationOf: the daemon's count of how often each affinity endpoint went away (affinity.ts).
  */
 export function compileParts(model: Model, cfg: ProxyConfig, generationOf: GenerationOf = firstGeneration): CompiledFamily[] {
-  return families(model, cfg).map((fam) => {
+  return families(cfg).map((fam) => {
     const ctx = familyContext(cfg, fam);
     const ctxKey = JSON.stringify(ctx);
     const services = new Map<string, readonly (ServicePortRules | undefined)[]>();

@@ -83,15 +83,18 @@ export function compileServicePort(ctx: FamilyContext, svc: Service, sp: Service
   // Source ranges apply to LB IPs only; NodePorts are not filtered (as upstream).
   const ranges = svc.loadBalancerSourceRanges.filter((c) => c.family === ctx.ipFamily);
   if (lbIPs.length > 0 && ranges.length > 0) {
+    // kube-proxy's node IP: loopback for a family the Node lists no address of, so the node is
+    // let in only by a range that holds loopback (e.g. ::/0), as upstream.
     const primary = ctx.primaryIP;
-    const allowFromNode = primary !== undefined && ranges.some((c) => cidrContains(c, primary));
+    const allowFromNode = ranges.some((c) => cidrContains(c, primary));
     for (const ip of lbIPs) add(SET.firewallIPs, [ip, proto, port], goto(fwChain));
     chains.push({
       name: fwChain, owner: id,
       rules: [{ matches: [{ kind: 'addr', field: 'saddr', op: '!=', values: [...ranges, ...(allowFromNode ? lbIPs : [])] }], stmts: [{ kind: 'verdict', verdict: { kind: 'drop' } }], comment: 'source not in loadBalancerSourceRanges' }],
     });
     decisions.push(`loadBalancerSourceRanges ${ranges.map((r) => r.text).join(', ')} filter LB IP traffic (NodePorts are not filtered)`);
-    if (allowFromNode) decisions.push(`node IP ${primary} is inside the ranges: LB IPs are allowed as sources too`);
+    const nodeIPText = ctx.nodeIPs.length > 0 ? `node IP ${primary}` : `node IP ${primary} (loopback: no ${ctx.ipFamily} node address)`;
+    if (allowFromNode) decisions.push(`${nodeIPText} is inside the ranges: LB IPs are allowed as sources too`);
   }
 
   // Which packet keys reach each endpoint chain: the renderer indexes backends on them.

@@ -48,6 +48,7 @@ export interface ProxierOptions {
 export class Proxier {
   private readonly quarantine = new Quarantine();
   private loggedDiagnostics = new Set<string>();
+  private loggedConfigNotes = new Set<string>();
   private readonly changes = new ChangeTracker();
   private readonly affinity = new AffinityGenerations();
   lastReport: SyncReport | undefined;
@@ -65,7 +66,8 @@ export class Proxier {
     this.logDiagnostics(built.diagnostics.map(formatDiagnostic));
     const q = this.quarantine.apply(built.model, objects);
     for (const r of q.released) this.o.log.info({ service: r }, 'service changed: leaving quarantine');
-    const { config } = resolveConfig(this.o.base, q.model, this.o.proxyName ?? 'nftproxy');
+    const { config, notes } = resolveConfig(this.o.base, q.model, this.o.proxyName ?? 'nftproxy');
+    this.logConfigNotes(notes);
     this.node = built.model.nodes.get(this.o.base.nodeName);
     this.o.metrics?.onModel({ services: built.model.services.length, endpointSlices: [...built.model.slices.values()].reduce((n, s) => n + s.length, 0), nodes: built.model.nodes.size }, built.diagnostics);
     const parts = compileParts(q.model, config, this.affinity.generationOf);
@@ -126,6 +128,14 @@ export class Proxier {
     this.lastReport = r;
     this.o.metrics?.onSync(r);
     this.o.onReport?.(r);
+  }
+
+  // Once per change, as kube-proxy warns once at start: e.g. a Node that lists no IPv6 address
+  // opens IPv6 NodePorts on every local IPv6 address.
+  private logConfigNotes(notes: readonly string[]): void {
+    const now = new Set(notes);
+    for (const n of now) if (!this.loggedConfigNotes.has(n)) this.o.log.warn({ note: n }, 'configuration note');
+    this.loggedConfigNotes = now;
   }
 
   // A skipped object is logged when it first appears, not on every sync.

@@ -4,8 +4,9 @@
 // {"service":{"namespace":…,"name":…},"localEndpoints":N,"serviceProxyHealthy":bool}.
 // Node deletion does not change these answers (kube-proxy's /healthz covers that).
 // Like kube-proxy, a server listens on the addresses that accept NodePorts (nodePortAddresses;
-// with the default `primary`, the node's primary IPs), on all addresses only when NodePorts
-// are accepted on all of them.
+// with the default `primary`, the node's primary IPs); on a family's wildcard address where
+// that family accepts them on every address (e.g. the Node lists no address of it), on all
+// addresses when every family does.
 import { type Server, createServer } from 'node:http';
 import type { Logger } from 'pino';
 import type { Model } from '../model/types.js';
@@ -36,15 +37,17 @@ export function serviceHealthOf(model: Model, nodeName: string): ServiceHealth[]
 /** Where the servers listen: these addresses, or every address. */
 export type HealthHosts = readonly string[] | 'all';
 
-/** The addresses NodePorts are accepted on, as the compiler decided them for the ruleset just
- * applied (each family's context). With none known (no node IP yet), every address. */
+/** The addresses NodePorts are accepted on, per family, as the compiler decided them for the
+ * ruleset just applied (each family's context): a family that accepts them on every local
+ * address (its node IP unknown, or a 0.0.0.0/0 / ::/0 entry) is served on its wildcard
+ * address, every family that does on all addresses. */
 export function healthHostsOf(parts: readonly Pick<CompiledFamily, 'ctx'>[]): HealthHosts {
-  const ips: string[] = [];
+  const hosts: string[] = [];
+  let matchAll = 0;
   for (const { ctx } of parts) {
-    if (ctx.nodePorts.kind === 'match-all') return 'all';
-    ips.push(...ctx.nodePorts.ips);
+    if (ctx.nodePorts.kind === 'match-all') { matchAll++; hosts.push(ctx.family === 'ip' ? '0.0.0.0' : '::'); } else hosts.push(...ctx.nodePorts.ips);
   }
-  return ips.length ? ips : 'all';
+  return matchAll === parts.length || hosts.length === 0 ? 'all' : hosts;
 }
 
 export class ServiceHealthServers {
@@ -76,7 +79,7 @@ export class ServiceHealthServers {
           for (const h of hosts) {
             const server = serve();
             entry.servers.push(server);
-            await listen(server, h, w.port);
+            await listen(server, h, w.port, h === '::');
           }
         }
         this.servers.set(w.port, entry);
@@ -107,9 +110,11 @@ export class ServiceHealthServers {
 
 const closeAll = (servers: readonly Server[]): Promise<unknown> => Promise.all(servers.map((s) => new Promise((r) => { if (s.listening) s.close(r); else r(undefined); })));
 
-const listen = (server: Server, host: string, port: number): Promise<void> => new Promise((resolve, reject) => {
+// "::" beside addresses of the other family is IPv6's wildcard only: a dual-stack socket
+// there would clash with the IPv4 addresses bound on the same port.
+const listen = (server: Server, host: string, port: number, ipv6Only = false): Promise<void> => new Promise((resolve, reject) => {
   server.once('error', reject);
-  server.listen(port, host, () => { server.off('error', reject); resolve(); });
+  server.listen({ port, host, ipv6Only }, () => { server.off('error', reject); resolve(); });
 });
 
 // "::" serves IPv4 too on a dual-stack host; fall back to 0.0.0.0 where IPv6 is off.

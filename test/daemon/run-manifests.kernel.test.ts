@@ -11,7 +11,9 @@ import { canUseKernel, KERNEL_SKIP_REASON, withNetns } from '../lab/netns.js';
 import { BIN, Daemon, synced } from '../support/daemon.js';
 import { readKernelTables } from '../support/kernel-table.js';
 
-const FLAGS = ['--node', 'node-a', '--cluster-cidr', '10.244.0.0/16,fd00:10:244::/64', '--service-cidr', '10.96.0.0/12'];
+// --ip-families: by default run compiles the families the host carries (both here) and dump,
+// offline, those of its inputs (IPv4 only): the comparison needs the same on both sides.
+const FLAGS = ['--node', 'node-a', '--cluster-cidr', '10.244.0.0/16,fd00:10:244::/64', '--service-cidr', '10.96.0.0/12', '--ip-families', 'dual'];
 type Exec = Parameters<Parameters<typeof withNetns>[1]>[0];
 
 const svc = (name: string, ip: string, eps: string[], port = 80): string => `apiVersion: v1

@@ -1,8 +1,8 @@
 // Builders for Kubernetes objects as the API serves them, and a one-call compile + trace.
 import { buildModel } from '../../src/model/build-model.js';
 import { compile } from '../../src/compile/compile.js';
-import { parseCidr, parseIP, type IP } from '../../src/model/ip.js';
-import type { ProxyConfig } from '../../src/model/config.js';
+import { familyOf, parseCidr, parseIP, type IP, type IPFamily } from '../../src/model/ip.js';
+import { type ProxyConfig, ipFamiliesInUse, ipFamiliesOf } from '../../src/model/config.js';
 import type { Ruleset } from '../../src/ir/types.js';
 import { fmtBackend } from '../../src/ir/types.js';
 import { trace } from '../../src/trace/trace.js';
@@ -42,24 +42,31 @@ export interface Env {
   nodePortAddresses?: 'primary' | string[];
   masqueradeAll?: boolean;
   nodeLabels?: Record<string, string>;
+  /** the families compiled (the daemon's host check, or --ip-families); default: see config, compileObjects */
+  ipFamilies?: readonly IPFamily[];
 }
 
+/** Without env.ipFamilies, the families of the node IPs (IPv4 when none): no objects to look at here. */
 export function config(env: Env): ProxyConfig {
+  const nodeIPs = (env.nodeIPs ?? []).map((s) => must(parseIP(s)));
   return {
     nodeName: env.nodeName ?? 'test-node',
-    nodeIPs: (env.nodeIPs ?? []).map((s) => must(parseIP(s))),
+    nodeIPs,
     nodeLabels: env.nodeLabels ?? {},
     clusterCIDRs: (env.clusterCIDRs ?? []).map((s) => must(parseCidr(s))),
     serviceCIDRs: (env.serviceCIDRs ?? []).map((s) => must(parseCidr(s))),
     nodePortAddresses: !env.nodePortAddresses || env.nodePortAddresses === 'primary' ? { kind: 'primary' } : { kind: 'cidrs', cidrs: env.nodePortAddresses.map((s) => must(parseCidr(s))) },
     masqueradeAll: env.masqueradeAll ?? false,
     proxyName: 'nftproxy',
+    ipFamilies: ipFamiliesOf(env.ipFamilies ?? nodeIPs.map(familyOf)) ?? ['ipv4'],
   };
 }
 
+/** Without env.ipFamilies, the families dump and explain compile: the node IPs' and the services'. */
 export function compileObjects(objects: unknown[], env: Env): { ruleset: Ruleset; cfg: ProxyConfig; diagnostics: ReturnType<typeof buildModel>['diagnostics'] } {
   const { model, diagnostics } = buildModel(objects.map((object) => ({ object })));
-  const cfg = config(env);
+  const base = config(env);
+  const cfg = env.ipFamilies ? base : { ...base, ipFamilies: ipFamiliesInUse(base.nodeIPs, model.services) };
   return { ruleset: compile(model, cfg), cfg, diagnostics };
 }
 

@@ -52,6 +52,17 @@ export class Daemon {
   kill(signal: NodeJS.Signals): void {
     this.proc.kill(signal);
   }
+
+  /** SIGTERM, SIGKILL if it has not exited after `graceMs`; resolves to its exit code. */
+  async stop(graceMs = 5000): Promise<number> {
+    this.kill('SIGTERM');
+    const timer = setTimeout(() => this.kill('SIGKILL'), graceMs);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 }
 
 export const synced = (l: LogLine): boolean => l.msg === 'synced';
