@@ -2,7 +2,7 @@
 // `kubectl get svc,endpointslices,nodes -A -o yaml` prints); directories recursively.
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { LineCounter, parseAllDocuments } from 'yaml';
 import type { SourceObject } from '../model/build-model.js';
 import { type Result, ok, err } from '../model/result.js';
 
@@ -53,11 +53,14 @@ export function parseManifest(text: string, file: string): Result<SourceObject[]
       return ok(out);
     }
   }
-  const docs = parseAllDocuments(text, { prettyErrors: false, uniqueKeys: false });
-  const lineOf = (offset: number): number => text.slice(0, offset).split('\n').length;
+  // The parser records every line start as it goes; a line number is then a binary search.
+  // (Slicing the text from the start per document made a 2,000-service file take 8 s.)
+  const lines = new LineCounter();
+  const docs = parseAllDocuments(text, { prettyErrors: false, uniqueKeys: false, lineCounter: lines });
+  const lineOf = (offset: number): number => lines.linePos(offset).line;
   for (const doc of Array.isArray(docs) ? docs : [docs]) {
     const e = doc.errors[0];
-    if (e) return err({ code: 'SYNTAX', file, line: e.linePos?.[0]?.line ?? lineOf(e.pos[0]), message: `YAML syntax error: ${e.message.split('\n')[0]}` });
+    if (e) return err({ code: 'SYNTAX', file, line: lineOf(e.pos[0]), message: `YAML syntax error: ${e.message.split('\n')[0]}` });
     const value: unknown = doc.toJS({ maxAliasCount: 100 });
     const line = doc.range ? lineOf(doc.range[0]) : undefined;
     addDocument(out, value, `${file}${line !== undefined ? `:${line}` : ''}`);
