@@ -1,7 +1,7 @@
 // The manifest directory as a live source: every way tools write files is seen by the
 // directory watches alone. The poll is set to an hour here, so a change the watches miss is
 // never observed and the wait for it fails.
-import { renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,6 +114,27 @@ describe('ManifestWatcher sees every change through its directory watches', () =
     const seen = changes;
     replaceByRename(join(dir, 'conf', 'web.yaml'), svc('web', 82));
     await eventually(() => changes > seen && ports(w).web === 82, 'a change inside it');
+  });
+
+  it('a ConfigMap volume: the ..data symlink swapped for a new version is seen', async () => {
+    // How the kubelet updates a mounted ConfigMap: a new hidden directory, a new ..data link
+    // renamed over the old one; the visible files are links through ..data.
+    const version = (n: number): void => {
+      mkdirSync(join(dir, `..v${n}`));
+      writeFileSync(join(dir, `..v${n}`, 'web.yaml'), svc('web', 80 + n));
+      symlinkSync(`..v${n}`, join(dir, '..data_tmp'));
+      renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+    };
+    version(0);
+    symlinkSync(join('..data', 'web.yaml'), join(dir, 'web.yaml'));
+    const w = await startWatcher();
+    expect(ports(w)).toEqual({ web: 80 });
+    for (let n = 1; n <= 3; n++) {
+      version(n);
+      rmSync(join(dir, `..v${n - 1}`), { recursive: true });
+      await eventually(() => changes === n, `version ${n}`);
+      expect(ports(w)).toEqual({ web: 80 + n });
+    }
   });
 
   it('removed files and directories take their objects with them', async () => {
