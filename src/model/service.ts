@@ -5,7 +5,7 @@ import { type Result, ok, err } from './result.js';
 import type { Port, Protocol, Service, ServicePort, SessionAffinity, TrafficPolicy } from './types.js';
 import { type Raw, arr, obj, str, isDnsLabel, metaRef, labels } from './raw.js';
 
-const SERVICE_PROXY_NAME_LABEL = 'service.kubernetes.io/service-proxy-name';
+export const SERVICE_PROXY_NAME_LABEL = 'service.kubernetes.io/service-proxy-name';
 const DEFAULT_AFFINITY_TIMEOUT = 10800;
 
 /** Why a Service produced no rules: ignored on purpose, or invalid. */

@@ -21,6 +21,7 @@
 import { type KubeConfig, type KubernetesObject, ListWatch, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { listAll } from './kubernetes-list.js';
+import { sameButVersion, trimObject } from './kubernetes-trim.js';
 
 export interface ResourceSpec {
   readonly kind: 'Service' | 'EndpointSlice' | 'Node';
@@ -64,6 +65,8 @@ interface WatchHooks {
   ended(err: unknown): void;
   /** an ERROR event in the stream (a Status: 410 Expired makes the informer relist) */
   errorEvent(status: unknown): void;
+  /** an object event (ADDED, MODIFIED, DELETED): returns what the cache gets of it */
+  received(phase: string, obj: unknown): unknown;
 }
 
 /** Exponential backoff: initial, ×2 each failure, capped; reset on success. */
@@ -150,7 +153,8 @@ class GuardedWatch extends Watch {
         (phase, obj, raw) => {
           events++;
           if (phase === 'ERROR') this.hooks.errorEvent(obj);
-          callback(phase, obj, raw);
+          const isObjectEvent = phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED';
+          callback(phase, isObjectEvent ? this.hooks.received(phase, obj) : obj, raw);
         },
         finish,
       )
@@ -196,6 +200,8 @@ export class ResilientInformer {
   private running = false;
   private readonly syncWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private readonly log: Logger;
+  /** updates (by the object the cache got) in which nothing nftproxy reads changed */
+  private readonly quiet = new WeakSet<KubernetesObject>();
 
   constructor(
     kc: KubeConfig,
@@ -223,6 +229,7 @@ export class ResilientInformer {
         ended: () => {
           this.connected = false;
         },
+        received: (_phase, obj) => this.admit(obj as KubernetesObject),
         errorEvent: (status) => {
           const s = status as { code?: unknown; message?: unknown } | undefined;
           if (s?.code === 410) this.log.info({ message: s.message }, 'watch expired (410 Gone); relisting');
@@ -241,6 +248,7 @@ export class ResilientInformer {
         ...(spec.fieldSelector ? { fieldSelector: spec.fieldSelector } : {}),
         ...(o.pageSize ? { pageSize: o.pageSize } : {}),
         timeoutMs: o.requestTimeoutMs ?? 60_000,
+        keep: (item) => this.admit(item),
       });
       this.listed = true;
       this.log.debug({ items: list.items.length, resourceVersion: list.metadata?.resourceVersion }, 'listed');
@@ -251,7 +259,9 @@ export class ResilientInformer {
       if (this.synced && !this.stopped) onChange();
     };
     this.lw.on('add', changed);
-    this.lw.on('update', changed);
+    this.lw.on('update', (o: KubernetesObject) => {
+      if (!this.quiet.has(o)) changed();
+    });
     this.lw.on('delete', changed);
     this.lw.on('error', (err: unknown) => this.failed(err));
   }
@@ -277,7 +287,7 @@ export class ResilientInformer {
     for (const w of this.syncWaiters.splice(0)) w.reject(new Error(`${this.spec.kind} informer stopped before its first list`));
   }
 
-  /** The cached objects, as the API server sent them (list items lack kind/apiVersion). */
+  /** The cached objects: trimmed (see kubernetes-trim.ts), with kind and apiVersion. */
   objects(): readonly KubernetesObject[] {
     return this.lw.list();
   }
@@ -289,6 +299,20 @@ export class ResilientInformer {
       ...(this.lastError !== undefined ? { lastError: this.lastError, lastErrorAt: this.lastErrorAt } : {}),
       restarts: this.restarts,
     };
+  }
+
+  /**
+   * Every object on its way into the cache (list item or watch event) passes here: what the
+   * cache gets is the trimmed object. A new version that differs from the cached one only in
+   * what was trimmed (an annotation, managedFields, a Node's heartbeat) still replaces it,
+   * so that its resourceVersion is current, but is not a change: no sync for it.
+   */
+  private admit(o: KubernetesObject): KubernetesObject {
+    const trimmed = trimObject(this.spec, o);
+    const m = trimmed.metadata ?? {};
+    const cached = m.name === undefined ? undefined : this.lw.get(m.name, m.namespace);
+    if (cached && sameButVersion(cached, trimmed)) this.quiet.add(trimmed);
+    return trimmed;
   }
 
   private markSynced(): void {

@@ -5,7 +5,8 @@
 // field the client release does not know and turn timestamps into Date objects, while the
 // watch stream hands over raw JSON. Mixing both in one cache would make an object look
 // different after a relist than after a watch event (and lose fields newer API servers
-// add). Raw JSON on both paths keeps the cache one shape: the API server's own.
+// add). Raw JSON on both paths, trimmed by the same whitelist (kubernetes-trim.ts), keeps
+// the cache one shape.
 import { request as httpRequest } from 'node:http';
 import { type RequestOptions, request as httpsRequest } from 'node:https';
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
@@ -27,6 +28,8 @@ export interface ListOptions {
   readonly pageSize?: number;
   /** per request; a list that hangs would hold the first sync forever */
   readonly timeoutMs?: number;
+  /** what to keep of each item, applied page by page (a whole list of whole objects is never held) */
+  readonly keep?: (item: KubernetesObject) => KubernetesObject;
 }
 
 /**
@@ -55,7 +58,7 @@ async function listPaged(kc: KubeConfig, path: string, o: ListOptions, limit: nu
     if (o.fieldSelector) query.set('fieldSelector', o.fieldSelector);
     const page = await getJson(kc, `${path}?${query}`, o.timeoutMs ?? 60_000);
     if (!isList(page)) throw new Error(`GET ${path}: the answer is not a list`);
-    items.push(...page.items);
+    for (const item of page.items) items.push(o.keep ? o.keep(item) : item);
     resourceVersion ??= page.metadata?.resourceVersion;
     cont = page.metadata?.continue || undefined;
   } while (cont);

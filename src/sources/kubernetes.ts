@@ -77,9 +77,11 @@ export class KubernetesSource implements ObjectSource {
     for (const i of this.informers) i.stop();
   }
 
-  /** Every cached object, with the kind and apiVersion that list items lack. */
+  /** Every cached object (trimmed, with kind and apiVersion), the same object while unchanged. */
   snapshot(): SourceObject[] {
-    return this.informers.flatMap((i) => i.objects().map((o) => toSourceObject(i.spec, o)));
+    const out: SourceObject[] = [];
+    for (const i of this.informers) for (const o of i.objects()) out.push(this.sourceObject(i.spec, o));
+    return out;
   }
 
   status(): KubernetesSourceStatus {
@@ -92,11 +94,19 @@ export class KubernetesSource implements ObjectSource {
       restarts: all.reduce((n, x) => n + x.s.restarts, 0),
     };
   }
-}
 
-function toSourceObject(spec: ResourceSpec, o: KubernetesObject): SourceObject {
-  const m = o.metadata ?? {};
-  const where = m.namespace ? `${m.namespace}/${m.name ?? ''}` : (m.name ?? '');
-  // A copy: the informer's cached object stays as the server sent it.
-  return { object: { ...o, kind: spec.kind, apiVersion: spec.apiVersion }, origin: `api:${spec.kind}/${where}` };
+  // The cached objects are handed out as they are (trimming gave them their kind and
+  // apiVersion; nothing mutates them): an unchanged object is the same object in every
+  // snapshot, so the model's per-object cache skips it, and no sync copies 10,000 objects.
+  private readonly wrapped = new WeakMap<KubernetesObject, SourceObject>();
+  private sourceObject(spec: ResourceSpec, o: KubernetesObject): SourceObject {
+    let s = this.wrapped.get(o);
+    if (!s) {
+      const m = o.metadata ?? {};
+      const where = m.namespace ? `${m.namespace}/${m.name ?? ''}` : (m.name ?? '');
+      s = { object: o, origin: `api:${spec.kind}/${where}` };
+      this.wrapped.set(o, s);
+    }
+    return s;
+  }
 }

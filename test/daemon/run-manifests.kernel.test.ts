@@ -3,6 +3,7 @@
 // stops on SIGTERM leaving the rules, converges after SIGKILL in the middle of a sync, and
 // `nftproxy cleanup` removes only its tables.
 import { execa } from 'execa';
+import { renameSync, writeFileSync } from 'node:fs';
 import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,6 +101,38 @@ describe.skipIf(!canUseKernel)(`nftproxy run --manifests${canUseKernel ? '' : ` 
       }
     });
   }, 60_000);
+
+  it('a file replaced by rename 20 times: 20 syncs, each started by the directory watch', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'nftproxy-rename-'));
+    const file = join(own, 'web.yaml');
+    try {
+      await writeFile(file, svc('web', '10.96.0.10', ['10.244.1.1']));
+      await withNetns('rename', async (exec) => {
+        const d = new Daemon(await nsName(exec), ['--manifests', own, ...FLAGS, '--min-sync-period', '50ms', '--log-level', 'debug']);
+        try {
+          await d.waitFor(synced, 15_000, 0);
+          for (let i = 2; i <= 21; i++) {
+            const mark = d.logs.length;
+            // As editors and config tools write: a temporary file renamed over the old one,
+            // with no pause between (Node's recursive watch stops seeing this after a few).
+            writeFileSync(`${file}.tmp`, svc('web', '10.96.0.10', [`10.244.1.${i}`]));
+            renameSync(`${file}.tmp`, file);
+            // The rescan poll (5 s) would find it too, and log by: 'poll'.
+            expect(await d.waitFor((l) => l.msg === 'manifest changed', 10_000, mark)).toMatchObject({ file, by: 'watch' });
+            expect(await d.waitFor(synced, 10_000, mark)).toMatchObject({ reason: 'change', kind: 'partial', endpoints: 1 });
+          }
+          expect(d.logs.filter(synced).length).toBe(21);
+          expect(await readKernelTables(exec)).toEqual(await expected(own));
+        } finally {
+          d.kill('SIGTERM');
+          await d.exited;
+        }
+        await exec([process.execPath, BIN, 'cleanup']);
+      });
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  }, 90_000);
 
   it('SIGKILL in the middle of a sync: the next start converges', async () => {
     const big = await mkdtemp(join(tmpdir(), 'nftproxy-kill-'));
