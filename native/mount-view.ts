@@ -146,15 +146,32 @@ export function locatePinDir(pinDir: string, mv: MountViews = mountViews()): Pin
   return unreadable ? { kind: 'unreadable', where, reason: unreadable } : { kind: 'absent', where };
 }
 
-/** The cgroup v2 mounts of a view (unified hosts: /sys/fs/cgroup; hybrid: /sys/fs/cgroup/unified). */
+/**
+ * The cgroup v2 mounts of a view, from its mountinfo (a DaemonSet mounts the host's hierarchy
+ * where it likes, e.g. /run/nftproxy/cgroup); /sys/fs/cgroup and /sys/fs/cgroup/unified first.
+ */
 function cgroup2Mounts(view: MountView): string[] {
-  return ['/sys/fs/cgroup', '/sys/fs/cgroup/unified'].map((p) => view.root + p).filter((p) => {
+  const isCgroup2 = (p: string): boolean => {
     try {
       return statfsSync(p).type === CGROUP2_SUPER_MAGIC;
     } catch {
       return false;
     }
-  });
+  };
+  const usual = ['/sys/fs/cgroup', '/sys/fs/cgroup/unified'];
+  let listed: string[] = [];
+  try {
+    const info = view.root === '' ? '/proc/self/mountinfo' : `${path.dirname(view.root)}/mountinfo`;
+    listed = readFileSync(info, 'utf8').split('\n').flatMap((line) => {
+      // "36 35 98:0 /mnt1 /mnt/point rw,noatime master:1 - cgroup2 cgroup2 rw": point is field 5
+      const [pre, post] = line.split(' - ');
+      const point = pre?.split(' ')[4];
+      return post?.startsWith('cgroup2 ') && point ? [point.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)))] : [];
+    });
+  } catch {
+    /* the usual places only */
+  }
+  return [...new Set([...usual, ...listed])].map((p) => view.root + p).filter(isCgroup2);
 }
 
 /**
