@@ -24,7 +24,7 @@ export interface MountView {
   readonly label: string;
 }
 
-export const OWN_VIEW: MountView = { root: '', label: 'this mount namespace' };
+const OWN_VIEW: MountView = { root: '', label: 'this mount namespace' };
 
 const mntIno = (proc: string, pid: string): bigint => statSync(`${proc}/${pid}/ns/mnt`, { bigint: true }).ino;
 

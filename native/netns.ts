@@ -20,16 +20,17 @@ export type NetnsPlace =
   | { readonly kind: 'unknown'; readonly self: string; readonly reason: string };
 
 /** `net:[4026532312]`: how /proc/PID/ns/net names a namespace (what `ls -l` shows). */
-export const netnsName = (ino: bigint): string => `net:[${ino}]`;
-
-/** This process's network namespace, as `net:[ino]`. */
-export function selfNetns(): string {
-  return netnsName(statSync('/proc/self/ns/net', { bigint: true }).ino);
-}
+const netnsName = (ino: bigint): string => `net:[${ino}]`;
 
 /** Where this process is, relative to the initial network namespace. `proc` is for tests. */
 export function netnsPlace(proc = '/proc'): NetnsPlace {
-  const self = statSync(`${proc}/self/ns/net`, { bigint: true }).ino;
+  let self: bigint;
+  try {
+    self = statSync(`${proc}/self/ns/net`, { bigint: true }).ino;
+  } catch (e) {
+    // no /proc: nothing to compare, and nothing to claim pins with ('' owns nothing)
+    return { kind: 'unknown', self: '', reason: `cannot read ${proc}/self/ns/net (${(e as NodeJS.ErrnoException).code ?? String(e)})` };
+  }
   const name = netnsName(self);
   if (self === NET_NS_INIT_INO) return { kind: 'initial', self: name, evidence: 'the kernel\'s inode number of the initial network namespace' };
   let pid1: bigint;

@@ -64,7 +64,7 @@ export function decideBpf(mode: BpfMode, place: NetnsPlace, cgroupFlag: string |
  * are ours to remove: they would keep rewriting connect() from maps nobody updates.
  */
 export function mayTouchPins(place: NetnsPlace, ownerNetns: string | null): { ok: true } | { ok: false; why: string } {
-  if (place.kind === 'initial' || ownerNetns === place.self) return { ok: true };
+  if (place.kind === 'initial' || (place.self !== '' && ownerNetns === place.self)) return { ok: true };
   const owner = ownerNetns === null ? 'an unrecorded network namespace (pinned by an older nftproxy, or a run that stopped before recording it)' : `network namespace ${ownerNetns}`;
   return { ok: false, why: `they were pinned by the nftproxy of ${owner}, and ${notHost(place)}` };
 }

@@ -45,6 +45,7 @@ describe('mayTouchPins', () => {
     { name: 'a lab namespace leaves an unrecorded pin set alone', place: LAB, owner: null, want: false },
     { name: 'an unplaced namespace leaves another\'s alone', place: UNKNOWN, owner: LAB.self, want: false },
     { name: 'an unplaced namespace removes its own', place: UNKNOWN, owner: UNKNOWN.self, want: true },
+    { name: 'without /proc nothing is anyone\'s own', place: { kind: 'unknown', self: '', reason: 'no /proc' }, owner: '', want: false },
   ])('$name', ({ place, owner, want }) => {
     expect(mayTouchPins(place, owner).ok).toBe(want);
   });
