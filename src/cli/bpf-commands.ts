@@ -95,7 +95,13 @@ export function bpfCleanup(pinDir: string): { messages: string[]; ok: boolean } 
       messages: [`nftproxy: BPF programs pinned at ${pinDir} (attached to ${attachedTo || 'nothing'}) left in place: ${may.why}. Run nftproxy cleanup in that network namespace (for the host's: from a host shell).`],
     };
   }
-  const r = removeInspected(s);
+  let r: ReturnType<typeof removeInspected>;
+  try {
+    r = removeInspected(s);
+  } catch (e) {
+    // the kernel could not be asked whether the links are gone: not a success
+    return { ok: false, messages: [`nftproxy: removing the BPF pins at ${pinDir}: ${firstLine(e)}; check with nftproxy status`] };
+  }
   const messages: string[] = [];
   if (r.error) messages.push(`nftproxy: removing the BPF pins at ${pinDir} failed: ${r.error}`);
   if (r.stillAttached.length) messages.push(`nftproxy: BPF programs STILL ATTACHED after cleanup: ${[...byCgroup(r.stillAttached)].map(([cg, hooks]) => `${cg}: ${hooks.join(' ')}`).join('; ')}`);
