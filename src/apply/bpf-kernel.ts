@@ -3,13 +3,13 @@
 // src/daemon/bpf-path.ts and src/daemon/bpf-mode.ts; the map writes are in bpf-applier.ts.
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensurePinDir } from '../../native/bpffs.js';
+import { DEFAULT_PIN_DIR, ensurePinDir } from '../../native/bpffs.js';
 import { type SockDestroyer, type SockLbHandle, type Support, bpfSupport, findCgroup2Root, loadSockDestroy, loadSockLb, readPinRecord, removePinned, writePinRecord } from '../../native/loader.js';
 import { type NetnsPlace, netnsPlace } from '../../native/netns.js';
 import type { Endpoint } from '../../native/layout.js';
 
 export type { NetnsPlace, SockDestroyer, SockLbHandle, Support };
-export const DEFAULT_PIN_DIR = '/sys/fs/bpf/nftproxy';
+export { DEFAULT_PIN_DIR };
 
 /** Where this process runs, relative to the host's initial network namespace. */
 export const whereAmI = (): NetnsPlace => netnsPlace();
