@@ -74,6 +74,9 @@ export interface Libbpf {
   link_update(linkFd: number, progFd: number): void;
   link_detach(linkFd: number): void;
   iter_create(linkFd: number): number;
+  /** an fd for a link / program by its kernel id (CAP_SYS_ADMIN); ENOENT when it is gone */
+  link_get_fd_by_id(id: number): number;
+  prog_get_fd_by_id(id: number): number;
   /** bpf_obj_get_info_by_fd into `info`; returns the length the kernel filled */
   obj_get_info_by_fd(fd: number, info: Buffer): number;
   /** 1 supported, 0 not (libbpf_probe_bpf_prog_type) */
@@ -169,6 +172,8 @@ function bind(): Libbpf {
   const link_update = f('int bpf_link_update(int link_fd, int new_prog_fd, void *opts)');
   const link_detach = f('int bpf_link_detach(int link_fd)');
   const iter_create = f('int bpf_iter_create(int link_fd)');
+  const link_by_id = f('int bpf_link_get_fd_by_id(uint32_t id)');
+  const prog_by_id = f('int bpf_prog_get_fd_by_id(uint32_t id)');
   const info_by_fd = f('int bpf_obj_get_info_by_fd(int fd, void *info, _Inout_ uint32_t *len)');
   const probe = f('int libbpf_probe_bpf_prog_type(int prog_type, void *opts)');
   const setns = c('int setns(int fd, int nstype)');
@@ -232,6 +237,8 @@ function bind(): Libbpf {
     link_update: (linkFd, progFd) => void ok('bpf_link_update', link_update(linkFd, progFd, null)),
     link_detach: (linkFd) => void ok('bpf_link_detach', link_detach(linkFd)),
     iter_create: (linkFd) => ok('bpf_iter_create', iter_create(linkFd)),
+    link_get_fd_by_id: (id) => ok(`bpf_link_get_fd_by_id(${id})`, link_by_id(id)),
+    prog_get_fd_by_id: (id) => ok(`bpf_prog_get_fd_by_id(${id})`, prog_by_id(id)),
     obj_get_info_by_fd: (fd, info) => {
       const len = [info.length];
       ok('bpf_obj_get_info_by_fd', info_by_fd(fd, info, len));

@@ -12,9 +12,12 @@
 //   handle.close()       release this process's fds; pinned objects stay.
 //   bpfSupport()         {ok} or {ok:false, reason} for --bpf=auto.
 //   loadSockDestroy()    destroy connected UDP sockets whose peer is a removed backend.
+//   pinnedLinks(pinDir)  what the kernel says about each pinned link: program, cgroup id, hook.
+//   write/readPinRecord  who pinned (network namespace) and where sockets are destroyed: what
+//                        the kernel cannot say, as symlinks beside the pins.
 //
 // Maps are read and written with Buffers laid out as in native/layout.ts.
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmdirSync, statSync, statfsSync, unlinkSync, constants as fsc } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, rmdirSync, statSync, statfsSync, symlinkSync, unlinkSync, constants as fsc } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -183,9 +186,10 @@ function detachLink(fd: number): void {
   }
 }
 
-/** Remove the map pins, and pinDir when nothing else is left in it. */
+/** Remove the map pins and the record, and pinDir when nothing else is left in it. */
 function unpinMaps(pinDir: string): void {
   for (const m of Object.keys(LB_MAPS) as LbMap[]) rmPin(mapPin(pinDir, m));
+  for (const r of Object.values(PIN_RECORD)) rmPin(path.join(pinDir, r));
   try {
     if (existsSync(pinDir) && readdirSync(pinDir).length === 0) rmdirSync(pinDir);
   } catch {
@@ -201,11 +205,124 @@ function rmPin(p: string): void {
   }
 }
 
-/** cgroup id and attach type of a cgroup link (bpf_link_info.cgroup). */
-function cgroupLinkInfo(fd: number): { type: number; cgroupId: bigint } {
+export interface LinkInfo {
+  /** BPF_LINK_TYPE_*: 3 is a cgroup link */
+  readonly type: number;
+  readonly id: number;
+  readonly progId: number;
+  /** for a cgroup link: the cgroup's id (its directory's inode number), 0 once detached */
+  readonly cgroupId: bigint;
+  /** for a cgroup link: BPF_CGROUP_* (see HOOKS) */
+  readonly attachType: number;
+}
+
+/** struct bpf_link_info of a link fd (the cgroup member of its union). */
+export function linkInfo(fd: number): LinkInfo {
   const info = Buffer.alloc(64);
   libbpf().obj_get_info_by_fd(fd, info);
-  return { type: info.readUInt32LE(0), cgroupId: info.readBigUInt64LE(16) };
+  return { type: info.readUInt32LE(0), id: info.readUInt32LE(4), progId: info.readUInt32LE(8), cgroupId: info.readBigUInt64LE(16), attachType: info.readUInt32LE(24) };
+}
+
+/** enum bpf_attach_type values of the socket LB's hooks, named as bpftool names them. */
+export const HOOKS: Readonly<Record<number, string>> = { 10: 'connect4', 11: 'connect6', 14: 'sendmsg4', 15: 'sendmsg6', 19: 'recvmsg4', 20: 'recvmsg6', 29: 'getpeername4', 30: 'getpeername6' };
+
+/** The name the kernel has for a loaded program (bpf_prog_info.name, 15 chars at most). */
+export function progName(progId: number): string {
+  const lib = libbpf();
+  const fd = lib.prog_get_fd_by_id(progId);
+  try {
+    const info = Buffer.alloc(80); // up to and including name[16] at offset 64
+    lib.obj_get_info_by_fd(fd, info);
+    const name = info.subarray(64, 80);
+    return name.toString('utf8', 0, name.indexOf(0) < 0 ? 16 : name.indexOf(0));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Is the link with this id still attached to a cgroup? Gone (freed) or detached (kept alive,
+ * defunct, by someone's fd) both say no. The kernel's word, whatever mount view we are in.
+ */
+export function linkAttached(id: number): boolean {
+  let fd: number;
+  try {
+    fd = libbpf().link_get_fd_by_id(id);
+  } catch (e) {
+    if (e instanceof LibbpfError && e.code === 'ENOENT') return false;
+    throw e;
+  }
+  try {
+    return linkInfo(fd).cgroupId !== 0n;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface PinnedLink {
+  /** the pin's file name, e.g. link_npx_connect4 */
+  readonly pin: string;
+  readonly link: LinkInfo;
+  /** the program the link runs, by the kernel's name for it; null when it cannot be read */
+  readonly program: string | null;
+  /** e.g. connect4; `attach type N` for one this version does not name */
+  readonly hook: string;
+}
+
+/** Every link pinned under `pinDir` (any version's names: `link_*`), as the kernel describes it. */
+export function pinnedLinks(pinDir: string): PinnedLink[] {
+  const lib = libbpf();
+  const out: PinnedLink[] = [];
+  for (const pin of readdirSync(pinDir).filter((f) => f.startsWith('link_')).sort()) {
+    const fd = lib.obj_get(path.join(pinDir, pin));
+    let link: LinkInfo;
+    try {
+      link = linkInfo(fd);
+    } finally {
+      closeSync(fd);
+    }
+    let program: string | null = null;
+    try {
+      program = progName(link.progId);
+    } catch {
+      /* unloaded meanwhile */
+    }
+    out.push({ pin, link, program, hook: HOOKS[link.attachType] ?? `attach type ${link.attachType}` });
+  }
+  return out;
+}
+
+/**
+ * What the kernel cannot tell about a pin set, recorded beside the pins as symlinks (a bpffs
+ * holds no regular files; `ls -l` shows them): the network namespace of the daemon that pinned
+ * them, `net:[ino]` as /proc/PID/ns/net reads, and its --bpf-netns-dir.
+ */
+export const PIN_RECORD = { ownerNetns: 'owner_netns', netnsDir: 'netns_dir' } as const;
+
+export interface PinRecord {
+  readonly ownerNetns: string | null;
+  readonly netnsDir: string | null;
+}
+
+export function readPinRecord(pinDir: string): PinRecord {
+  const read = (name: string): string | null => {
+    try {
+      return readlinkSync(path.join(pinDir, name));
+    } catch {
+      return null;
+    }
+  };
+  return { ownerNetns: read(PIN_RECORD.ownerNetns), netnsDir: read(PIN_RECORD.netnsDir) };
+}
+
+export function writePinRecord(pinDir: string, r: { ownerNetns: string; netnsDir?: string | undefined }): void {
+  const put = (name: string, target: string | undefined): void => {
+    const p = path.join(pinDir, name);
+    rmPin(p);
+    if (target !== undefined) symlinkSync(target, p);
+  };
+  put(PIN_RECORD.ownerNetns, r.ownerNetns);
+  put(PIN_RECORD.netnsDir, r.netnsDir);
 }
 
 /** Load bpf/sock_lb.o, attach it to `cgroupPath`, pin under `pinDir` (see the header). */
@@ -266,7 +383,7 @@ export function loadSockLb(opts: SockLbOptions): SockLbHandle {
       const pin = linkPin(pinDir, prog);
       if (existsSync(pin)) {
         const fd = lib.obj_get(pin);
-        const info = cgroupLinkInfo(fd);
+        const info = linkInfo(fd);
         if (info.type === BPF_LINK_TYPE_CGROUP && info.cgroupId === cgStat.ino) {
           lib.link_update(fd, progFd); // atomic replacement: the hook never goes away
           links.set(prog, fd);
@@ -354,11 +471,9 @@ export function adopt(pinDir: string): SockLbHandle {
  */
 export function removePinned(pinDir: string): boolean {
   if (!existsSync(pinDir)) return false;
-  for (const prog of PROGRAMS) {
-    const pin = linkPin(pinDir, prog);
-    if (!existsSync(pin)) continue;
-    detachLink(libbpf().obj_get(pin));
-    rmPin(pin);
+  for (const pin of readdirSync(pinDir).filter((f) => f.startsWith('link_'))) {
+    detachLink(libbpf().obj_get(path.join(pinDir, pin)));
+    rmPin(path.join(pinDir, pin));
   }
   unpinMaps(pinDir);
   return true;

@@ -13,7 +13,7 @@ import { type RunOptions, runDaemon } from './run.js';
 import { kubernetesSourceFactory } from './kubernetes-source.js';
 import { Applier } from '../apply/applier.js';
 import { NetlinkWriter } from '../apply/netlink/writer.js';
-import { bpfStatus, removeBpf } from '../daemon/bpf-path.js';
+import { BPF_INCOMPLETE, BPF_VIEW_HELP, bpfCleanup, bpfStatusSection } from './bpf-commands.js';
 
 export interface Io {
   out: (s: string) => void;
@@ -108,8 +108,8 @@ Exit codes: 0 ok, 1 objects skipped under --strict, 2 bad usage or unreadable in
     .option('--healthz-bind-address <host:port>', 'kube-proxy compatible /healthz and /livez; "" disables (default 0.0.0.0:10256)')
     .option('--metrics-bind-address <host:port>', 'Prometheus /metrics; "" disables (default 127.0.0.1:10249)')
     .option('--no-conntrack', 'skip UDP conntrack cleanup (for hosts without the conntrack tool)')
-    .addOption(new Option('--bpf <mode>', 'the eBPF socket load balancer for ClusterIP traffic: auto loads it when the kernel supports it, on refuses to start without it').choices(['off', 'auto', 'on']).default('auto'))
-    .option('--bpf-cgroup <path>', 'cgroup v2 the BPF programs attach to (default: the host\'s cgroup v2 root; /sys/fs/cgroup/unified on hybrid hosts)')
+    .addOption(new Option('--bpf <mode>', 'the eBPF socket load balancer for ClusterIP traffic: auto loads it in the host\'s network namespace when the kernel supports it (elsewhere it stays off), on refuses to start without it (outside the host\'s network namespace it needs --bpf-cgroup)').choices(['off', 'auto', 'on']).default('auto'))
+    .option('--bpf-cgroup <path>', 'cgroup v2 the BPF programs attach to: they rewrite connect() of every process in it, whatever its network namespace (default: the cgroup v2 root, the whole host; /sys/fs/cgroup/unified on hybrid hosts)')
     .option('--bpf-pin-dir <dir>', 'where programs and maps are pinned, so a restart adopts them (a bpffs is mounted on /sys/fs/bpf when none is)', '/sys/fs/bpf/nftproxy')
     .option('--bpf-netns-dir <dir>', 'network namespace files of the pods (e.g. /run/netns): connected UDP sockets to removed backends are destroyed there too (kernel >= 6.5)')
     .addOption(new Option('--log-level <level>', 'log verbosity (JSON lines on stderr)').choices(['debug', 'info', 'warn', 'error']).default('info'))
@@ -120,7 +120,7 @@ Examples:
   nftproxy run --manifests examples/ --node node-a --cluster-cidr 10.244.0.0/16
   nftproxy run --config /var/lib/nftproxy/config.yaml           # in a DaemonSet, NODE_NAME from the downward API
 
-Exit codes: 0 stopped by a signal, 2 bad usage or configuration, 3 no netfilter netlink (not root, or libmnl missing), 4 --bpf=on and BPF unavailable.`)
+Exit codes: 0 stopped by a signal, 2 bad usage or configuration (also: --bpf=on outside the host's network namespace without --bpf-cgroup), 3 no netfilter netlink (not root, or libmnl missing), 4 --bpf=on and BPF unavailable.`)
     .action(async (opts: RunOptions) => {
       code = await runDaemon(opts, { kubernetesSource: kubernetesSourceFactory });
     });
@@ -128,6 +128,7 @@ Exit codes: 0 stopped by a signal, 2 bad usage or configuration, 3 no netfilter 
   program.command('cleanup')
     .description('remove everything nftproxy installed: its nftables tables and its BPF programs and pins; nothing else is touched')
     .option('--bpf-pin-dir <dir>', 'where a run pinned its BPF programs and maps', '/sys/fs/bpf/nftproxy')
+    .addHelpText('after', BPF_VIEW_HELP)
     .action(async (opts: { bpfPinDir: string }) => {
       const writer = new NetlinkWriter();
       try {
@@ -136,13 +137,16 @@ Exit codes: 0 stopped by a signal, 2 bad usage or configuration, 3 no netfilter 
         await writer.close();
       }
       io.err('nftproxy tables removed\n');
-      if (removeBpf(opts.bpfPinDir)) io.err(`BPF programs detached, ${opts.bpfPinDir} unpinned\n`);
+      const bpf = bpfCleanup(opts.bpfPinDir);
+      for (const m of bpf.messages) io.err(`${m}\n`);
+      if (!bpf.ok) code = BPF_INCOMPLETE;
     });
 
   program.command('status')
     .description('what nftproxy has installed on this host: its nftables tables, its BPF programs and maps')
     .option('--bpf-pin-dir <dir>', 'where a run pinned its BPF programs and maps', '/sys/fs/bpf/nftproxy')
     .option('--json', 'print JSON')
+    .addHelpText('after', BPF_VIEW_HELP)
     .action(async (opts: { bpfPinDir: string; json?: boolean }) => {
       const writer = new NetlinkWriter();
       const tables: Record<string, { chains: number; sets: number } | null> = { 'ip nftproxy': null, 'ip6 nftproxy': null };
@@ -151,13 +155,11 @@ Exit codes: 0 stopped by a signal, 2 bad usage or configuration, 3 no netfilter 
       } finally {
         await writer.close();
       }
-      let bpf: ReturnType<typeof bpfStatus> | { error: string };
-      try { bpf = bpfStatus(opts.bpfPinDir); } catch (e) { bpf = { error: (e as Error).message.split('\n')[0]! }; }
-      if (opts.json) { io.out(`${JSON.stringify({ tables, bpf }, null, 2)}\n`); return; }
+      const bpf = bpfStatusSection(opts.bpfPinDir);
+      if (!bpf.ok) code = BPF_INCOMPLETE;
+      if (opts.json) { io.out(`${JSON.stringify({ tables, bpf: bpf.json }, null, 2)}\n`); return; }
       for (const [t, v] of Object.entries(tables)) io.out(`nft table ${t}: ${v ? `${v.chains} chains, ${v.sets} sets/maps` : 'absent'}\n`);
-      if ('error' in bpf) io.out(`bpf: cannot read ${opts.bpfPinDir}: ${bpf.error}\n`);
-      else if (!bpf.pinned) io.out(`bpf: inactive (nothing pinned at ${bpf.pinDir})\n`);
-      else io.out(`bpf: active, pinned at ${bpf.pinDir}\n  programs: ${bpf.links!.join(', ')}\n  map entries: ${Object.entries(bpf.maps!).map(([k, n]) => `${k} ${n}`).join(', ')}\n`);
+      io.out(bpf.text);
     });
 
   try {

@@ -10,7 +10,7 @@ import type { DaemonSource } from '../sources/object-source.js';
 import { createLogger, type LogLevel } from '../daemon/log.js';
 import { parseBindAddress } from '../daemon/health.js';
 import { ManifestWatcher } from '../sources/manifest-watcher.js';
-import { type BpfMode, BpfUnavailable } from '../daemon/bpf-path.js';
+import { type BpfMode, BpfUnavailable, BpfUsageError } from '../daemon/bpf-path.js';
 import { type ConfigFlags, type DaemonFlags, loadRunConfig } from './config.js';
 import { hostIPFamilies } from './host-families.js';
 import { parseDuration } from './duration.js';
@@ -93,6 +93,7 @@ export async function runDaemon(opts: RunOptions, hooks: RunHooks = {}): Promise
   } catch (e) {
     await daemon.stop(); // servers already listening would keep the process alive
     if (e instanceof BpfUnavailable) { process.stderr.write(`nftproxy: ${e.message}\n`); return 4; }
+    if (e instanceof BpfUsageError) throw new UsageError(e.message);
     if (String((e as Error).message).includes('EADDRINUSE')) throw new UsageError(`cannot listen: ${(e as Error).message}`);
     if (opts.manifests && e instanceof Error && !(e instanceof UsageError)) throw new UsageError(`--manifests: ${e.message}`);
     throw e;

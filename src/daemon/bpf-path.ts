@@ -1,22 +1,24 @@
-// The BPF hot path as the daemon runs it: --bpf=off|auto|on. `auto` loads it when the kernel
-// supports it and says in one log line why not otherwise; `on` refuses to start without it.
-// Loading adopts what a previous run pinned (links switched in place, maps kept), so a
-// restart has no gap. The nftables rules stay complete either way: BPF only shortcuts the
-// ClusterIP connections it covers (src/render/bpf-entries.ts).
+// The BPF hot path as the daemon runs it: --bpf=off|auto|on (decided in bpf-mode.ts from where
+// the daemon runs). `auto` loads it in the host's network namespace when the kernel supports
+// it and says in one log line why not otherwise; `on` refuses to start without it. Loading
+// adopts what a previous run pinned (links switched in place, maps kept), so a restart has no
+// gap. The nftables rules stay complete either way: BPF only shortcuts the ClusterIP
+// connections it covers (src/render/bpf-entries.ts). Kernel I/O: src/apply/bpf-kernel.ts.
 import type { Logger } from 'pino';
-import { ensurePinDir } from '../../native/bpffs.js';
-import { type SockDestroyer, type SockLbHandle, bpfSupport, findCgroup2Root, loadSockDestroy, loadSockLb, pinnedMapCounts, removePinned } from '../../native/loader.js';
 import { BpfApplier, type BpfSyncResult } from '../apply/bpf-applier.js';
+import { DEFAULT_PIN_DIR, type NetnsPlace, type SockDestroyer, type SockLbHandle, attachSockLb, cgroup2Root, destroyUdpSocketsTo, openSockDestroy, pinSet, removePinSet, sockLbSupport, whereAmI } from '../apply/bpf-kernel.js';
 import type { ServicePortInfo } from '../ir/types.js';
 import type { ProxyConfig } from '../model/config.js';
 import { type BpfService, bpfKeptSources, bpfServices, deadUdpBackends } from '../render/bpf-entries.js';
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { type BpfMode, decideBpf, mayTouchPins } from './bpf-mode.js';
 
-export type BpfMode = 'off' | 'auto' | 'on';
-export const DEFAULT_PIN_DIR = '/sys/fs/bpf/nftproxy';
+export type { BpfMode };
+export { DEFAULT_PIN_DIR };
 
+/** --bpf=on and the socket load balancer cannot run here (exit 4). */
 export class BpfUnavailable extends Error {}
+/** The --bpf flags ask for something that would act on the whole host from here (exit 2). */
+export class BpfUsageError extends Error {}
 
 export interface BpfPath {
   readonly cgroup: string;
@@ -26,44 +28,72 @@ export interface BpfPath {
   close(): void;
 }
 
-export async function startBpf(mode: BpfMode, o: { cgroup?: string; pinDir?: string; netnsDir?: string; log: Logger }): Promise<BpfPath | undefined> {
+const firstLine = (e: unknown): string => (e as Error).message.split('\n')[0]!;
+
+export async function startBpf(mode: BpfMode, o: { cgroup?: string; pinDir?: string; netnsDir?: string; log: Logger; place?: NetnsPlace }): Promise<BpfPath | undefined> {
   const pinDir = o.pinDir ?? DEFAULT_PIN_DIR;
+  const place = o.place ?? whereAmI();
   // Programs an earlier run left attached keep rewriting connect() from maps nobody updates
-  // any more: when this run does not take them over, they go.
-  const removeLeftovers = (): void => {
+  // any more: when this run does not take them over, they go, if they are ours to remove
+  // (mayTouchPins: outside the host's namespace, only pins this namespace made).
+  // Returns what it did, for the line that says why BPF is off.
+  const removeLeftovers = (): string | undefined => {
+    const pins = pinSet(pinDir);
+    if (!pins.present) return undefined;
+    const may = mayTouchPins(place, pins.ownerNetns);
+    if (!may.ok) return `left the pins at ${pinDir} in place: ${may.why}`;
     try {
-      if (removeBpf(pinDir)) o.log.warn({ pinDir }, 'BPF hot path off: detached and unpinned the programs an earlier run left attached');
+      if (removePinSet(pinDir)) o.log.warn({ pinDir }, 'BPF hot path off: detached and unpinned the programs an earlier run left attached');
     } catch (e) {
-      o.log.error({ pinDir, error: (e as Error).message.split('\n')[0] }, 'BPF hot path off, but the programs an earlier run left could not be removed: run nftproxy cleanup');
+      o.log.error({ pinDir, error: firstLine(e) }, 'BPF hot path off, but the programs an earlier run left could not be removed: run nftproxy cleanup');
     }
-  };
-  if (mode === 'off') { removeLeftovers(); return undefined; }
-  const cgroup = o.cgroup ?? findCgroup2Root() ?? '';
-  const fail = (reason: string): undefined => {
-    if (mode === 'on') throw new BpfUnavailable(`--bpf=on: ${reason}`);
-    o.log.info({ reason }, 'BPF hot path off (--bpf=auto): the nftables rules carry all traffic');
-    removeLeftovers();
     return undefined;
   };
-  const support = bpfSupport(cgroup ? { cgroupPath: cgroup } : {});
+  const decision = decideBpf(mode, place, o.cgroup);
+  switch (decision.kind) {
+    case 'usage-error':
+      throw new BpfUsageError(decision.message);
+    case 'off': {
+      const leftovers = removeLeftovers();
+      if (decision.reason) o.log.info({ reason: decision.reason, netns: place.self, ...(leftovers ? { leftovers } : {}) }, 'BPF hot path off (--bpf=auto): the nftables rules carry all traffic');
+      else if (leftovers) o.log.info({ leftovers }, 'BPF hot path off (--bpf=off)');
+      return undefined;
+    }
+    case 'load':
+      break;
+  }
+  const cgroup = decision.cgroup ?? cgroup2Root() ?? '';
+  const fail = (reason: string): undefined => {
+    if (decision.strict) throw new BpfUnavailable(`--bpf=on: ${reason}`);
+    const leftovers = removeLeftovers();
+    o.log.info({ reason, ...(leftovers ? { leftovers } : {}) }, 'BPF hot path off (--bpf=auto): the nftables rules carry all traffic');
+    return undefined;
+  };
+  const support = sockLbSupport(cgroup || undefined);
   if (!support.ok) return fail(support.reason);
+  // Taking over a pin set switches its links to this run's programs and cgroup: the same
+  // ownership rule as removing it.
+  const pins = pinSet(pinDir);
+  const may = pins.present ? mayTouchPins(place, pins.ownerNetns) : { ok: true as const };
+  if (!may.ok) return fail(`${pinDir} holds another nftproxy's pins (${may.why}); give this one its own --bpf-pin-dir`);
   let handle: SockLbHandle;
   try {
-    await ensurePinDir(pinDir);
-    handle = loadSockLb({ cgroupPath: cgroup, pinDir });
+    const attached = await attachSockLb({ cgroup, pinDir, ownerNetns: place.self, netnsDir: o.netnsDir });
+    handle = attached.handle;
+    if (attached.recordError) o.log.warn({ pinDir, error: attached.recordError }, 'BPF: could not record the owner and netns directory beside the pins; status will not show them');
   } catch (e) {
-    return fail((e as Error).message.split('\n')[0]!);
+    return fail(firstLine(e));
   }
   const applier = new BpfApplier(handle);
   // bpf_sock_destroy (kernel >= 6.5) through a UDP socket iterator: without it, a connected
   // UDP socket keeps sending to a backend that is gone (the socket LB's classic bug).
   let destroyer: SockDestroyer | undefined;
   try {
-    destroyer = loadSockDestroy();
+    destroyer = openSockDestroy();
   } catch (e) {
-    o.log.info({ reason: (e as Error).message.split('\n')[0] }, 'no bpf_sock_destroy on this kernel: connected UDP sockets to removed backends are left to time out (older kernels)');
+    o.log.info({ reason: firstLine(e) }, 'no bpf_sock_destroy on this kernel: connected UDP sockets to removed backends are left to time out (older kernels)');
   }
-  o.log.info({ cgroup, pinDir, ...handle.report, sockDestroy: destroyer !== undefined }, 'BPF hot path on: ClusterIP connections are balanced at connect()');
+  o.log.info({ cgroup, pinDir, netns: place.self, ...handle.report, sockDestroy: destroyer !== undefined }, 'BPF hot path on: ClusterIP connections are balanced at connect()');
   let last: BpfService[] = [];
   return {
     cgroup, pinDir,
@@ -74,7 +104,7 @@ export async function startBpf(mode: BpfMode, o: { cgroup?: string; pinDir?: str
         keptWrites = applier.keepSources(bpfKeptSources(cfg.clusterCIDRs));
       } catch (e) {
         // Sources the map does not hold count as masqueraded (left to nft): never wrong.
-        o.log.error({ error: (e as Error).message.split('\n')[0] }, 'BPF: writing the kept source prefixes failed; sockets bound to a source outside them go to nft');
+        o.log.error({ error: firstLine(e) }, 'BPF: writing the kept source prefixes failed; sockets bound to a source outside them go to nft');
       }
       const synced = applier.sync(next);
       const r = { ...synced, writes: synced.writes + keptWrites };
@@ -85,34 +115,15 @@ export async function startBpf(mode: BpfMode, o: { cgroup?: string; pinDir?: str
       if (destroyer && dead.length) {
         // this process's namespace (host-network clients) and, when given, every pod
         // namespace file in --bpf-netns-dir (e.g. /run/netns, mounted into the DaemonSet)
-        const netns: (string | null)[] = [null, ...(o.netnsDir && existsSync(o.netnsDir) ? readdirSync(o.netnsDir).map((f) => join(o.netnsDir!, f)) : [])];
         try {
-          destroyed = destroyer.destroyUdpSockets(dead.map((b) => ({ addr: b.addr, port: b.port })), netns).length;
+          destroyed = destroyUdpSocketsTo(destroyer, dead, o.netnsDir);
           if (destroyed) o.log.info({ destroyed, backends: dead.length }, 'connected UDP sockets to removed backends destroyed');
         } catch (e) {
-          o.log.warn({ error: (e as Error).message.split('\n')[0] }, 'destroying UDP sockets to removed backends failed');
+          o.log.warn({ error: firstLine(e) }, 'destroying UDP sockets to removed backends failed');
         }
       }
       return { ...r, destroyed, entries: applier.size };
     },
     close: () => { handle.close(); destroyer?.close(); },
   };
-}
-
-/** `nftproxy cleanup`: detach the programs and remove the pins, if a run (of any version) left any. */
-export function removeBpf(pinDir = DEFAULT_PIN_DIR): boolean {
-  return removePinned(pinDir);
-}
-
-export interface BpfStatus {
-  readonly pinned: boolean;
-  readonly pinDir: string;
-  readonly links?: readonly string[];
-  readonly maps?: Readonly<Record<string, number>>;
-}
-
-/** `nftproxy status`: what is pinned and how full the maps are. */
-export function bpfStatus(pinDir = DEFAULT_PIN_DIR): BpfStatus {
-  if (!existsSync(pinDir)) return { pinned: false, pinDir };
-  return { pinned: true, pinDir, links: readdirSync(pinDir).filter((f) => f.startsWith('link_')).sort(), maps: pinnedMapCounts(pinDir) };
 }

@@ -92,6 +92,49 @@ export async function unmountTestBpffs(dir: string): Promise<void> {
   mounts.delete(dir);
 }
 
+/**
+ * A private mount namespace whose /sys/fs/bpf is a bpffs of its own: a host with its BPF
+ * filesystem, without touching the host's. `ip netns exec` started from inside it remounts /sys
+ * and hides that bpffs, as it hides the host's. A sleeping process holds the namespace; stop()
+ * (or the exit hook) kills it, and with it go the namespace, the bpffs and every pin in it.
+ * Create the network namespaces it should see first: /run/netns entries made later do not
+ * propagate into it.
+ */
+export async function privateSysBpffs(): Promise<{ pid: number; enter: (cmd: string[]) => string[]; stop: () => Promise<void> }> {
+  const proc = execa('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t bpf bpf /sys/fs/bpf && echo ready && exec sleep 3600'], { stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false });
+  procs.add(proc);
+  const ready = await new Promise<boolean>((resolve) => {
+    createInterface({ input: proc.stdout! }).once('line', (l) => resolve(l === 'ready'));
+    void proc.then(() => resolve(false));
+  });
+  if (!ready || !proc.pid) {
+    proc.kill('SIGKILL');
+    throw new Error('unshare --mount with a bpffs on /sys/fs/bpf failed');
+  }
+  const pid = proc.pid;
+  return {
+    pid,
+    enter: (cmd) => ['nsenter', `--mount=/proc/${pid}/ns/mnt`, ...cmd],
+    stop: async () => {
+      proc.kill('SIGKILL');
+      await proc;
+      procs.delete(proc);
+    },
+  };
+}
+
+/**
+ * What is attached to the cgroup v2 root, per bpftool: "attach_type name" per program. The
+ * root is never a test's to attach to: tests compare this before and after.
+ */
+export async function rootCgroupPrograms(): Promise<string[]> {
+  const root = findCgroup2Root();
+  if (!root) throw new Error('no cgroup v2');
+  const r = await execa('bpftool', ['-j', 'cgroup', 'show', root]);
+  const list = (String(r.stdout).trim() ? JSON.parse(String(r.stdout)) : []) as { attach_type: string; name: string }[];
+  return list.map((p) => `${p.attach_type} ${p.name}`).sort();
+}
+
 /** One sockprobe.mjs process; `cmd` starts it (ip netns exec / nsenter ... node sockprobe.mjs). */
 export class Probe {
   private nextId = 0;

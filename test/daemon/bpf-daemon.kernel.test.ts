@@ -121,8 +121,9 @@ describe.skipIf(skip !== null)(`nftproxy run --bpf${skip ? ` [skipped: ${skip}]`
       ]);
 
       const st = await execa('ip', ['netns', 'exec', ns.name, process.execPath, BIN, 'status', '--bpf-pin-dir', pinDir, '--json']);
-      const status = JSON.parse(st.stdout) as { tables: Record<string, unknown>; bpf: { pinned: boolean; links: string[]; maps: Record<string, number> } };
+      const status = JSON.parse(st.stdout) as { tables: Record<string, unknown>; bpf: { pinned: boolean; cgroups: string[]; links: string[]; maps: Record<string, number> } };
       expect(status.bpf.pinned).toBe(true);
+      expect(status.bpf.cgroups).toEqual([cg]); // the attach point, from the kernel's link info
       expect(status.bpf.links.length).toBe(8);
       expect(status.bpf.maps).toMatchObject({ svcs: 2, backends: 4, members: 4, podcidrs: 3 }); // podcidrs: ::/0, 0.0.0.0/0, 10.244.0.0/16
       expect(status.tables['ip nftproxy']).not.toBeNull();

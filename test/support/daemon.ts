@@ -7,6 +7,14 @@ export const BIN = fileURLToPath(new URL('../../bin/nftproxy.js', import.meta.ur
 
 export interface LogLine { level: number; msg: string; [k: string]: unknown }
 
+export interface DaemonOptions {
+  /** Run with nftproxy's own BPF defaults (--bpf=auto, the host's pin dir): only for a test
+   * that checks those defaults stay contained in a test namespace. */
+  bpfDefaults?: boolean;
+  /** How to enter the namespace instead of `how`, e.g. nsenter --mount=… --net=… */
+  enter?: string[];
+}
+
 export class Daemon {
   readonly logs: LogLine[] = [];
   private waiters: { pred: (l: LogLine) => boolean; from: number; resolve: (l: LogLine) => void }[] = [];
@@ -14,12 +22,12 @@ export class Daemon {
   exited: Promise<number>;
 
   /** `nsenter`: keep the host's /sys (cgroup and BPF filesystems), which `ip netns exec` hides. */
-  constructor(ns: string, args: string[], env: Record<string, string | undefined> = {}, how: 'ip-netns-exec' | 'nsenter' = 'ip-netns-exec') {
+  constructor(ns: string, args: string[], env: Record<string, string | undefined> = {}, how: 'ip-netns-exec' | 'nsenter' = 'ip-netns-exec', opts: DaemonOptions = {}) {
     // Never the host's cgroup: tests that want BPF pass --bpf and their own --bpf-cgroup.
     // With --bpf off the daemon removes programs a previous run left pinned: point it at a pin
     // directory that cannot exist, never the host's /sys/fs/bpf/nftproxy.
-    const bpf = args.some((a) => a === '--bpf' || a.startsWith('--bpf=')) ? [] : ['--bpf', 'off', '--bpf-pin-dir', '/nonexistent/nftproxy-test-pins'];
-    const enter = how === 'nsenter' ? ['nsenter', `--net=/run/netns/${ns}`] : ['ip', 'netns', 'exec', ns];
+    const bpf = opts.bpfDefaults || args.some((a) => a === '--bpf' || a.startsWith('--bpf=')) ? [] : ['--bpf', 'off', '--bpf-pin-dir', '/nonexistent/nftproxy-test-pins'];
+    const enter = opts.enter ?? (how === 'nsenter' ? ['nsenter', `--net=/run/netns/${ns}`] : ['ip', 'netns', 'exec', ns]);
     this.proc = execa(enter[0]!, [...enter.slice(1), process.execPath, BIN, 'run', ...bpf, ...args], { reject: false, buffer: false, stdin: 'ignore', stdout: 'ignore', env });
     let rest = '';
     this.proc.stderr!.on('data', (chunk: Buffer) => {
