@@ -133,10 +133,13 @@ Exit codes: 0 stopped by a signal, 2 bad usage or configuration (also: --bpf=on 
       const writer = new NetlinkWriter();
       try {
         await new Applier(writer).cleanup();
+        io.err('nftproxy tables removed\n');
+      } catch (e) {
+        io.err(`nftproxy: could not remove the nftproxy tables: ${(e as Error).message}\n`);
+        code = 1;
       } finally {
         await writer.close();
       }
-      io.err('nftproxy tables removed\n');
       const bpf = bpfCleanup(opts.bpfPinDir);
       for (const m of bpf.messages) io.err(`${m}\n`);
       if (!bpf.ok) code = BPF_INCOMPLETE;
@@ -149,16 +152,20 @@ Exit codes: 0 stopped by a signal, 2 bad usage or configuration (also: --bpf=on 
     .addHelpText('after', BPF_VIEW_HELP)
     .action(async (opts: { bpfPinDir: string; json?: boolean }) => {
       const writer = new NetlinkWriter();
-      const tables: Record<string, { chains: number; sets: number } | null> = { 'ip nftproxy': null, 'ip6 nftproxy': null };
+      let tables: Record<string, { chains: number; sets: number } | null> | { error: string } = { 'ip nftproxy': null, 'ip6 nftproxy': null };
       try {
         for (const t of await writer.tables('nftproxy')) tables[`${t.family} nftproxy`] = { chains: t.chains, sets: t.sets };
+      } catch (e) {
+        tables = { error: (e as Error).message };
+        code = 1;
       } finally {
         await writer.close();
       }
       const bpf = bpfStatusSection(opts.bpfPinDir);
       if (!bpf.ok) code = BPF_INCOMPLETE;
       if (opts.json) { io.out(`${JSON.stringify({ tables, bpf: bpf.json }, null, 2)}\n`); return; }
-      for (const [t, v] of Object.entries(tables)) io.out(`nft table ${t}: ${v ? `${v.chains} chains, ${v.sets} sets/maps` : 'absent'}\n`);
+      if ('error' in tables) io.out(`nft tables: cannot read them: ${tables.error}\n`);
+      else for (const [t, v] of Object.entries(tables)) io.out(`nft table ${t}: ${v ? `${v.chains} chains, ${v.sets} sets/maps` : 'absent'}\n`);
       io.out(bpf.text);
     });
 

@@ -13,7 +13,10 @@ const hosts = (env: Env) => healthHostsOf(compileParts(buildModel([]).model, con
 describe('healthHostsOf', () => {
   it.each([
     { what: 'nodePortAddresses primary: the primary IP of each family', env: CLUSTER_ENV, want: [CLUSTER.node, CLUSTER.node6] },
-    { what: 'CIDRs: the node IPs inside them', env: { ...CLUSTER_ENV, nodePortAddresses: ['192.168.0.0/24'] }, want: [CLUSTER.node] },
+    // IPv4 CIDRs only: the IPv6 family has no entry, so it accepts NodePorts on every address
+    // (kube-proxy's NewNodePortAddresses), and its servers listen on ::
+    { what: 'CIDRs: the node IPs inside them', env: { ...CLUSTER_ENV, nodePortAddresses: ['192.168.0.0/24'] }, want: [CLUSTER.node, '::'] },
+    { what: 'CIDRs of both families', env: { ...CLUSTER_ENV, nodePortAddresses: ['192.168.0.0/24', `${CLUSTER.node6}/128`] }, want: [CLUSTER.node, CLUSTER.node6] },
     { what: '0.0.0.0/0: every address', env: { ...CLUSTER_ENV, nodePortAddresses: ['0.0.0.0/0'] }, want: 'all' },
     { what: 'no node IP known yet: every address', env: { ...CLUSTER_ENV, nodeIPs: [] }, want: 'all' },
   ])('$what', ({ env, want }) => {
