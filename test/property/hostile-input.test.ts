@@ -15,7 +15,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildModel, type SourceObject } from '../../src/model/build-model.js';
-import { compile } from '../../src/compile/compile.js';
+import { compile, compileParts } from '../../src/compile/compile.js';
+import { kernelFamily } from '../../src/render/kernel/family.js';
+import { withEquivalence } from '../support/equivalence.js';
 import { renderText } from '../../src/render/nft-text.js';
 import { renderJson } from '../../src/render/nft-json.js';
 import type { ProxyConfig } from '../../src/model/config.js';
@@ -679,6 +681,23 @@ describe('hostile input (property)', () => {
         // ends (with the smallest counterexample found so far) well inside the test timeout.
         { numRuns: 30, examples: [[maxLengthExample()]], interruptAfterTimeLimit: 45_000, markInterruptAsFailure: true },
       );
+    }, 120_000);
+
+    // The netlink writer (the daemon's path: compileParts -> kernelFamily -> one batch) and
+    // `nft -f` of dump's text must leave the same table for every snapshot, hostile ones too.
+    const eqTitle = `(f) the netlink writer builds the table nft -f builds from the text${kernelSkipReason ? ` [skipped: ${kernelSkipReason}]` : ''}`;
+    it.skipIf(kernelSkipReason !== undefined)(eqTitle, async () => {
+      await withEquivalence('propeq', async (pair) => {
+        await fc.assert(
+          fc.asyncProperty(snapshotArb, async (snap) => {
+            const c = compileAll(snap.entries);
+            const fams = compileParts(c.built.model, CFG).map(kernelFamily);
+            const { netlink, nft } = await pair.load(fams, c.text);
+            expect(netlink).toBe(nft);
+          }),
+          { numRuns: 25, examples: [[maxLengthExample()]], interruptAfterTimeLimit: 45_000, markInterruptAsFailure: true },
+        );
+      });
     }, 120_000);
 
     // Two Services that claim one (IP, protocol, port) would put one key twice into map

@@ -73,8 +73,12 @@ export function verdictText(v: KVerdict): string {
 const dataText = (f: Family, d: KData): string => (d.kind === 'verdict' ? verdictText(d.verdict) : fieldsText(f, ['addr', 'port'], d.bytes));
 
 export function elementText(f: Family, shape: SetShape, e: KElement): string {
-  return `${keyText(f, shape, e.key)}${e.comment ? ` comment ${quoted(e.comment)}` : ''}${e.data ? ` : ${dataText(f, e.data)}` : ''}`;
+  const timeout = e.timeoutMs !== undefined ? ` timeout ${msText(e.timeoutMs)}` : '';
+  const expires = e.expiresMs !== undefined ? ` expires ${msText(e.expiresMs)}` : '';
+  return `${keyText(f, shape, e.key)}${timeout}${expires}${e.comment ? ` comment ${quoted(e.comment)}` : ''}${e.data ? ` : ${dataText(f, e.data)}` : ''}`;
 }
+
+const msText = (ms: number): string => (ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
 
 export const hookText = (h: KHook): string => `type ${h.type} hook ${h.hook} priority ${h.priority}; policy accept;`;
 
