@@ -43,7 +43,7 @@ export class Daemon {
   private runner: SyncRunner | undefined;
   private serviceHealth: ServiceHealthServers | undefined;
   private bpf: BpfPath | undefined;
-  private drift: { seen: string[]; timer: NodeJS.Immediate | undefined } = { seen: [], timer: undefined };
+  private drift: { seen: string[]; kinds: Map<string, number>; timer: NodeJS.Immediate | undefined } = { seen: [], kinds: new Map(), timer: undefined };
   proxier: Proxier | undefined;
 
   constructor(private readonly o: DaemonOptions) {}
@@ -121,15 +121,18 @@ export class Daemon {
     this.runner.start();
   }
 
-  // A `nft flush chain` is one notification per rule: they are counted one by one, logged
-  // together (the first few kinds), and make one full sync.
+  // A `nft flush chain` is one notification per rule, a deleted table one per object: they
+  // are counted one by one, logged together (how many of each kind, a few names), and make
+  // one full sync.
   private onForeignChange(c: ForeignChange): void {
     this.metrics.foreignChanges.inc({ family: c.family ?? 'unknown' });
-    if (this.drift.seen.length < 8 && !this.drift.seen.includes(c.what)) this.drift.seen.push(c.what);
-    if (this.drift.timer) return;
-    this.drift.timer = setImmediate(() => {
-      this.o.log.warn({ changes: this.drift.seen, portid: c.portid }, 'another process changed nftproxy\'s tables: replacing them (full sync)');
-      this.drift = { seen: [], timer: undefined };
+    const d = this.drift;
+    d.kinds.set(c.verb, (d.kinds.get(c.verb) ?? 0) + 1);
+    if (d.seen.length < 8 && !d.seen.includes(c.what)) d.seen.push(c.what);
+    if (d.timer) return;
+    d.timer = setImmediate(() => {
+      this.o.log.warn({ changes: Object.fromEntries(d.kinds), examples: d.seen, portid: c.portid }, 'another process changed nftproxy\'s tables: replacing them (full sync)');
+      this.drift = { seen: [], kinds: new Map(), timer: undefined };
       this.runner?.requestFull('drift');
     });
   }

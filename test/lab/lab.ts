@@ -4,6 +4,7 @@
 // in the reference tables' notation.
 import type { Ruleset } from '../../src/ir/types.js';
 import { Applier } from '../../src/apply/applier.js';
+import { execa } from 'execa';
 import { NetlinkWriter } from '../../src/apply/netlink/writer.js';
 import { Agent, type LoopRecord, type LoopRequest, type Proto } from './agent-process.js';
 import type { Netns } from './netns.js';
@@ -91,6 +92,19 @@ export class Lab {
     const w = new NetlinkWriter({ netns: `/run/netns/${this.node.name}` });
     this.writers.push(w);
     return w;
+  }
+
+  /** The namespace that holds an address (a pod's, a client's, the node's), to run a program there. */
+  namespaceOf(addr: string): string {
+    const home = this.sourceHomes.get(addr);
+    if (!home) throw new Error(`no namespace in this lab holds ${addr}`);
+    return home.ns.name;
+  }
+
+  /** Runs a command in the node namespace (another process changing its tables, say). */
+  async nodeExec(cmd: readonly string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const r = await execa('ip', ['netns', 'exec', this.node.name, ...cmd], { reject: false });
+    return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
   }
 
   /** The node namespace's name (to run the daemon or conntrack there). */

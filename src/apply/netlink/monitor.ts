@@ -17,6 +17,8 @@ import { NfSocket } from './socket.js';
 
 export interface ForeignChange {
   readonly family: Family | undefined;
+  /** e.g. "delete element in set" */
+  readonly verb: string;
   /** e.g. "delete element in map service-ips", "notifications lost" */
   readonly what: string;
   /** port id of the socket that made it (0: the kernel itself or unknown) */
@@ -90,7 +92,7 @@ export class TableMonitor {
 
   /** The foreign change a notification reports, or undefined when it is ours or not about our tables. */
   classify(m: Message): ForeignChange | undefined {
-    if (m.type === A.NLMSG.OVERRUN) return { family: undefined, what: 'notifications lost (queue overflow): a change may have been missed', portid: 0 };
+    if (m.type === A.NLMSG.OVERRUN) return { family: undefined, verb: 'notifications lost', what: 'notifications lost (queue overflow): a change may have been missed', portid: 0 };
     if (m.type >> 8 !== A.NFNL_SUBSYS_NFTABLES) return undefined;
     const type = m.type & 0xff;
     const verb = VERB[type];
@@ -112,6 +114,6 @@ export class TableMonitor {
     if (m.pid !== 0 && m.pid === this.o.ours()) return undefined;
     // anonymous sets are a rule's: name the change by what people can see
     const name = object?.startsWith('__') ? '(a rule\'s anonymous set)' : object;
-    return { family, what: `${verb}${name ? ` ${name}` : ''}`, portid: m.pid };
+    return { family, verb, what: `${verb}${name ? ` ${name}` : ''}`, portid: m.pid };
   }
 }
