@@ -1,4 +1,6 @@
-# nftproxy image: Node 20 slim with nft and conntrack. Build: docker build -t nftproxy .
+# nftproxy image: Node 20 slim, libmnl (nftproxy's netlink socket), conntrack, libbpf.
+# `run` never starts nft; the nftables package stays for operators (nft list …, loading dump's text)
+# and brings libmnl0. Build: docker build -t nftproxy .
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json ./
