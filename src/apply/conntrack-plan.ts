@@ -71,26 +71,40 @@ function nonEmpty<T>(xs: readonly T[]): NonEmpty<T> | undefined {
  * failed work is never retried.
  */
 export function planConntrackCleanup(prev: readonly ServicePortInfo[] | undefined, next: readonly ServicePortInfo[]): ConntrackFilter[] {
-  const before = prev === undefined ? undefined : new Map(prev.map((sp) => [portKey(sp), signature(sp)]));
+  const known = prev === undefined ? undefined : new Map(prev.map((sp) => [portKey(sp), signature(sp)]));
+  return planConntrackChanges(known, next, udpVipsOn(next));
+}
+
+/** The UDP VIPs of `ports` by family and port number (what a NodePort filter leaves alone). */
+export function udpVipsOn(ports: readonly ServicePortInfo[]): (family: Family, port: number) => readonly IP[] {
+  return (family, port) => [...new Set(ports.filter((o) => o.proto === 'udp' && o.family === family && o.port === port).flatMap((o) => o.vips))];
+}
+
+/**
+ * The same, for the ports a sync touched: `known` holds the signature each port had when its
+ * flows were last cleaned (undefined: nothing known, plan every port given); `changed` the
+ * ports as they are now; udpVips the UDP VIPs on a port number across every service.
+ */
+export function planConntrackChanges(known: ReadonlyMap<string, string> | undefined, changed: Iterable<ServicePortInfo>, udpVips: (family: Family, port: number) => readonly IP[]): ConntrackFilter[] {
   const filters: ConntrackFilter[] = [];
-  for (const sp of next) {
+  for (const sp of changed) {
     if (sp.proto !== 'udp') continue;
     const keepReplySrc = nonEmpty(sp.servingEndpoints);
     // No serving endpoint: traffic is rejected now, nothing to re-balance to (as upstream).
     if (keepReplySrc === undefined) continue;
-    if (before !== undefined && before.get(portKey(sp)) === signature(sp)) continue;
+    if (known !== undefined && known.get(portKey(sp)) === signature(sp)) continue;
 
     const common = { family: sp.family, proto: 'udp', origDport: sp.port, keepReplySrc, service: sp.service, portName: sp.portName } as const;
     for (const origDst of new Set(sp.vips)) filters.push({ ...common, kind: 'vip', origDst });
     if (sp.nodePort !== undefined) {
-      const nodePort = sp.nodePort;
       // A UDP VIP:port that happens to share the NodePort's number is that VIP's traffic.
-      const exceptOrigDst = [...new Set(next.filter((o) => o.proto === 'udp' && o.family === sp.family && o.port === nodePort).flatMap((o) => o.vips))];
-      filters.push({ ...common, kind: 'nodeport', origDport: nodePort, exceptOrigDst });
+      filters.push({ ...common, kind: 'nodeport', origDport: sp.nodePort, exceptOrigDst: [...udpVips(sp.family, sp.nodePort)] });
     }
   }
   return filters;
 }
+
+export { portKey as conntrackPortKey, signature as conntrackSignature };
 
 // ---------------------------------------------------------------------------------------
 // Reading `conntrack -L` output

@@ -14,22 +14,31 @@ const MAX_TIMEOUT_MS = 86_400_000;
 
 export class AffinityGenerations {
   private readonly gone = new Map<string, { generation: number; since: number }>();
-  private live = new Set<string>();
+  /** the affinity endpoints each service's rules use now */
+  private live = new Map<string, ReadonlySet<string>>();
+  private lastSweep = -Infinity;
 
   readonly generationOf: GenerationOf = (eid) => this.gone.get(eid)?.generation ?? 0;
 
-  /** Record the endpoints the compiled rules use now; nowMs: a monotonic clock. */
-  settle(parts: readonly CompiledFamily[], nowMs: number): void {
-    const now = new Set<string>();
-    for (const f of parts) {
-      for (const rules of f.services.values()) {
-        for (const r of rules) if (r) for (const [eid] of r.affinity) now.add(eid);
+  /**
+   * Record the endpoints the compiled rules use now, for the services that changed ('all':
+   * every service); nowMs: a monotonic clock. An endpoint's id names its service port, so an
+   * endpoint can only leave the rules of a service that changed.
+   */
+  settle(parts: readonly CompiledFamily[], nowMs: number, changed: ReadonlySet<string> | 'all' = 'all'): void {
+    const refs = changed === 'all' ? new Set([...this.live.keys(), ...parts.flatMap((f) => [...f.services.keys()])]) : changed;
+    for (const ref of refs) {
+      const now = new Set<string>();
+      for (const f of parts) for (const r of f.services.get(ref) ?? []) if (r) for (const [eid] of r.affinity) now.add(eid);
+      for (const eid of this.live.get(ref) ?? []) {
+        if (!now.has(eid)) this.gone.set(eid, { generation: this.generationOf(eid) + 1, since: nowMs });
       }
+      if (now.size) this.live.set(ref, now); else this.live.delete(ref);
     }
-    for (const eid of this.live) {
-      if (!now.has(eid)) this.gone.set(eid, { generation: this.generationOf(eid) + 1, since: nowMs });
-    }
-    for (const [eid, g] of this.gone) if (!now.has(eid) && nowMs - g.since > MAX_TIMEOUT_MS) this.gone.delete(eid);
-    this.live = now;
+    // forgetting is not urgent: at most once a minute, it walks only what went away
+    if (nowMs - this.lastSweep < 60_000) return;
+    this.lastSweep = nowMs;
+    const inUse = (eid: string): boolean => this.live.get(eid.split('/').slice(0, 2).join('/'))?.has(eid) ?? false;
+    for (const [eid, g] of this.gone) if (nowMs - g.since > MAX_TIMEOUT_MS && !inUse(eid)) this.gone.delete(eid);
   }
 }

@@ -93,9 +93,10 @@ export class Daemon {
     this.proxier = new Proxier({
       applier: new Applier(this.o.writer), source: this.source, base: this.o.base, log,
       metrics: this.metrics, serviceHealth: this.serviceHealth,
-      afterSync: async (next, config) => {
+      afterSync: async (ports, config) => {
         if (this.bpf) {
-          const r = this.bpf.sync(next, config);
+          // the BPF maps are reconciled whole (O(service ports)); only while BPF is on
+          const r = this.bpf.sync(ports.all(), config);
           if (r.writes) log.debug(r, 'BPF maps updated');
           this.metrics.bpfServices.set(r.entries);
           this.metrics.bpfRefused.set(r.refused.length);
@@ -103,7 +104,7 @@ export class Daemon {
         }
         if (conntrack) {
           const before = conntrack.deletedTotal;
-          await conntrack.afterSync(next);
+          await conntrack.afterSync(ports.changes, ports.all);
           this.metrics.conntrackDeleted.inc(conntrack.deletedTotal - before);
         }
       },

@@ -65,9 +65,9 @@ export class ProxyMetrics {
     this.lastQueued.set(Date.now() / 1000);
   }
 
-  onPorts(ports: readonly ServicePortInfo[]): void {
-    this.noLocalEndpoints.set({ traffic_policy: 'internal' }, ports.filter((p) => p.noLocalEndpoints.internal).length);
-    this.noLocalEndpoints.set({ traffic_policy: 'external' }, ports.filter((p) => p.noLocalEndpoints.external).length);
+  onNoLocalEndpoints(n: { readonly internal: number; readonly external: number }): void {
+    this.noLocalEndpoints.set({ traffic_policy: 'internal' }, n.internal);
+    this.noLocalEndpoints.set({ traffic_policy: 'external' }, n.external);
   }
 
   onModel(counts: { services: number; endpointSlices: number; nodes: number }, diagnostics: readonly Diagnostic[]): void {

@@ -2,23 +2,27 @@
 // The same for every source (manifests now, the Kubernetes API later).
 import type { Logger } from 'pino';
 import { ApplyError, type Applier, type SyncResult } from '../apply/applier.js';
-import { kernelFamily } from '../render/kernel/family.js';
+import { type KFamily, kernelFamilyUpdate } from '../render/kernel/family.js';
 import { type BaseConfig, type ProxyConfig, resolveConfig } from '../model/config.js';
-import { compileParts, servicePortsOf } from '../compile/compile.js';
+import { IncrementalCompiler } from '../compile/incremental-compile.js';
 import type { ServicePortInfo } from '../ir/types.js';
-import { buildModel } from '../model/build-model.js';
+import { ModelStore } from '../model/model-store.js';
 import type { ObjectSource } from '../sources/object-source.js';
-import { formatDiagnostic } from '../model/diagnostic.js';
+import { type Diagnostic, formatDiagnostic } from '../model/diagnostic.js';
 import { Quarantine } from './quarantine.js';
-import { ChangeTracker } from './change-tracker.js';
 import { AffinityGenerations } from './affinity-generations.js';
 import type { ProxyMetrics } from './metrics.js';
-import { type ServiceHealthServers, healthHostsOf, serviceHealthOf } from './service-health.js';
-import type { Node } from '../model/types.js';
+import { type ServiceHealth, type ServiceHealthServers, healthHostsOf, serviceHealthOf } from './service-health.js';
+import type { Node, Service } from '../model/types.js';
 import { type SyncReason, isFullReason } from './sync-runner.js';
+import { type PortChanges, PortIndex } from './port-index.js';
 
-/** After a successful sync: what was applied and the configuration it was compiled with (conntrack cleanup, BPF). */
-export type AfterSync = (next: readonly ServicePortInfo[], config: ProxyConfig) => Promise<void>;
+/**
+ * After a successful sync, with the configuration it was compiled with (conntrack cleanup,
+ * BPF): the ports of the services the sync touched, before and after ('all': every port), and
+ * every port on demand (O(ports): only what needs the whole should ask).
+ */
+export type AfterSync = (ports: { readonly changes: PortChanges | 'all'; readonly all: () => ServicePortInfo[] }, config: ProxyConfig) => Promise<void>;
 
 export interface SyncReport {
   readonly reason: SyncReason;
@@ -47,51 +51,80 @@ export interface ProxierOptions {
 
 export class Proxier {
   private readonly quarantine = new Quarantine();
-  private loggedDiagnostics = new Set<string>();
+  private loggedDiagnostics = new Map<Diagnostic, string>();
   private loggedConfigNotes = new Set<string>();
-  private readonly changes = new ChangeTracker();
+  private readonly store: ModelStore;
+  private readonly compiler = new IncrementalCompiler();
   private readonly affinity = new AffinityGenerations();
+  private readonly ports = new PortIndex();
+  private kernel: KFamily[] | undefined;
+  private healthEntries: Map<string, ServiceHealth> | undefined;
+  /** services to compile again at the next sync whatever changes (quarantined ones) */
+  private readonly requeued = new Set<string>();
   lastReport: SyncReport | undefined;
   /** when the last sync succeeded (epoch ms) */
   lastSuccess: number | undefined;
   /** this node's object as of the last sync (health: is the node leaving?) */
   node: Node | undefined;
 
-  constructor(private readonly o: ProxierOptions) {}
+  constructor(private readonly o: ProxierOptions) {
+    this.store = new ModelStore(o.proxyName ?? 'nftproxy');
+  }
 
   async sync(reason: SyncReason): Promise<boolean> {
     const start = performance.now();
     const objects = this.o.source.snapshot();
-    const built = buildModel(objects, this.o.proxyName ?? 'nftproxy');
-    this.logDiagnostics(built.diagnostics.map(formatDiagnostic));
-    const q = this.quarantine.apply(built.model, objects);
-    for (const r of q.released) this.o.log.info({ service: r }, 'service changed: leaving quarantine');
-    const { config, notes } = resolveConfig(this.o.base, q.model, this.o.proxyName ?? 'nftproxy');
+    // The model, the compiled parts, the kernel objects and what is derived from them are kept
+    // across syncs and updated for the services that changed (model-store.ts, incremental-
+    // compile.ts, kernelFamilyUpdate): a one-endpoint change costs that service.
+    const upd = this.store.update(objects);
+    const built = upd.result;
+    this.logDiagnostics(built.diagnostics);
+    const dirty: Set<string> | 'all' = upd.dirty === 'all' ? 'all' : new Set(upd.dirty);
+    for (const r of this.quarantine.release(objects, dirty)) {
+      this.o.log.info({ service: r }, 'service changed: leaving quarantine');
+      if (dirty !== 'all') dirty.add(r);
+    }
+    if (dirty !== 'all') for (const r of this.requeued) dirty.add(r);
+    this.requeued.clear();
+    const { config, notes } = resolveConfig(this.o.base, built.model, this.o.proxyName ?? 'nftproxy');
     this.logConfigNotes(notes);
     this.node = built.model.nodes.get(this.o.base.nodeName);
-    this.o.metrics?.onModel({ services: built.model.services.length, endpointSlices: [...built.model.slices.values()].reduce((n, s) => n + s.length, 0), nodes: built.model.nodes.size }, built.diagnostics);
-    const parts = compileParts(q.model, config, this.affinity.generationOf);
+    this.o.metrics?.onModel({ services: built.model.services.length, endpointSlices: this.store.sliceCount, nodes: built.model.nodes.size }, built.diagnostics);
+    const serviceOf = (ref: string): Service | undefined => (this.quarantine.holds(ref) ? undefined : this.store.service(ref));
+    const comp = this.compiler.update(built.model, config, dirty, serviceOf, this.affinity.generationOf);
     // Right after compiling, failed sync or not: an affinity endpoint missing now must come
     // back under a new key whatever the kernel got.
-    this.affinity.settle(parts, performance.now());
-    const servicePorts = servicePortsOf(parts);
+    this.affinity.settle(comp.parts, performance.now(), comp.changed);
+    const portChanges = this.ports.update(comp.parts, comp.changed);
+    this.kernel = comp.parts.map((p, i) => kernelFamilyUpdate(this.kernel?.[i], p, comp.changed));
+    if (comp.changed === 'all' || this.healthEntries === undefined) this.healthEntries = new Map(serviceHealthOf(built.model, this.o.base.nodeName).map((h) => [`${h.namespace}/${h.name}`, h]));
+    else for (const ref of comp.changed) {
+      const svc = this.store.service(ref);
+      const h = svc ? serviceHealthOf({ services: [svc], slices: built.model.slices, nodes: built.model.nodes }, this.o.base.nodeName)[0] : undefined;
+      if (h) this.healthEntries.set(ref, h); else this.healthEntries.delete(ref);
+    }
     const full = isFullReason(reason) || !this.o.applier.knowsKernelState;
     const counts = {
-      services: q.model.services.length,
-      servicePorts: servicePorts.length,
-      endpoints: new Set(servicePorts.flatMap((p) => p.servingEndpoints)).size,
+      services: built.model.services.length - this.quarantine.size,
+      servicePorts: this.ports.servicePorts,
+      endpoints: this.ports.endpoints,
       skipped: built.diagnostics.length,
-      quarantined: q.held.length,
+      quarantined: this.quarantine.size,
     };
     let result: SyncResult;
-    this.o.log.debug({ reason, full }, 'sync started');
+    this.o.log.debug({ reason, full, changed: comp.changed === 'all' ? 'all' : comp.changed.size }, 'sync started');
     try {
-      result = await this.o.applier.sync(parts.map(kernelFamily), { full });
+      result = await this.o.applier.sync(this.kernel, { full });
     } catch (e) {
       const durationMs = performance.now() - start;
       if (e instanceof ApplyError) {
-        const culprits = [...new Set(e.culprits.map((id) => servicePorts.find((p) => p.id === id)?.service).filter((s): s is string => s !== undefined))];
-        if (culprits.length) this.quarantine.add(objects, culprits, e.error.message);
+        const culprits = [...new Set(e.culprits.map((id) => this.ports.serviceOfPort(id)).filter((s): s is string => s !== undefined))];
+        if (culprits.length) {
+          this.quarantine.add(objects, culprits, e.error.message);
+          // compiled again next time, now left out
+          for (const c of culprits) this.requeued.add(c);
+        }
         this.o.log.error({ reason, kind: e.kind, code: e.error.code, error: e.error.message, quarantined: culprits, durationMs: round(durationMs) }, culprits.length ? 'the kernel refused the sync; quarantining the services that caused it and retrying' : 'the kernel refused the sync; retrying with backoff (a full sync)');
       } else {
         this.o.log.error({ reason, error: String(e), durationMs: round(durationMs) }, 'sync failed; retrying with backoff');
@@ -99,27 +132,27 @@ export class Proxier {
       this.report({ reason, ok: false, kind: full ? 'full' : 'partial', ops: 0, durationMs, ...counts });
       return false;
     }
+    const ackMs = performance.now() - start;
     if (this.o.afterSync) {
       try {
-        await this.o.afterSync(servicePorts, config);
+        await this.o.afterSync({ changes: portChanges, all: () => this.ports.all() }, config);
       } catch (e) {
         this.o.log.warn({ error: String(e) }, 'post-sync cleanup failed');
       }
     }
     const durationMs = performance.now() - start;
     if (result.ops > 0 || result.kind === 'full') {
-      this.o.log.info({ reason, kind: result.kind, ops: result.ops, transactions: result.transactions, durationMs: round(durationMs), applyMs: round(result.durationMs), ...counts, ...(result.carriedAffinity ? { carriedAffinity: result.carriedAffinity } : {}) }, 'synced');
+      this.o.log.info({ reason, kind: result.kind, ops: result.ops, transactions: result.transactions, durationMs: round(durationMs), ackMs: round(ackMs), applyMs: round(result.durationMs), ...counts, ...(result.carriedAffinity ? { carriedAffinity: result.carriedAffinity } : {}) }, 'synced');
     } else {
       this.o.log.debug({ reason, durationMs: round(durationMs) }, 'nothing to change');
     }
     this.lastSuccess = Date.now();
-    const changed = this.changes.observe(objects);
     if (this.o.metrics) {
-      this.o.metrics.onChanges(changed);
-      this.o.metrics.onPorts(servicePorts);
-      for (const t of changed.triggers) this.o.metrics.networkProgramming.observe(Math.max(0, this.lastSuccess - t) / 1000);
+      this.o.metrics.onChanges(upd.changes);
+      this.o.metrics.onNoLocalEndpoints(this.ports.noLocalEndpoints);
+      for (const t of upd.changes.triggers) this.o.metrics.networkProgramming.observe(Math.max(0, this.lastSuccess - t) / 1000);
     }
-    await this.o.serviceHealth?.sync(serviceHealthOf(q.model, this.o.base.nodeName), healthHostsOf(parts));
+    await this.o.serviceHealth?.sync([...this.healthEntries.values()], healthHostsOf(comp.parts));
     this.report({ reason, ok: true, kind: result.kind, ops: result.ops, durationMs, ...counts });
     return true;
   }
@@ -138,10 +171,16 @@ export class Proxier {
     this.loggedConfigNotes = now;
   }
 
-  // A skipped object is logged when it first appears, not on every sync.
-  private logDiagnostics(lines: readonly string[]): void {
-    const now = new Set(lines);
-    for (const l of now) if (!this.loggedDiagnostics.has(l)) this.o.log.warn({ skipped: l }, 'object skipped');
+  // A skipped object is logged when it first appears, not on every sync. The model keeps a
+  // diagnostic object while its object is unchanged: only new ones are formatted.
+  private logDiagnostics(diagnostics: readonly Diagnostic[]): void {
+    const now = new Map<Diagnostic, string>();
+    const before = new Set(this.loggedDiagnostics.values());
+    for (const d of diagnostics) {
+      const line = this.loggedDiagnostics.get(d) ?? formatDiagnostic(d);
+      now.set(d, line);
+      if (!before.has(line)) this.o.log.warn({ skipped: line }, 'object skipped');
+    }
     this.loggedDiagnostics = now;
   }
 }

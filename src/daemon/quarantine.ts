@@ -55,6 +55,26 @@ export class Quarantine {
     return { model: { ...model, services }, released, held };
   }
 
+  /** Release the quarantined services whose objects changed; with `dirty` known, only those are fingerprinted. */
+  release(objects: readonly SourceObject[], dirty: ReadonlySet<string> | 'all'): string[] {
+    if (this.held.size === 0) return [];
+    const candidates = new Set([...this.held.keys()].filter((r) => dirty === 'all' || dirty.has(r)));
+    if (candidates.size === 0) return [];
+    const now = fingerprints(objects, candidates);
+    const released: string[] = [];
+    for (const ref of candidates) {
+      if (now.get(ref) !== this.held.get(ref)!.fingerprint) {
+        this.held.delete(ref);
+        released.push(ref);
+      }
+    }
+    return released;
+  }
+
+  holds(ref: string): boolean {
+    return this.held.has(ref);
+  }
+
   get size(): number {
     return this.held.size;
   }

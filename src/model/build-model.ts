@@ -20,6 +20,52 @@ export interface BuildResult {
   readonly ignored: readonly { ref: string; reason: string }[];
 }
 
+export type Classified =
+  | { readonly kind: 'service'; readonly service: Service }
+  | { readonly kind: 'slice'; readonly slice: EndpointSlice }
+  | { readonly kind: 'node'; readonly node: Node }
+  | { readonly kind: 'diagnostic'; readonly diagnostic: Diagnostic }
+  | { readonly kind: 'ignored'; readonly ignored: { ref: string; reason: string } }
+  /** a kind nftproxy does not read (Pods, ConfigMaps … in a `kubectl get -o yaml` dump) */
+  | { readonly kind: 'none' };
+
+/** One raw object on its own: what it is to the model (remembered per object). */
+export function classify(object: unknown, proxyName: string, origin?: string): Classified {
+  if (!isObj(object)) return { kind: 'diagnostic', diagnostic: { kind: 'Object', object: origin ?? '?', code: 'not-an-object', reason: 'not a Kubernetes object' } };
+  // only messages need it: not computed for the 10,000 objects that are fine
+  const whereOf = (): string => `${printable(str(obj(object.metadata).namespace) ?? 'default')}/${printable(str(obj(object.metadata).name) ?? '')}`;
+  switch (str(object.kind)) {
+    case 'Service': {
+      const r = cached(serviceCache, object, proxyName, () => normalizeService(object, proxyName));
+      if (r.kind === 'service') return r;
+      if (r.kind === 'ignored') return { kind: 'ignored', ignored: { ref: whereOf(), reason: r.reason } };
+      return { kind: 'diagnostic', diagnostic: { kind: 'Service', object: whereOf(), code: r.code, reason: r.reason } };
+    }
+    case 'EndpointSlice': {
+      const r = cached(sliceCache, object, '', () => normalizeEndpointSlice(object));
+      if (r.kind === 'slice') return r;
+      if (r.kind === 'ignored') return { kind: 'ignored', ignored: { ref: whereOf(), reason: r.reason } };
+      return { kind: 'diagnostic', diagnostic: { kind: 'EndpointSlice', object: whereOf(), code: r.code, reason: r.reason } };
+    }
+    case 'Node': {
+      const r = cached(nodeCache, object, '', () => normalizeNode(object));
+      if (r.kind === 'node') return r;
+      return { kind: 'diagnostic', diagnostic: { kind: 'Node', object: printable(str(obj(object.metadata).name) ?? ''), code: r.code, reason: r.reason } };
+    }
+    default:
+      return { kind: 'none' };
+  }
+}
+
+/** "Kind/namespace/name" of a raw object (namespace empty for cluster-scoped), or undefined without kind or name. */
+export function objectKey(object: unknown): string | undefined {
+  if (!isObj(object)) return undefined;
+  const kind = str(object.kind), m = obj(object.metadata), name = str(m.name);
+  if (kind === undefined || name === undefined) return undefined;
+  const ns = kind === 'Node' ? '' : (str(m.namespace) ?? 'default');
+  return `${kind}/${ns}/${name}`;
+}
+
 export function buildModel(objects: readonly SourceObject[], proxyName = 'nftproxy'): BuildResult {
   const diagnostics: Diagnostic[] = [];
   const ignored: { ref: string; reason: string }[] = [];
@@ -28,41 +74,19 @@ export function buildModel(objects: readonly SourceObject[], proxyName = 'nftpro
   const nodes = new Map<string, Node>();
 
   for (const { object, origin } of objects) {
-    if (!isObj(object)) {
-      diagnostics.push({ kind: 'Object', object: origin ?? '?', code: 'not-an-object', reason: 'not a Kubernetes object' });
-      continue;
-    }
-    const kind = str(object.kind);
-    // only messages need it: not computed for the 10,000 objects that are fine
-    const whereOf = (): string => `${printable(str(obj(object.metadata).namespace) ?? 'default')}/${printable(str(obj(object.metadata).name) ?? '')}`;
-    switch (kind) {
-      case 'Service': {
-        const r = cached(serviceCache, object, proxyName, () => normalizeService(object, proxyName));
-        if (r.kind === 'service') services.push(r.service);
-        else if (r.kind === 'ignored') ignored.push({ ref: whereOf(), reason: r.reason });
-        else diagnostics.push({ kind: 'Service', object: whereOf(), code: r.code, reason: r.reason });
+    const c = classify(object, proxyName, origin);
+    switch (c.kind) {
+      case 'service': services.push(c.service); break;
+      case 'slice': {
+        const key = `${c.slice.ref.namespace}/${c.slice.serviceName}`;
+        const list = slicesBySvc.get(key);
+        if (list) list.push(c.slice); else slicesBySvc.set(key, [c.slice]);
         break;
       }
-      case 'EndpointSlice': {
-        const r = cached(sliceCache, object, '', () => normalizeEndpointSlice(object));
-        if (r.kind === 'slice') {
-          const key = `${r.slice.ref.namespace}/${r.slice.serviceName}`;
-          const list = slicesBySvc.get(key) ?? [];
-          list.push(r.slice);
-          slicesBySvc.set(key, list);
-        } else if (r.kind === 'ignored') ignored.push({ ref: whereOf(), reason: r.reason });
-        else diagnostics.push({ kind: 'EndpointSlice', object: whereOf(), code: r.code, reason: r.reason });
-        break;
-      }
-      case 'Node': {
-        const r = cached(nodeCache, object, '', () => normalizeNode(object));
-        if (r.kind === 'node') nodes.set(r.node.name, r.node);
-        else diagnostics.push({ kind: 'Node', object: printable(str(obj(object.metadata).name) ?? ''), code: r.code, reason: r.reason });
-        break;
-      }
-      default:
-        // Other kinds (Pods, ConfigMaps, ...) in a `kubectl get -o yaml` dump are not ours to read.
-        break;
+      case 'node': nodes.set(c.node.name, c.node); break;
+      case 'diagnostic': diagnostics.push(c.diagnostic); break;
+      case 'ignored': ignored.push(c.ignored); break;
+      case 'none': break;
     }
   }
 
@@ -111,8 +135,7 @@ function dropNodePortConflicts(services: Service[], diagnostics: Diagnostic[]): 
   for (const s of services) {
     const mine = new Map<string, string>();
     let conflict: string | undefined;
-    const claims = s.ports.filter((p) => p.nodePort !== undefined).map((p) => ({ key: `${p.protocol}/${p.nodePort}`, text: `nodePort ${p.nodePort}/${p.protocol.toUpperCase()}` }));
-    if (s.healthCheckNodePort !== undefined) claims.push({ key: `tcp/${s.healthCheckNodePort}`, text: `healthCheckNodePort ${s.healthCheckNodePort}` });
+    const claims = nodePortClaims(s);
     for (const c of claims) {
       const other = owner.get(c.key) ?? (mine.has(c.key) ? refString(s.ref) : undefined);
       if (other !== undefined) { conflict = `${c.text} already used by ${other}`; break; }
@@ -162,6 +185,17 @@ function sortByRef(services: Service[]): void {
   keyed.sort((a, b) => cmp(a.k, b.k));
   for (let i = 0; i < keyed.length; i++) services[i] = keyed[i]!.s;
 }
+
+function nodePortClaims(s: Service): { key: string; text: string }[] {
+  const claims = s.ports.filter((p) => p.nodePort !== undefined).map((p) => ({ key: `${p.protocol}/${p.nodePort}`, text: `nodePort ${p.nodePort}/${p.protocol.toUpperCase()}` }));
+  if (s.healthCheckNodePort !== undefined) claims.push({ key: `tcp/${s.healthCheckNodePort}`, text: `healthCheckNodePort ${s.healthCheckNodePort}` });
+  return claims;
+}
+
+/** The NodePorts (and healthCheckNodePort) a service claims: two services cannot share one. */
+export const nodePortClaimKeys = (s: Service): string[] => nodePortClaims(s).map((c) => c.key);
+/** The (IP, protocol, port) destinations a service claims: two service ports cannot share one. */
+export const addressClaimKeys = (s: Service): string[] => addressClaims(s).map((c) => c.key);
 
 interface Claim { readonly key: string; readonly role: string; readonly ip: string; readonly port: number; readonly proto: string }
 /** The (IP, protocol, port) destinations a service claims, remembered per service object. */

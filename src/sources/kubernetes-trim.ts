@@ -9,7 +9,7 @@
 //
 // A field belongs here exactly when something downstream reads it:
 // - model/service.ts, model/endpoint-slice.ts, model/node.ts (what becomes the model);
-// - daemon/change-tracker.ts (resourceVersion; a slice's last-change-trigger-time);
+// - model/model-store.ts (a slice's last-change-trigger-time, for kube-proxy's programming latency);
 // - daemon/quarantine.ts (a slice's service-name label);
 // - the informer itself (name, namespace, resourceVersion).
 // Reading a new field means adding it here: test/sources/kubernetes-trim.test.ts checks

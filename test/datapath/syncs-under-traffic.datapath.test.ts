@@ -369,7 +369,7 @@ describe.skipIf(!canUseKernel)(`syncs under real traffic${canUseKernel ? '' : ` 
     const state0: State = { dns: [A, B] };
     await reset(state0);
     const hygiene = new ConntrackHygiene(silent, conntrackInNode(lab));
-    await hygiene.afterSync(compiled(state0).servicePorts); // the first cleanup, as after a daemon's first sync: nothing stale yet
+    await hygiene.afterSync('all', () => compiled(state0).servicePorts); // the first cleanup, as after a daemon's first sync: nothing stale yet
     const { loop, sport } = await stickySocket(`${DNS.vip}:${DNS.port}`);
     let records: LoopRecord[] = [];
     try {
@@ -384,7 +384,7 @@ describe.skipIf(!canUseKernel)(`syncs under real traffic${canUseKernel ? '' : ` 
       const flowsBefore = await udpFlowsTo(lab, DNS.vip, DNS.port);
 
       const cleanStart = Date.now();
-      await hygiene.afterSync(compiled(state1).servicePorts);
+      await hygiene.afterSync('all', () => compiled(state1).servicePorts);
       const cleaned = Date.now();
       await loop.waitFor(STICKY_TRIES, cleaned);
       const flowsAfter = await udpFlowsTo(lab, DNS.vip, DNS.port);
@@ -431,7 +431,7 @@ describe.skipIf(!canUseKernel)(`syncs under real traffic${canUseKernel ? '' : ` 
     const state0: State = {};
     await reset(state0);
     const hygiene = new ConntrackHygiene(silent, conntrackInNode(lab));
-    await hygiene.afterSync(compiled(state0).servicePorts);
+    await hygiene.afterSync('all', () => compiled(state0).servicePorts);
     const late = await stickySocket(`${LATE.vip}:${LATE.port}`);
     const ext = await stickySocket(`${EXT.externalIP}:${EXT.port}`);
     let records: LoopRecord[][] = [];
@@ -448,7 +448,7 @@ describe.skipIf(!canUseKernel)(`syncs under real traffic${canUseKernel ? '' : ` 
       const flowsSynced = { late: await udpFlowsTo(lab, LATE.vip, LATE.port), ext: await udpFlowsTo(lab, EXT.externalIP, EXT.port) };
 
       const cleanStart = Date.now();
-      await hygiene.afterSync(compiled(state1).servicePorts);
+      await hygiene.afterSync('all', () => compiled(state1).servicePorts);
       const cleaned = Date.now();
       await Promise.all([late.loop.waitFor(STICKY_TRIES, cleaned), ext.loop.waitFor(STICKY_TRIES, cleaned)]);
       records = [await late.loop.stop(), await ext.loop.stop()];

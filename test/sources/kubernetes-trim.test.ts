@@ -7,7 +7,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import fc from 'fast-check';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ChangeTracker } from '../../src/daemon/change-tracker.js';
+import { ModelStore } from '../../src/model/model-store.js';
 import { buildModel, type SourceObject } from '../../src/model/build-model.js';
 import { KubernetesSource } from '../../src/sources/kubernetes.js';
 import { SHAPES, TRIGGER_TIME_ANNOTATION, trimObject } from '../../src/sources/kubernetes-trim.js';
@@ -43,7 +43,7 @@ describe('the whitelist', () => {
     const slice = { kind: 'EndpointSlice', metadata: { namespace: 'shop', name: 'web-1', resourceVersion: '7', labels: { 'kubernetes.io/service-name': 'web', 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' }, annotations: { [TRIGGER_TIME_ANNOTATION]: '2025-01-02T03:04:05Z', other: 'x' } }, addressType: 'IPv4', endpoints: [] };
     const trimmed = trimObject({ kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1' }, slice);
     expect(trimmed.metadata).toEqual({ namespace: 'shop', name: 'web-1', resourceVersion: '7', labels: { 'kubernetes.io/service-name': 'web' }, annotations: { [TRIGGER_TIME_ANNOTATION]: '2025-01-02T03:04:05Z' } });
-    expect(new ChangeTracker().observe([{ object: trimmed }])).toEqual({ services: 0, endpointSlices: 1, triggers: [Date.parse('2025-01-02T03:04:05Z')] });
+    expect(new ModelStore().update([{ object: trimmed }]).changes).toEqual({ services: 0, endpointSlices: 1, triggers: [Date.parse('2025-01-02T03:04:05Z')] });
   });
 
   // Junk anywhere, also in the place of a field the model reads (a string where a list of
@@ -158,13 +158,13 @@ function kept(path: readonly string[], shape: unknown): boolean {
   return true;
 }
 
-/** Every path the model and the change tracker read, per kind, over the examples and one object with every part present. */
+/** Every path the model and its change counting read, per kind, over the examples and one object with every part present. */
 const READS: Record<Kind, Set<string>> = { Service: new Set(), EndpointSlice: new Set(), Node: new Set() };
 {
   const all = [...examples.map((e) => e.object), { kind: 'Service', ...leanService() }, { kind: 'EndpointSlice', ...leanSlice() }, { kind: 'Node', ...leanNode() }, { kind: 'Node', ...leanNode(), metadata: { name: 'gone', deletionTimestamp: '2025-01-02T03:04:05Z' } }];
   const proxied = all.map((o) => ({ object: recording(o, [], READS[kindOf(o)!]) }));
   buildModel(proxied);
-  new ChangeTracker().observe(proxied);
+  new ModelStore().update(proxied);
 }
 
 describe('every field read is kept', () => {

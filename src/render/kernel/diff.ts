@@ -31,7 +31,9 @@ import type { KChain, KElement, KSet, SetShape } from './types.js';
 /** What the kernel holds for one family, as the applier knows it. */
 export class AppliedFamily {
   private constructor(
+    /** the family last applied; its units are `units` (a copy: the caller may update its map in place) */
     public fam: KFamily,
+    private readonly units: Map<string, readonly KUnit[]>,
     private readonly shared: Map<string, number>,
     private readonly groups: Map<string, number>,
   ) {}
@@ -46,7 +48,7 @@ export class AppliedFamily {
         for (const g of u.groups) bump(groups, g.name, 1);
       }
     }
-    return new AppliedFamily(fam, shared, groups);
+    return new AppliedFamily(fam, new Map(fam.units), shared, groups);
   }
 
   /** The ordered transactions from this state to `next`, or undefined when only a full sync can get there. */
@@ -56,13 +58,22 @@ export class AppliedFamily {
     const d = new DeltaBuilder(next);
     if (prev.base !== next.base && !d.bases(prev.base.sets, next.base.sets, prev.base.chains, next.base.chains)) return undefined;
 
+    const mine = this.units;
     const changed: string[] = [];
-    for (const [ref, us] of next.units) if (prev.units.get(ref) !== us) changed.push(ref);
-    if (changed.length > 0 || next.units.size !== prev.units.size) for (const ref of prev.units.keys()) if (!next.units.has(ref)) changed.push(ref);
+    if (next.changed) {
+      // the caller says which units may differ: look at those alone
+      for (const ref of next.changed) if (mine.get(ref) !== next.units.get(ref)) changed.push(ref);
+    } else {
+      for (const [ref, us] of next.units) if (mine.get(ref) !== us) changed.push(ref);
+      if (changed.length > 0 || next.units.size !== mine.size) for (const ref of mine.keys()) if (!next.units.has(ref)) changed.push(ref);
+    }
     const before: KUnit[] = [], after: KUnit[] = [];
+    const nextUnits = new Map<string, readonly KUnit[] | undefined>();
     for (const ref of changed) {
-      for (const u of prev.units.get(ref) ?? []) before.push(u);
-      for (const u of next.units.get(ref) ?? []) after.push(u);
+      for (const u of mine.get(ref) ?? []) before.push(u);
+      const now = next.units.get(ref);
+      nextUnits.set(ref, now);
+      for (const u of now ?? []) after.push(u);
     }
     if (!d.units(before, after, this.shared, this.groups)) return undefined;
     const phases = d.phases();
@@ -70,6 +81,7 @@ export class AppliedFamily {
       phases,
       commit: () => {
         this.fam = next;
+        for (const [ref, us] of nextUnits) { if (us) mine.set(ref, us); else mine.delete(ref); }
         for (const [k, n] of d.sharedDelta) bump(this.shared, k, n.n);
         for (const [k, n] of d.groupDelta) bump(this.groups, k, n.n);
       },

@@ -41,6 +41,11 @@ export interface KFamily {
   /** equal for bases that differ at most in elements and non-base rules; else a partial sync cannot follow */
   readonly baseKey: string;
   readonly units: ReadonlyMap<string, readonly KUnit[]>;
+  /**
+   * When set: the only units that may differ from the family this one was updated from
+   * (kernelFamilyUpdate). The differ then looks at these alone, not at every service.
+   */
+  readonly changed?: ReadonlySet<string>;
 }
 
 const head = (family: Family): KTableHead => ({ family, name: TABLE_NAME, comment: TABLE_COMMENT });
@@ -127,6 +132,26 @@ export function kernelFamily(part: CompiledFamily): KFamily {
     units.set(ref, us);
   }
   return { head: head(family), base, baseKey: part.ctxKey, units };
+}
+
+/**
+ * The daemon's path across syncs: the last family, its units updated for the services that
+ * changed (the map is the same object, updated in place: whoever keeps a family across syncs,
+ * such as the applier's record, copies what it needs). Anything else is a fresh kernelFamily.
+ */
+export function kernelFamilyUpdate(prev: KFamily | undefined, part: CompiledFamily, changed: ReadonlySet<string> | 'all'): KFamily {
+  if (prev === undefined || changed === 'all' || prev.baseKey !== part.ctxKey || prev.head.family !== part.ctx.family) return kernelFamily(part);
+  const family = part.ctx.family;
+  const units = prev.units as Map<string, readonly KUnit[]>;
+  const shapes = shapesOf(prev.base);
+  for (const ref of changed) {
+    const rules = part.services.get(ref);
+    if (!rules) { units.delete(ref); continue; }
+    const us: KUnit[] = [];
+    for (const r of rules) if (r) us.push(unitOf(family, shapes, r));
+    units.set(ref, us);
+  }
+  return { head: prev.head, base: prev.base, baseKey: prev.baseKey, units, changed };
 }
 
 // --- from an assembled IR table (tests, and any caller that has a whole Ruleset) ---
