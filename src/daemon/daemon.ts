@@ -18,6 +18,7 @@ import type { DaemonSource } from '../sources/object-source.js';
 import { ServiceHealthServers } from './service-health.js';
 import { SyncRunner } from './sync-runner.js';
 import { type BpfMode, type BpfPath, startBpf } from './bpf-path.js';
+import { type InspectServer, InspectSocketError, serveInspect } from './inspect-server.js';
 
 export interface Bind { readonly host: string; readonly port: number }
 
@@ -34,6 +35,10 @@ export interface DaemonOptions {
   readonly conntrack: boolean;
   readonly bpf: { readonly mode: BpfMode; readonly cgroup?: string; readonly pinDir?: string; readonly netnsDir?: string };
   readonly makeSource: (onChange: () => void) => DaemonSource;
+  /** the inspection socket (inspect-server.ts); undefined: none */
+  readonly socket?: string;
+  /** for the socket's summary: what the daemon runs on */
+  readonly describe?: Record<string, unknown>;
 }
 
 export class Daemon {
@@ -44,6 +49,7 @@ export class Daemon {
   private serviceHealth: ServiceHealthServers | undefined;
   private bpf: BpfPath | undefined;
   private drift: { seen: string[]; timer: NodeJS.Immediate | undefined } = { seen: [], timer: undefined };
+  private inspect: InspectServer | undefined;
   proxier: Proxier | undefined;
 
   constructor(private readonly o: DaemonOptions) {}
@@ -76,6 +82,7 @@ export class Daemon {
       await listen(s, this.o.metricsBind);
       this.servers.push(s);
     }
+    if (this.o.socket) await this.serveInspect(this.o.socket);
     this.serviceHealth = new ServiceHealthServers(log, () => healthAnswer('livez', state, this.healthTimeoutMs).code === 200);
 
     // Before the first sync: a restart adopts the pinned programs and maps, which keep
@@ -121,6 +128,30 @@ export class Daemon {
     this.runner.start();
   }
 
+  // Before the source's first view, so an operator can ask why the daemon has not synced yet.
+  // A socket another daemon answers on stops the start (two daemons must not program one
+  // node); any other problem leaves the daemon without it, logged: proxying matters more.
+  private async serveInspect(path: string): Promise<void> {
+    const started = new Date().toISOString();
+    try {
+      this.inspect = await serveInspect(path, {
+        applied: () => this.proxier?.lastApplied,
+        summary: () => ({
+          pid: process.pid, startedAt: started, node: this.o.base.nodeName, ipFamilies: this.o.base.ipFamilies, ...this.o.describe,
+          synced: this.proxier?.lastApplied !== undefined,
+          lastSuccess: this.proxier?.lastSuccess ? new Date(this.proxier.lastSuccess).toISOString() : null,
+          lastSync: this.proxier?.lastReport ?? null,
+          queuedSince: this.runner?.queuedSince ? new Date(this.runner.queuedSince).toISOString() : null,
+          source: this.source?.status?.() ?? null,
+          bpf: this.bpf !== undefined,
+        }),
+      }, this.o.log);
+    } catch (e) {
+      if (e instanceof InspectSocketError && e.code === 'IN_USE') throw e;
+      this.o.log.error({ socket: path, error: (e as Error).message }, 'no inspection socket: dump, explain, verify and trace on this node need -f or --kubeconfig');
+    }
+  }
+
   // A `nft flush chain` is one notification per rule: they are counted one by one, logged
   // together (the first few kinds), and make one full sync.
   private onForeignChange(c: ForeignChange): void {
@@ -142,5 +173,6 @@ export class Daemon {
     await this.serviceHealth?.stop();
     this.bpf?.close(); // pinned: the programs stay attached, as the nft rules stay
     await Promise.all(this.servers.map((s) => new Promise((r) => { s.closeAllConnections?.(); s.close(r); })));
+    await this.inspect?.close();
   }
 }

@@ -16,6 +16,7 @@ import type { ProxyMetrics } from './metrics.js';
 import { type ServiceHealthServers, healthHostsOf, serviceHealthOf } from './service-health.js';
 import type { Node } from '../model/types.js';
 import { type SyncReason, isFullReason } from './sync-runner.js';
+import type { AppliedState } from './inspect-server.js';
 
 /** After a successful sync: what was applied and the configuration it was compiled with (conntrack cleanup, BPF). */
 export type AfterSync = (next: readonly ServicePortInfo[], config: ProxyConfig) => Promise<void>;
@@ -56,6 +57,8 @@ export class Proxier {
   lastSuccess: number | undefined;
   /** this node's object as of the last sync (health: is the node leaving?) */
   node: Node | undefined;
+  /** what the last successful sync applied: the inspection socket serves it */
+  lastApplied: AppliedState | undefined;
 
   constructor(private readonly o: ProxierOptions) {}
 
@@ -113,6 +116,7 @@ export class Proxier {
       this.o.log.debug({ reason, durationMs: round(durationMs) }, 'nothing to change');
     }
     this.lastSuccess = Date.now();
+    this.lastApplied = { parts, config, diagnostics: built.diagnostics.map(formatDiagnostic), notes, ignored: built.ignored, at: this.lastSuccess };
     const changed = this.changes.observe(objects);
     if (this.o.metrics) {
       this.o.metrics.onChanges(changed);
