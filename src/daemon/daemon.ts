@@ -82,13 +82,13 @@ export class Daemon {
       await listen(s, this.o.metricsBind);
       this.servers.push(s);
     }
-    if (this.o.socket) await this.serveInspect(this.o.socket);
     this.serviceHealth = new ServiceHealthServers(log, () => healthAnswer('livez', state, this.healthTimeoutMs).code === 200);
 
     // Before the first sync: a restart adopts the pinned programs and maps, which keep
     // serving what they held until the first sync reconciles them.
     this.bpf = await startBpf(this.o.bpf.mode, { ...this.o.bpf, log });
     this.metrics.bpfActive.set(this.bpf ? 1 : 0);
+    if (this.o.socket) await this.serveInspect(this.o.socket);
 
     this.source = this.o.makeSource(() => {
       this.metrics.onQueued();
