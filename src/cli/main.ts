@@ -29,11 +29,15 @@ const defaultIo: Io = { out: (s) => process.stdout.write(s), err: (s) => process
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
 /** Where the objects come from: -f, --kubeconfig, or (neither) the daemon's socket (live-inputs.ts). */
-function inputOptions(cmd: Command): Command {
+function sourceOptions(cmd: Command): Command {
   return configOptions(cmd.option('-f, --filename <path>', 'manifest file or directory (YAML/JSON, multi-document, kind: List); repeatable. Without -f and --kubeconfig: the daemon\'s socket', collect, []))
     .option('--kubeconfig <file>', 'list the objects from this API server once (with --node and the configuration flags), instead of -f')
-    .option('--socket <path>', 'the daemon\'s socket, asked when neither -f nor --kubeconfig is given: its own objects and configuration (root only)', DEFAULT_SOCKET)
-    .option('--strict', 'exit 1 when any object was skipped');
+    .option('--socket <path>', 'the daemon\'s socket, asked when neither -f nor --kubeconfig is given: its own objects and configuration (root only)', DEFAULT_SOCKET);
+}
+
+/** dump and explain: the sources, and --strict */
+function inputOptions(cmd: Command): Command {
+  return sourceOptions(cmd).option('--strict', 'exit 1 when any object was skipped');
 }
 
 const INPUTS_HELP = `
@@ -126,7 +130,7 @@ Exit codes: 0 ok, 1 objects skipped under --strict, 2 bad usage, unreadable inpu
       code = opts.strict && skipped > 0 ? 1 : 0;
     });
 
-  inputOptions(program.command('verify'))
+  sourceOptions(program.command('verify'))
     .description('does the kernel hold what nftproxy intends? nftproxy\'s tables here, read over netlink, against the daemon\'s last sync (or what -f / --kubeconfig compile to), by service port')
     .option('--json', 'print the report as JSON')
     .addHelpText('after', `
@@ -145,7 +149,7 @@ Exit codes: 0 the kernel holds what is intended, 1 differences, 2 bad usage or n
       code = await runVerify({ ...liveOf(opts), ...(opts.json ? { json: true } : {}) }, io);
     });
 
-  inputOptions(program.command('trace'))
+  sourceOptions(program.command('trace'))
     .description('follow real packets: mark one tuple\'s packets with nftrace, read the kernel\'s trace events, and print each packet\'s path in nftproxy\'s words next to explain\'s prediction')
     .requiredOption('--src <ip>', 'source address of the packets to follow')
     .requiredOption('--dst <ip:port>', 'their destination, e.g. 10.96.0.10:80 or [fd00::1]:80 (a ClusterIP, a node IP and NodePort, …)')

@@ -226,6 +226,7 @@ function traceContext(family: Family, ownTable: string, query: NfSocket, intende
     }
   }
   const ifnames = interfaceNames();
+  const ids = new Set(ruleset.servicePorts.filter((s) => s.family === family).map((s) => s.id));
   return {
     family, ownTable, table: TABLE_NAME,
     hookOf: (table, chain) => {
@@ -240,7 +241,7 @@ function traceContext(family: Family, ownTable: string, query: NfSocket, intende
       if (!rules.has(handle) && Date.now() - rulesReadAt > 200) { rulesReadAt = Date.now(); readRuleRefs(); }
       return rules.get(handle);
     },
-    ownerOfChain: (chain) => chainOwner.get(chain) ?? ownerOfChainName(chain, new Set(ruleset.servicePorts.filter((s) => s.family === family).map((s) => s.id))),
+    ownerOfChain: (chain) => chainOwner.get(chain) ?? ownerOfChainName(chain, ids),
     ownerOfTuple: (dst, proto, dport) => {
       if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') return undefined;
       const vip = byVip.get(addrField(dst) + protoField(proto) + portField(dport));
