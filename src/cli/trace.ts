@@ -156,6 +156,10 @@ export async function runTrace(o: TraceOpts, io: Io): Promise<number> {
     if (stopped) { io.err(`stopped by ${stopped} after ${n} of ${count} packet${count === 1 ? '' : 's'}\n`); return exitOf(stopped); }
     if (n < count) { io.err(`timed out after ${Math.round(timeoutMs / 100) / 10}s with ${n} of ${count} packet${count === 1 ? '' : 's'}${n === 0 ? ': no packet of that tuple came (is this the node that sees it? send one while the trace runs)' : ''}\n`); return 1; }
     return 0;
+  } catch (e) {
+    // the kernel failed us mid-way (a socket error): the table still goes, below
+    io.err(`nftproxy trace: ${(e as Error).message}\n`);
+    return 3;
   } finally {
     if (attempted) {
       const r = await writer.commit(traceTableRemoveOps(family, name));

@@ -7,7 +7,7 @@
 // the daemon, its ruleset is asked again too when it synced during the read.
 import type { Family } from '../ir/types.js';
 import { TABLE_NAME } from '../ir/types.js';
-import { NfSocket } from '../apply/netlink/socket.js';
+import { NetlinkError, NfSocket } from '../apply/netlink/socket.js';
 import { type KernelTable, readElements, readSet, readTable } from '../apply/netlink/dump.js';
 import { kernelFamilyOfTable } from '../render/kernel/family.js';
 import { type VerifyReport, anonReader, compareAll, formatVerify, servicePortLabel } from '../inspect/verify.js';
@@ -69,6 +69,10 @@ export async function runVerify(o: VerifyOpts, io: Io): Promise<number> {
       }, null, 2)}\n`);
     } else io.out(formatVerify(r, ports));
     return r.differences.length === 0 ? 0 : 1;
+  } catch (e) {
+    if (!(e instanceof NetlinkError)) throw e;
+    io.err(`nftproxy verify: reading the kernel's tables failed: ${e.message}\n`);
+    return 3;
   } finally {
     sock.close();
   }

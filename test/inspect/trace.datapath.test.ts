@@ -17,15 +17,17 @@ import type { Try } from '../lab/agent-process.js';
 import { Lab, type LabSpec } from '../lab/lab.js';
 import { GATEWAY } from '../lab/topology.js';
 import { canUseKernel, KERNEL_SKIP_REASON } from '../lab/netns.js';
-import { EXT, LAB_ENV, NODE, envFlags } from '../support/address-plan.js';
+import { EXT, LAB_ENV, NODE, NODE6, envFlags } from '../support/address-plan.js';
 import { compileObjects, service, slice } from '../support/builders.js';
 import { BIN } from '../support/daemon.js';
 import type { PacketReport } from '../../src/inspect/trace-report.js';
 
 const POD = { A: '10.180.2.1', B: '10.180.2.2', C: '10.180.2.3' };
+const POD6 = { A: 'fd00:10::21', B: 'fd00:10::22' };
 /** a pod client, inside the cluster CIDR */
-const CLIENT = '10.180.3.100';
+const CLIENT = '10.180.3.100', CLIENT6 = 'fd00:10::100';
 const WEB = { vip: '172.30.0.10', port: 80, nodePort: 30080 };
+const WEB6 = { vip: 'fd00:10:96::10', port: 80 };
 const EMPTY = { vip: '172.30.0.12', port: 80 };
 /** in the service CIDR, owned by no service */
 const UNALLOCATED = '172.30.0.99';
@@ -35,11 +37,13 @@ const OBJECTS = [
   service('lab', 'web', { type: 'NodePort', clusterIP: WEB.vip, ports: [{ ...tcp, targetPort: 80, nodePort: WEB.nodePort }] }),
   slice('lab', 'web', 'web-1', [tcp], Object.values(POD).map((ip) => ({ ip, node: 'elsewhere' }))),
   service('lab', 'empty', { clusterIP: EMPTY.vip, ports: [{ ...tcp, targetPort: 80 }] }),
-  { apiVersion: 'v1', kind: 'Node', metadata: { name: LAB_ENV.nodeName }, status: { addresses: [{ type: 'InternalIP', address: NODE }] } },
+  service('lab', 'web6', { clusterIP: WEB6.vip, clusterIPs: [WEB6.vip], ipFamilies: ['IPv6'], ports: [{ ...tcp, targetPort: 80 }] }),
+  slice('lab', 'web6', 'web6-1', [tcp], Object.values(POD6).map((ip) => ({ ip, node: 'elsewhere' })), 'IPv6'),
+  { apiVersion: 'v1', kind: 'Node', metadata: { name: LAB_ENV.nodeName }, status: { addresses: [{ type: 'InternalIP', address: NODE }, { type: 'InternalIP', address: NODE6 }] } },
 ];
 const FLAGS = envFlags(LAB_ENV);
 
-const SPEC: LabSpec = { nodeIPs: [NODE], pods: Object.values(POD), clients: [CLIENT, EXT], selfAddressed: [], ports: [80] };
+const SPEC: LabSpec = { nodeIPs: [NODE, NODE6], pods: [...Object.values(POD), ...Object.values(POD6)], clients: [CLIENT, EXT, CLIENT6], selfAddressed: [], ports: [80] };
 
 interface Run { code: number; stdout: string; stderr: string }
 
@@ -94,8 +98,9 @@ describe.skipIf(!canUseKernel)(`nftproxy trace of real packets${canUseKernel ? '
   it.each([
     { name: 'ClusterIP from a pod: DNAT to the endpoint that answered, no masquerade', src: CLIENT, dst: WEB.vip, port: WEB.port, n: 4, masquerade: false },
     { name: 'NodePort from outside: DNAT to the endpoint that answered, masqueraded', src: EXT, dst: NODE, port: WEB.nodePort, n: 3, masquerade: true },
+    { name: 'IPv6 ClusterIP from a pod (table ip6)', src: CLIENT6, dst: WEB6.vip, port: WEB6.port, n: 2, masquerade: false },
   ])('$name', async ({ src, dst, port, n, masquerade }) => {
-    const t = await startTrace(['-f', dir, ...FLAGS, '--src', src, '--dst', `${dst}:${port}`, '--count', String(n), '--timeout', '30s', '--json']);
+    const t = await startTrace(['-f', dir, ...FLAGS, '--src', src, '--dst', `${dst.includes(':') ? `[${dst}]` : dst}:${port}`, '--count', String(n), '--timeout', '30s', '--json']);
     const tries = await connectSerially(src, dst, port, n, 2000);
     const run = await t.done;
     expect(run.code, run.stderr).toBe(0);
@@ -109,7 +114,7 @@ describe.skipIf(!canUseKernel)(`nftproxy trace of real packets${canUseKernel ? '
       expect(`${r.endpoint?.addr}:${r.endpoint?.port}`).toBe(`${answered.name}:${answered.port}`);
       expect(r.masquerade).toBe(masquerade);
       expect(answered.saw).toBe(masquerade ? GATEWAY.v4 : src);
-      expect(r.servicePort?.label).toBe('lab/web port http 80/TCP');
+      expect(r.servicePort?.label).toBe(dst === WEB6.vip ? 'lab/web6 port http 80/TCP' : 'lab/web port http 80/TCP');
       expect(r.explain.agrees, r.explain.why).toBe(true);
       expect(r.packet).toMatchObject({ proto: 'tcp', src, dst, dport: port });
     });
