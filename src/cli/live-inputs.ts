@@ -47,7 +47,7 @@ export function sourceOf(o: LiveOpts): Source {
   return { kind: 'daemon', socket: o.socket };
 }
 
-export class DaemonUnavailable extends Error {}
+class DaemonUnavailable extends Error {}
 
 /** GET a path of the daemon's socket -> its JSON. Messages say what to try. */
 export async function askDaemon<T>(socket: string, path: string, timeoutMs = 60_000): Promise<T> {

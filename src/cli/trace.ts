@@ -19,11 +19,12 @@ import { trace } from '../trace/trace.js';
 import { NetlinkWriter } from '../apply/netlink/writer.js';
 import { NfSocket } from '../apply/netlink/socket.js';
 import { listTables, readChains, readElements, readRules, readSet, type KernelRule } from '../apply/netlink/dump.js';
-import { canonicalRule, desiredRule } from '../apply/netlink/canonical.js';
+import { canonicalRule, desiredRules } from '../apply/netlink/canonical.js';
+import type { KChain } from '../render/kernel/types.js';
 import { TraceReader } from '../apply/netlink/trace.js';
 import { type KFamily, familyChains, familySets, kernelFamilyOfTable } from '../render/kernel/family.js';
 import { addrField, portField, protoField } from '../render/kernel/bytes.js';
-import { traceTableOps, traceTableRemoveOps, type TraceMatch } from '../render/kernel/trace-table.js';
+import { TRACE_PRIORITY, type TraceMatch, traceTableName, traceTableOps, traceTableOwner, traceTableRemoveOps } from '../render/kernel/trace-table.js';
 import { anonReader } from '../inspect/verify.js';
 import { ownerOfChainName } from '../inspect/owners.js';
 import { PacketCollector, type RuleRef, type TraceContext, formatPacket, interpret } from '../inspect/trace-report.js';
@@ -44,8 +45,6 @@ export interface TraceOpts extends LiveOpts {
 /** How long an accepted packet's path may pause before it counts as complete: paths take microseconds. */
 const QUIET_MS = 200;
 const HOOKS = ['prerouting', 'input', 'forward', 'output', 'postrouting'];
-/** nftproxy-trace-<pid namespace inode>-<pid>-<random> */
-const OWN = /^nftproxy-trace-(\d+)-(\d+)-[0-9a-f]+$/;
 
 function pidNamespace(): string {
   try {
@@ -109,7 +108,7 @@ export async function runTrace(o: TraceOpts, io: Io): Promise<number> {
   }
   const writer = new NetlinkWriter();
   const pidns = pidNamespace();
-  const name = `nftproxy-trace-${pidns}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const name = traceTableName(pidns, process.pid, randomBytes(4).toString('hex'));
   let stopped: string | undefined;
   const onSignal = (sig: NodeJS.Signals): void => { stopped = sig; };
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -117,8 +116,8 @@ export async function runTrace(o: TraceOpts, io: Io): Promise<number> {
   let attempted = false;
   try {
     for (const t of listTables(query)) {
-      const m = OWN.exec(t.name);
-      if (!m || m[1] !== pidns || alive(Number(m[2]))) continue;
+      const owner = traceTableOwner(t.name);
+      if (!owner || owner.pidns !== pidns || alive(owner.pid)) continue;
       const r = await writer.commit(traceTableRemoveOps(t.family, t.name));
       io.err(r.ok ? `removed table ${t.family} ${t.name}, left by a trace that was killed\n` : `could not remove table ${t.family} ${t.name} left by a killed trace: ${r.error.message}\n`);
     }
@@ -133,7 +132,7 @@ export async function runTrace(o: TraceOpts, io: Io): Promise<number> {
       return 3;
     }
     if (stopped) return exitOf(stopped);
-    io.err(`tracing ${packet.proto} ${packet.src} -> ${o.dst} (table ${family} ${name}, hooks prerouting and output at priority -500) for ${count} packet${count === 1 ? '' : 's'}, at most ${Math.round(timeoutMs / 100) / 10}s; Ctrl-C stops\n`);
+    io.err(`tracing ${packet.proto} ${packet.src} -> ${o.dst} (table ${family} ${name}, hooks prerouting and output at priority ${TRACE_PRIORITY}) for ${count} packet${count === 1 ? '' : 's'}, at most ${Math.round(timeoutMs / 100) / 10}s; Ctrl-C stops\n`);
 
     const collector = new PacketCollector(name, QUIET_MS);
     const deadline = Date.now() + timeoutMs;
@@ -183,38 +182,60 @@ function traceContext(family: Family, ownTable: string, query: NfSocket, intende
   readHooks();
   let hooksReadAt = Date.now();
 
+  // Rules are named lazily, when an event points at one: a 10k-service table has 15,000 rules
+  // and hundreds of anonymous sets, of which a packet meets a dozen.
   const chainOwner = new Map<string, string>();
-  const intendedRules = new Map<string, { text: string; canon: string }[]>();
+  const chains = new Map<string, KChain>();
   if (intended) {
     for (const c of familyChains(intended)) {
       if (c.owner) chainOwner.set(c.name, c.owner);
-      if (!intendedRules.has(c.name)) intendedRules.set(c.name, c.rules.map((r) => ({ text: r.text, canon: desiredRule(family, r).join(' ') })));
+      if (!chains.has(c.name)) chains.set(c.name, c);
     }
   }
+  const intendedCanon = new Map<string, string[]>();
+  const intendedOf = (chain: string): string[] => {
+    let c = intendedCanon.get(chain);
+    if (!c) {
+      const kc = chains.get(chain);
+      c = kc ? (desiredRules(family, [kc]).get(chain) ?? []).map((r) => r.join(' ')) : [];
+      intendedCanon.set(chain, c);
+    }
+    return c;
+  };
   const anon = anonReader((set) => {
     const decl = readSet(query, family, TABLE_NAME, set);
     return decl ? { decl, elements: readElements(query, family, TABLE_NAME, set) } : undefined;
   });
-  const rules = new Map<bigint, RuleRef>();
-  const readRuleRefs = (): void => {
-    let kernel: KernelRule[];
-    try { kernel = readRules(query, family, TABLE_NAME); } catch { return; }
+  const kernelRules = new Map<bigint, { rule: KernelRule; index: number }>();
+  const readKernelRules = (): void => {
+    let all: KernelRule[];
+    try { all = readRules(query, family, TABLE_NAME); } catch { return; }
     const index = new Map<string, number>();
-    for (const k of kernel) {
+    for (const k of all) {
       const i = index.get(k.chain) ?? 0;
       index.set(k.chain, i + 1);
-      const canon = canonicalRule(k.exprs, anon);
-      const joined = canon.join(' ');
-      const want = intendedRules.get(k.chain) ?? [];
-      const same = want[i]?.canon === joined ? want[i] : want.find((w) => w.canon === joined);
-      rules.set(k.handle, {
-        chain: k.chain, text: same ? same.text : joined, intended: same !== undefined,
-        masquerade: canon.some((c) => c.startsWith('masq(')), dnat: canon.some((c) => c.startsWith('nat(')), reject: canon.some((c) => c.startsWith('reject(')),
-      });
+      kernelRules.set(k.handle, { rule: k, index: i });
     }
   };
-  readRuleRefs();
+  readKernelRules();
   let rulesReadAt = Date.now();
+  const refs = new Map<bigint, RuleRef>();
+  const refOf = (handle: bigint): RuleRef | undefined => {
+    const hit = refs.get(handle);
+    if (hit) return hit;
+    const k = kernelRules.get(handle);
+    if (!k) return undefined;
+    const canon = canonicalRule(k.rule.exprs, anon);
+    const joined = canon.join(' ');
+    const want = intendedOf(k.rule.chain);
+    const at = want[k.index] === joined ? k.index : want.indexOf(joined);
+    const ref: RuleRef = {
+      chain: k.rule.chain, text: at >= 0 ? chains.get(k.rule.chain)!.rules[at]!.text : joined, intended: at >= 0,
+      masquerade: canon.some((c) => c.startsWith('masq(')), dnat: canon.some((c) => c.startsWith('nat(')), reject: canon.some((c) => c.startsWith('reject(')),
+    };
+    refs.set(handle, ref);
+    return ref;
+  };
 
   // dispatch keys (daddr . l4proto . dport, l4proto . dport) -> the service port they belong to
   const byVip = new Map<string, string>(), byNodePort = new Map<string, string>();
@@ -242,8 +263,8 @@ function traceContext(family: Family, ownTable: string, query: NfSocket, intende
     },
     ruleOf: (handle) => {
       // a rule a sync added after the start: read them again, at most every 200 ms
-      if (!rules.has(handle) && Date.now() - rulesReadAt > 200) { rulesReadAt = Date.now(); readRuleRefs(); }
-      return rules.get(handle);
+      if (!kernelRules.has(handle) && Date.now() - rulesReadAt > 200) { rulesReadAt = Date.now(); readKernelRules(); }
+      return refOf(handle);
     },
     ownerOfChain: (chain) => chainOwner.get(chain) ?? ownerOfChainName(chain, ids),
     ownerOfTuple: (dst, proto, dport) => {

@@ -10,7 +10,7 @@
 import type { Family, ServicePortInfo } from '../ir/types.js';
 import { TABLE_NAME } from '../ir/types.js';
 import * as A from '../apply/netlink/abi.js';
-import { type SetResolver, canonicalAnonSet, canonicalElement, canonicalRule, canonicalSetDecl, desiredRule, desiredSetDecl } from '../apply/netlink/canonical.js';
+import { type SetResolver, canonicalAnonSet, canonicalElement, canonicalRule, canonicalSetDecl, desiredRules, desiredSetDecl } from '../apply/netlink/canonical.js';
 import type { KernelChain, KernelData, KernelElement, KernelSet, KernelTable } from '../apply/netlink/dump.js';
 import { type KFamily, familyChains, familySets } from '../render/kernel/family.js';
 import { elementText, fieldsText, hookText, keyText, setKind } from '../render/kernel/text.js';
@@ -43,7 +43,7 @@ const HOOKNAME = ['prerouting', 'input', 'forward', 'output', 'postrouting'];
  * Compares one family. `kernel` undefined: the table is absent. `anon` reads an anonymous
  * set of the kernel's table (for rules whose lookups use one).
  */
-export function compareFamily(want: KFamily, kernel: KernelTable | undefined, anon: SetResolver, servicePorts: readonly ServicePortInfo[]): { differences: Difference[]; counts: FamilyCounts } {
+function compareFamily(want: KFamily, kernel: KernelTable | undefined, anon: SetResolver, servicePorts: readonly ServicePortInfo[]): { differences: Difference[]; counts: FamilyCounts } {
   const family = want.head.family;
   const out: Difference[] = [];
   const counts = { family, chains: 0, rules: 0, sets: 0, elements: 0 };
@@ -55,9 +55,11 @@ export function compareFamily(want: KFamily, kernel: KernelTable | undefined, an
 
   // chains and their rules
   const kchains = new Map<string, KernelChain>(kernel.chains.map((c) => [c.name, c]));
+  const chains = new Map<string, KChain>();
+  for (const c of familyChains(want)) if (!chains.has(c.name)) chains.set(c.name, c);
+  const wantRules = desiredRules(family, chains.values());
   const wanted = new Set<string>();
-  for (const c of familyChains(want)) {
-    if (wanted.has(c.name)) continue;
+  for (const c of chains.values()) {
     wanted.add(c.name);
     const owners = c.owner ? [c.owner] : [];
     const k = kchains.get(c.name);
@@ -67,7 +69,7 @@ export function compareFamily(want: KFamily, kernel: KernelTable | undefined, an
     const hookHave = k.hook ? kernelHookText(k.hook) : '(not a base chain)';
     if (hookWant !== hookHave) out.push({ family, owners, kind: 'changed', what: `chain ${c.name}`, kernel: hookHave, intended: hookWant });
     counts.rules += k.rules.length;
-    for (const d of compareRules(family, c, k, anon)) out.push({ family, owners, ...d });
+    for (const d of compareRules(c, wantRules.get(c.name) ?? [], k, anon)) out.push({ family, owners, ...d });
   }
   for (const k of kernel.chains) {
     if (wanted.has(k.name)) continue;
@@ -118,8 +120,8 @@ function kernelHookText(h: { hooknum: number; priority: number; type: string | u
 
 type RuleDiff = Omit<Difference, 'family' | 'owners'>;
 
-function compareRules(family: Family, c: KChain, k: KernelChain, anon: SetResolver): RuleDiff[] {
-  const want = c.rules.map((r) => desiredRule(family, r).join(' '));
+function compareRules(c: KChain, canon: readonly string[][], k: KernelChain, anon: SetResolver): RuleDiff[] {
+  const want = canon.map((r) => r.join(' '));
   const have = k.rules.map((r) => canonicalRule(r.exprs, anon).join(' '));
   if (want.length === have.length && want.every((w, i) => w === have[i])) return [];
   const n = want.length, m = have.length;
@@ -181,10 +183,11 @@ function compareElements(family: Family, decl: KSetDecl, want: readonly KElement
     if (seen.has(e.key)) continue;
     seen.add(e.key);
     const k = haveBy.get(e.key);
-    const owners = e.owner ? [e.owner] : who.ofKey(decl.shape, e.key);
-    if (!k) { out.push({ family, owners, kind: 'missing', what: `element ${elementText(family, decl.shape, e)}${inSet}` }); continue; }
+    // only for a difference: a 10k-service table has 100,000 hairpin and cluster IP elements
+    const owners = (): string[] => (e.owner ? [e.owner] : who.ofKey(decl.shape, e.key));
+    if (!k) { out.push({ family, owners: owners(), kind: 'missing', what: `element ${elementText(family, decl.shape, e)}${inSet}` }); continue; }
     const w = dataCanon(wantData(e)), h = dataCanon(k.data);
-    if (w !== h) out.push({ family, owners, kind: 'changed', what: `element ${keyText(family, decl.shape, e.key)}${inSet}`, kernel: kernelElementText(family, decl.shape, k), intended: elementText(family, decl.shape, e) });
+    if (w !== h) out.push({ family, owners: owners(), kind: 'changed', what: `element ${keyText(family, decl.shape, e.key)}${inSet}`, kernel: kernelElementText(family, decl.shape, k), intended: elementText(family, decl.shape, e) });
   }
   for (const [key, k] of haveBy) {
     if (seen.has(key)) continue;
@@ -227,15 +230,27 @@ class Attribution {
   ofKey(shape: SetShape, key: string): string[] {
     const p = this.prefix(shape, key);
     if (p !== undefined) return [...(this.byPrefix.get(p) ?? [])].sort();
-    if (shape === 'addr' && key.length === this.alen) {
-      const addr = fieldsText(this.family, ['addr'], key);
-      return this.ports.filter((sp) => sp.family === this.family && sp.vips.includes(addr as never)).map((sp) => sp.id).sort();
-    }
-    if (shape === 'addr.addr' && key.length === 2 * this.alen) {
-      const addr = fieldsText(this.family, ['addr'], key.slice(0, this.alen));
-      return this.ports.filter((sp) => sp.family === this.family && sp.nodeEndpoints.includes(addr as never)).map((sp) => sp.id).sort();
-    }
+    if (shape === 'addr' && key.length === this.alen) return [...(this.index('vips').get(fieldsText(this.family, ['addr'], key)) ?? [])].sort();
+    if (shape === 'addr.addr' && key.length === 2 * this.alen) return [...(this.index('nodeEndpoints').get(fieldsText(this.family, ['addr'], key.slice(0, this.alen))) ?? [])].sort();
     return [];
+  }
+
+  /** address -> the service ports that list it (made on first use) */
+  private readonly indexes = new Map<string, Map<string, Set<string>>>();
+  private index(field: 'vips' | 'nodeEndpoints'): Map<string, Set<string>> {
+    let m = this.indexes.get(field);
+    if (!m) {
+      this.indexes.set(field, (m = new Map()));
+      for (const sp of this.ports) {
+        if (sp.family !== this.family) continue;
+        for (const addr of sp[field]) {
+          let s = m.get(addr);
+          if (!s) m.set(addr, (s = new Set()));
+          s.add(sp.id);
+        }
+      }
+    }
+    return m;
   }
 
   ofChainName(name: string): string[] {

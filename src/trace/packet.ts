@@ -5,7 +5,7 @@ import type { Protocol } from '../model/types.js';
 import { type Result, err, ok } from '../model/result.js';
 import type { Packet } from './trace.js';
 
-export const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp'];
+const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp'];
 
 export function parsePacket(src: string, dst: string, proto: string): Result<Packet, string> {
   const s = parseIP(src);

@@ -37,7 +37,7 @@ export interface TraceEvent {
 const TYPES: Readonly<Record<number, TraceType>> = { [A.TRACETYPE.POLICY]: 'policy', [A.TRACETYPE.RETURN]: 'return', [A.TRACETYPE.RULE]: 'rule' };
 
 /** A trace message -> its event; undefined for anything else (the group carries nothing else today). */
-export function decodeTrace(m: Message): TraceEvent | undefined {
+function decodeTrace(m: Message): TraceEvent | undefined {
   if (m.type !== ((A.NFNL_SUBSYS_NFTABLES << 8) | A.MSG.TRACE)) return undefined;
   const a = bodyAttrs(m);
   const type = TYPES[u32(a.get(A.TRACE.TYPE)) ?? 0];

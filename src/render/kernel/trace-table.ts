@@ -6,7 +6,7 @@
 // A table of its own, never a chain in nftproxy's table: the daemon replaces its table whole
 // (full syncs, drift repair), which would drop a foreign chain mid-trace, and the drift monitor
 // would count it as drift. The name carries the pid, so a table left by a killed trace can be
-// recognised (and is removed by the next trace: see STALE).
+// recognised and removed by the next trace (traceTableOwner).
 //
 // Priority -500: before defragmentation (-400), raw (-300), conntrack (-200) and every chain
 // of nftproxy's (-110 the earliest), so the trace starts before anything has touched the packet.
@@ -16,10 +16,18 @@ import { PROTO_NUMBER, addrBytes, addrLen } from './bytes.js';
 import type { Op } from './ops.js';
 import type { Expr, KRule } from './types.js';
 
-export const TRACE_TABLE_PREFIX = 'nftproxy-trace-';
 export const TRACE_PRIORITY = -500;
-/** nftproxy-trace-<pid>-<random>: the pid of the trace that owns it */
-export const STALE = /^nftproxy-trace-(\d+)-[0-9a-f]+$/;
+
+/**
+ * nftproxy-trace-<pid namespace inode>-<pid>-<random>: whose it is, so a trace can tell a table
+ * a killed trace left (its process gone) from one a running trace owns. The pid namespace, so a
+ * trace on the host and one in a pod never judge each other's pids.
+ */
+export const traceTableName = (pidns: string, pid: number, random: string): string => `nftproxy-trace-${pidns}-${pid}-${random}`;
+export function traceTableOwner(name: string): { pidns: string; pid: number } | undefined {
+  const m = /^nftproxy-trace-(\d+)-(\d+)-[0-9a-f]+$/.exec(name);
+  return m ? { pidns: m[1]!, pid: Number(m[2]) } : undefined;
+}
 
 export interface TraceMatch {
   readonly family: Family;
@@ -28,8 +36,6 @@ export interface TraceMatch {
   readonly proto: Exclude<Protocol, 'sctp'>;
   readonly dport: number;
 }
-
-export const traceTableName = (pid: number, random: string): string => `${TRACE_TABLE_PREFIX}${pid}-${random}`;
 
 const be16 = (n: number): Buffer => Buffer.from([(n >> 8) & 0xff, n & 0xff]);
 const TCP_FLAGS_OFFSET = 13;
@@ -41,7 +47,7 @@ const TCP_SYN = 0x02, TCP_ACK = 0x10;
  * it is the one that meets nftproxy's NAT chains; the rest of the connection follows conntrack.
  * UDP has no such mark at this hook (conntrack has not run yet), so every datagram is traced.
  */
-export function traceRule(m: TraceMatch): KRule {
+function traceRule(m: TraceMatch): KRule {
   const k = m.family === 'ip' ? 'ip' : 'ip6';
   const alen = addrLen(m.family);
   const saddrAt = m.family === 'ip' ? 12 : 8, daddrAt = m.family === 'ip' ? 16 : 24;
