@@ -54,7 +54,7 @@ cp -r examples "$WORK/manifests"
 FLAGS=(--node node-a --cluster-cidr 10.244.0.0/16,fd00:10:244::/64 --service-cidr 10.96.0.0/12,fd00:10:96::/112)
 echo
 echo "== nftproxy run --manifests $WORK/manifests ${FLAGS[*]}   (inside $NODE)"
-ip netns exec "$NODE" node bin/nftproxy.js run --manifests "$WORK/manifests" "${FLAGS[@]}" --min-sync-period 200ms --bpf off 2>"$WORK/daemon.log" &
+ip netns exec "$NODE" node bin/nftproxy.js run --manifests "$WORK/manifests" "${FLAGS[@]}" --min-sync-period 200ms --bpf off --socket "$WORK/nftproxy.sock" 2>"$WORK/daemon.log" &
 DAEMON=$!
 for _ in $(seq 50); do grep -q '"msg":"synced"' "$WORK/daemon.log" && break; sleep 0.1; done
 grep '"msg":"synced"' "$WORK/daemon.log" | tail -1

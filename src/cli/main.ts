@@ -4,10 +4,14 @@ import { Command, CommanderError, Option } from 'commander';
 import { renderText } from '../render/nft-text.js';
 import { renderJson } from '../render/nft-json.js';
 import { bpfKeptSources, bpfServices, renderBpfText } from '../render/bpf-entries.js';
-import { parseIP } from '../model/ip.js';
 import { trace, type Trace } from '../trace/trace.js';
 import { formatTrace } from '../trace/format.js';
-import { type Loaded, UsageError, loadInputs } from './load-inputs.js';
+import { type Loaded, UsageError } from './load-inputs.js';
+import { type LiveOpts, askDaemon, loadLive, printDaemonDiagnostics, sourceOf, usage } from './live-inputs.js';
+import { DEFAULT_SOCKET } from '../daemon/inspect-server.js';
+import { parsePacket } from '../trace/packet.js';
+import { runVerify } from './verify.js';
+import { runTrace } from './trace.js';
 import type { ConfigFlags } from './config.js';
 import { type RunOptions, runDaemon } from './run.js';
 import { kubernetesSourceFactory } from './kubernetes-source.js';
@@ -24,10 +28,22 @@ const defaultIo: Io = { out: (s) => process.stdout.write(s), err: (s) => process
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
-function inputOptions(cmd: Command): Command {
-  return configOptions(cmd.requiredOption('-f, --filename <path>', 'manifest file or directory (YAML/JSON, multi-document, kind: List); repeatable', collect, []))
-    .option('--strict', 'exit 1 when any object was skipped');
+/** Where the objects come from: -f, --kubeconfig, or (neither) the daemon's socket (live-inputs.ts). */
+function sourceOptions(cmd: Command): Command {
+  return configOptions(cmd.option('-f, --filename <path>', 'manifest file or directory (YAML/JSON, multi-document, kind: List); repeatable. Without -f and --kubeconfig: the daemon\'s socket', collect, []))
+    .option('--kubeconfig <file>', 'list the objects from this API server once (with --node and the configuration flags), instead of -f')
+    .option('--socket <path>', 'the daemon\'s socket, asked when neither -f nor --kubeconfig is given: its own objects and configuration (root only)', DEFAULT_SOCKET);
 }
+
+/** dump and explain: the sources, and --strict */
+function inputOptions(cmd: Command): Command {
+  return sourceOptions(cmd).option('--strict', 'exit 1 when any object was skipped');
+}
+
+const INPUTS_HELP = `
+Inputs: -f FILE_OR_DIR (manifests), or --kubeconfig FILE --node NAME (a one-shot list from the
+API server), or neither: on a node, the daemon's socket (--socket, default ${DEFAULT_SOCKET})
+answers with exactly what it applied and its configuration (no configuration flags then).`;
 
 /** The flags that shape the ruleset: shared by dump, explain and run. */
 function configOptions(cmd: Command): Command {
@@ -44,9 +60,12 @@ function configOptions(cmd: Command): Command {
 
 interface InputOpts extends ConfigFlags {
   filename: string[];
+  kubeconfig?: string;
+  socket: string;
   strict?: boolean;
 }
 
+const liveOf = (o: InputOpts): LiveOpts => ({ ...flagsOf(o), filename: o.filename, ...(o.kubeconfig !== undefined ? { kubeconfig: o.kubeconfig } : {}), socket: o.socket });
 const flagsOf = (o: InputOpts): ConfigFlags => ({ node: o.node, config: o.config, clusterCidr: o.clusterCidr, serviceCidr: o.serviceCidr, nodeportAddresses: o.nodeportAddresses, nodeIp: o.nodeIp, masqueradeAll: o.masqueradeAll, ipFamilies: o.ipFamilies });
 
 export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
@@ -62,13 +81,15 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .addOption(new Option('--format <format>', 'nft text, nft JSON (libnftables-json), or the BPF socket load balancer\'s map entries').choices(['nft', 'json', 'bpf']).default('nft'))
     .addHelpText('after', `
 Examples:
+  nftproxy dump                                   # on a node, as root: what the daemon applied
   nftproxy dump -f examples/ --node node-a
   nftproxy dump -f cluster.yaml --node node-a --cluster-cidr 10.244.0.0/16 --service-cidr 10.96.0.0/12 | nft -c -f -
-  kubectl get svc,endpointslices,nodes -A -o yaml > c.yaml && nftproxy dump -f c.yaml --node $(hostname) --format json
+  nftproxy dump --kubeconfig ~/.kube/config --node node-a --cluster-cidr 10.244.0.0/16 --format json
+${INPUTS_HELP}
 
-Exit codes: 0 ok, 1 objects skipped under --strict, 2 bad usage or unreadable input.`)
+Exit codes: 0 ok, 1 objects skipped under --strict, 2 bad usage, unreadable input, or no input (no -f, no --kubeconfig, no daemon socket).`)
     .action(async (opts: InputOpts & { format: 'nft' | 'json' | 'bpf' }) => {
-      const loaded = await loadInputs(opts.filename, flagsOf(opts), (l) => io.err(`${l}\n`));
+      const loaded = await loadLive(liveOf(opts), (l) => io.err(`${l}\n`));
       io.out(opts.format === 'json' ? renderJson(loaded.ruleset) : opts.format === 'bpf' ? renderBpfText(bpfServices(loaded.ruleset.servicePorts, loaded.config), bpfKeptSources(loaded.config.clusterCIDRs)) : renderText(loaded.ruleset));
       code = strictCode(loaded, opts.strict);
     });
@@ -81,21 +102,76 @@ Exit codes: 0 ok, 1 objects skipped under --strict, 2 bad usage or unreadable in
     .option('--json', 'print the trace as JSON')
     .addHelpText('after', `
 Examples:
+  nftproxy explain --src 10.244.1.5 --dst 10.96.0.10:53 --proto udp     # on a node, as root: the daemon's ruleset
   nftproxy explain -f examples/ --node node-a --src 10.244.1.5 --dst 10.96.0.10:53 --proto udp
   nftproxy explain -f examples/ --node node-a --cluster-cidr 10.244.0.0/16 --src 203.0.113.7 --dst 192.168.0.2:30080
+${INPUTS_HELP}
 
-Exit codes: 0 ok, 1 objects skipped under --strict, 2 bad usage or unreadable input.`)
+Exit codes: 0 ok, 1 objects skipped under --strict, 2 bad usage, unreadable input, or no input.`)
     .action(async (opts: InputOpts & { src: string; dst: string; proto: 'tcp' | 'udp' | 'sctp'; json?: boolean }) => {
-      const src = parseIP(opts.src);
-      if (!src.ok) throw new UsageError(`--src: ${src.error}`);
-      const m = opts.dst.match(/^\[?([^\]]+?)\]?:(\d{1,5})$/);
-      const dst = m ? parseIP(m[1]!) : undefined;
-      const port = m ? Number(m[2]) : 0;
-      if (!dst?.ok || port < 1 || port > 65535) throw new UsageError(`--dst ${opts.dst} is not IP:PORT (IPv6: [addr]:port)`);
-      const loaded = await loadInputs(opts.filename, flagsOf(opts), (l) => io.err(`${l}\n`));
-      const t: Trace = trace(loaded.ruleset, loaded.config.nodeIPs, { src: src.value, dst: dst.value, proto: opts.proto, dport: port });
-      io.out(opts.json ? `${JSON.stringify(t, null, 2)}\n` : formatTrace(t, loaded.ignored));
-      code = strictCode(loaded, opts.strict);
+      const p = parsePacket(opts.src, opts.dst, opts.proto);
+      if (!p.ok) throw new UsageError(p.error);
+      const warn = (l: string): void => io.err(`${l}\n`);
+      let t: Trace, ignored: Loaded['ignored'], skipped: number;
+      if (sourceOf(liveOf(opts)).kind === 'daemon') {
+        // the daemon traces its own ruleset: the whole of it never crosses the socket
+        const q = new URLSearchParams({ src: opts.src, dst: opts.dst, proto: opts.proto });
+        const r = await askDaemon<{ trace: Trace; ignored: Loaded['ignored']; diagnostics: string[]; notes: string[] }>(opts.socket, `/v1/explain?${q}`).catch(usage);
+        printDaemonDiagnostics(r, warn);
+        ({ trace: t, ignored } = r);
+        skipped = r.diagnostics.length;
+      } else {
+        const loaded = await loadLive(liveOf(opts), warn);
+        t = trace(loaded.ruleset, loaded.config.nodeIPs, p.value);
+        ignored = loaded.ignored;
+        skipped = loaded.diagnostics.length;
+      }
+      io.out(opts.json ? `${JSON.stringify(t, null, 2)}\n` : formatTrace(t, ignored));
+      code = opts.strict && skipped > 0 ? 1 : 0;
+    });
+
+  sourceOptions(program.command('verify'))
+    .description('does the kernel hold what nftproxy intends? nftproxy\'s tables here, read over netlink, against the daemon\'s last sync (or what -f / --kubeconfig compile to), by service port')
+    .option('--json', 'print the report as JSON')
+    .addHelpText('after', `
+Run it in the network namespace the daemon programs (on a node: the host's). Differences are
+grouped by the service port that owns the object: missing, extra, or changed (kernel vs intended).
+Rules compare by what they do (their expressions), elements by key and value; comments and the
+session-affinity set's contents are not compared.
+
+Examples:
+  nftproxy verify                                  # on a node, as root: against the daemon's last sync
+  nftproxy verify -f /etc/nftproxy/ --node node-a --cluster-cidr 10.244.0.0/16 --ip-families dual
+${INPUTS_HELP}
+
+Exit codes: 0 the kernel holds what is intended, 1 differences, 2 bad usage or no input, 3 cannot read the kernel (not root).`)
+    .action(async (opts: InputOpts & { json?: boolean }) => {
+      code = await runVerify({ ...liveOf(opts), ...(opts.json ? { json: true } : {}) }, io);
+    });
+
+  sourceOptions(program.command('trace'))
+    .description('follow real packets: mark one tuple\'s packets with nftrace, read the kernel\'s trace events, and print each packet\'s path in nftproxy\'s words next to explain\'s prediction')
+    .requiredOption('--src <ip>', 'source address of the packets to follow')
+    .requiredOption('--dst <ip:port>', 'their destination, e.g. 10.96.0.10:80 or [fd00::1]:80 (a ClusterIP, a node IP and NodePort, …)')
+    .addOption(new Option('--proto <proto>', 'transport protocol').choices(['tcp', 'udp']).default('tcp'))
+    .option('--count <n>', 'stop after this many packets (TCP: connection attempts, the first packet of each; UDP: datagrams)', '1')
+    .option('--timeout <duration>', 'stop after this long (e.g. 30s, 2m; a bare number is seconds)', '60s')
+    .option('--json', 'one JSON object per packet (JSON lines)')
+    .addHelpText('after', `
+It adds a table of its own (nftproxy-trace-…) with a rule at the earliest hooks (prerouting and
+output, priority -500) that sets meta nftrace for the tuple, and removes it when it stops: after
+--count packets, --timeout, Ctrl-C or an error. Run it as root in the network namespace that
+sees the packets (on a node: the host's), then send the traffic.
+
+Examples:
+  nftproxy trace --src 10.244.1.5 --dst 10.96.0.10:80                   # then connect from that pod
+  nftproxy trace --src 203.0.113.7 --dst 192.168.0.2:30080 --count 5 --timeout 2m
+  nftproxy trace --src 10.244.1.5 --dst 10.96.0.10:53 --proto udp --json
+${INPUTS_HELP}
+
+Exit codes: 0 --count packets traced, 1 timed out first, 2 bad usage or no input, 3 cannot use the kernel (not root), 130 stopped by Ctrl-C (143 SIGTERM).`)
+    .action(async (opts: InputOpts & { src: string; dst: string; proto: string; count: string; timeout: string; json?: boolean }) => {
+      code = await runTrace({ ...liveOf(opts), src: opts.src, dst: opts.dst, proto: opts.proto, count: opts.count, timeout: opts.timeout, ...(opts.json ? { json: true } : {}) }, io);
     });
 
   configOptions(program.command('run'))
@@ -108,6 +184,7 @@ Exit codes: 0 ok, 1 objects skipped under --strict, 2 bad usage or unreadable in
     .option('--healthz-bind-address <host:port>', 'kube-proxy compatible /healthz and /livez; "" disables (default 0.0.0.0:10256)')
     .option('--metrics-bind-address <host:port>', 'Prometheus /metrics; "" disables (default 127.0.0.1:10249)')
     .option('--no-conntrack', 'skip UDP conntrack cleanup (for hosts without the conntrack tool)')
+    .option('--socket <path>', 'serve the inspection socket here, root only (dump, explain, verify and trace without -f ask it); "" turns it off', DEFAULT_SOCKET)
     .addOption(new Option('--bpf <mode>', 'the eBPF socket load balancer for ClusterIP traffic: auto loads it in the host\'s network namespace when the kernel supports it (elsewhere it stays off), on refuses to start without it (outside the host\'s network namespace it needs --bpf-cgroup)').choices(['off', 'auto', 'on']).default('auto'))
     .option('--bpf-cgroup <path>', 'cgroup v2 the BPF programs attach to: they rewrite connect() of every process in it, whatever its network namespace (default: the cgroup v2 root, the whole host; /sys/fs/cgroup/unified on hybrid hosts)')
     .option('--bpf-pin-dir <dir>', 'where programs and maps are pinned, so a restart adopts them (a bpffs is mounted on /sys/fs/bpf when none is)', '/sys/fs/bpf/nftproxy')
@@ -118,6 +195,7 @@ Stops on SIGTERM or SIGINT and leaves the rules in place; \`nftproxy cleanup\` r
 
 Examples:
   nftproxy run --manifests examples/ --node node-a --cluster-cidr 10.244.0.0/16
+  nftproxy run --manifests examples/ --node node-a --socket /run/nftproxy-lab/nftproxy.sock   # a second daemon (a lab namespace)
   nftproxy run --config /var/lib/nftproxy/config.yaml           # in a DaemonSet, NODE_NAME from the downward API
 
 Exit codes: 0 stopped by a signal, 2 bad usage or configuration (also: --bpf=on outside the host's network namespace without --bpf-cgroup), 3 no netfilter netlink (not root, or libmnl missing), 4 --bpf=on and BPF unavailable.`)
@@ -186,6 +264,6 @@ Exit codes: 0 stopped by a signal, 2 bad usage or configuration (also: --bpf=on 
   }
 }
 
-function strictCode(l: Loaded, strict: boolean | undefined): number {
+function strictCode(l: { readonly diagnostics: readonly unknown[] }, strict: boolean | undefined): number {
   return strict && l.diagnostics.length > 0 ? 1 : 0;
 }

@@ -26,6 +26,8 @@ export interface RunOptions extends ConfigFlags, DaemonFlags {
   bpfCgroup?: string;
   bpfPinDir?: string;
   bpfNetnsDir?: string;
+  /** the inspection socket; '' turns it off */
+  socket: string;
 }
 
 export interface RunHooks {
@@ -80,9 +82,11 @@ export async function runDaemon(opts: RunOptions, hooks: RunHooks = {}): Promise
     if (!hooks.kubernetesSource) throw new UsageError('--manifests DIR is required (no Kubernetes source in this build)');
     return hooks.kubernetesSource({ kubeconfig: d.kubeconfig, nodeName: base.nodeName, log, onChange });
   };
+  const source = opts.manifests ? { manifests: opts.manifests } : { kubeconfig: d.kubeconfig ?? 'in-cluster' };
   const daemon = new Daemon({ base, writer, log, minSyncMs: minSync, syncPeriodMs: period, healthzBind, metricsBind, conntrack: opts.conntrack, makeSource,
+    ...(opts.socket.trim() ? { socket: opts.socket } : {}), describe: { source, minSyncPeriodMs: minSync, syncPeriodMs: period },
     bpf: { mode: opts.bpf, ...(opts.bpfCgroup ? { cgroup: opts.bpfCgroup } : {}), ...(opts.bpfPinDir ? { pinDir: opts.bpfPinDir } : {}), ...(opts.bpfNetnsDir ? { netnsDir: opts.bpfNetnsDir } : {}) } });
-  log.info({ kernel: 'netlink', source: opts.manifests ? { manifests: opts.manifests } : { kubeconfig: d.kubeconfig ?? 'in-cluster' }, node: base.nodeName, ipFamilies: base.ipFamilies, ipFamiliesWhy: fams.why, minSyncPeriodMs: minSync, syncPeriodMs: period, healthz: d.healthzBindAddress, metrics: d.metricsBindAddress }, 'starting');
+  log.info({ kernel: 'netlink', source, socket: opts.socket || null, node: base.nodeName, ipFamilies: base.ipFamilies, ipFamiliesWhy: fams.why, minSyncPeriodMs: minSync, syncPeriodMs: period, healthz: d.healthzBindAddress, metrics: d.metricsBindAddress }, 'starting');
 
   const stop = hooks.stopSignal ?? new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));

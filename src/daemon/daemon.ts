@@ -18,6 +18,7 @@ import type { DaemonSource } from '../sources/object-source.js';
 import { ServiceHealthServers } from './service-health.js';
 import { SyncRunner } from './sync-runner.js';
 import { type BpfMode, type BpfPath, startBpf } from './bpf-path.js';
+import { type InspectServer, InspectSocketError, serveInspect } from './inspect-server.js';
 
 export interface Bind { readonly host: string; readonly port: number }
 
@@ -34,6 +35,10 @@ export interface DaemonOptions {
   readonly conntrack: boolean;
   readonly bpf: { readonly mode: BpfMode; readonly cgroup?: string; readonly pinDir?: string; readonly netnsDir?: string };
   readonly makeSource: (onChange: () => void) => DaemonSource;
+  /** the inspection socket (inspect-server.ts); undefined: none */
+  readonly socket?: string;
+  /** for the socket's summary: what the daemon runs on */
+  readonly describe?: Record<string, unknown>;
 }
 
 export class Daemon {
@@ -44,6 +49,7 @@ export class Daemon {
   private serviceHealth: ServiceHealthServers | undefined;
   private bpf: BpfPath | undefined;
   private drift: { seen: string[]; kinds: Map<string, number>; timer: NodeJS.Immediate | undefined } = { seen: [], kinds: new Map(), timer: undefined };
+  private inspect: InspectServer | undefined;
   proxier: Proxier | undefined;
 
   constructor(private readonly o: DaemonOptions) {}
@@ -82,6 +88,7 @@ export class Daemon {
     // serving what they held until the first sync reconciles them.
     this.bpf = await startBpf(this.o.bpf.mode, { ...this.o.bpf, log });
     this.metrics.bpfActive.set(this.bpf ? 1 : 0);
+    if (this.o.socket) await this.serveInspect(this.o.socket);
 
     this.source = this.o.makeSource(() => {
       this.metrics.onQueued();
@@ -122,6 +129,30 @@ export class Daemon {
     this.runner.start();
   }
 
+  // Before the source's first view, so an operator can ask why the daemon has not synced yet.
+  // A socket another daemon answers on stops the start (two daemons must not program one
+  // node); any other problem leaves the daemon without it, logged: proxying matters more.
+  private async serveInspect(path: string): Promise<void> {
+    const started = new Date().toISOString();
+    try {
+      this.inspect = await serveInspect(path, {
+        applied: () => this.proxier?.lastApplied,
+        summary: () => ({
+          pid: process.pid, startedAt: started, node: this.o.base.nodeName, ipFamilies: this.o.base.ipFamilies, ...this.o.describe,
+          synced: this.proxier?.lastApplied !== undefined,
+          lastSuccess: this.proxier?.lastSuccess ? new Date(this.proxier.lastSuccess).toISOString() : null,
+          lastSync: this.proxier?.lastReport ?? null,
+          queuedSince: this.runner?.queuedSince ? new Date(this.runner.queuedSince).toISOString() : null,
+          source: this.source?.status?.() ?? null,
+          bpf: this.bpf !== undefined,
+        }),
+      }, this.o.log);
+    } catch (e) {
+      if (e instanceof InspectSocketError && e.code === 'IN_USE') throw e;
+      this.o.log.error({ socket: path, error: (e as Error).message }, 'no inspection socket: dump, explain, verify and trace on this node need -f or --kubeconfig');
+    }
+  }
+
   // A `nft flush chain` is one notification per rule, a deleted table one per object: they
   // are counted one by one, logged together (how many of each kind, a few names), and make
   // one full sync.
@@ -146,5 +177,6 @@ export class Daemon {
     await this.serviceHealth?.stop();
     this.bpf?.close(); // pinned: the programs stay attached, as the nft rules stay
     await Promise.all(this.servers.map((s) => new Promise((r) => { s.closeAllConnections?.(); s.close(r); })));
+    await this.inspect?.close();
   }
 }

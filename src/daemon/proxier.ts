@@ -16,6 +16,7 @@ import { type ServiceHealth, type ServiceHealthServers, healthHostsOf, serviceHe
 import type { Node, Service } from '../model/types.js';
 import { type SyncReason, isFullReason } from './sync-runner.js';
 import { type PortChanges, PortIndex } from './port-index.js';
+import type { AppliedState } from './inspect-server.js';
 
 /**
  * After a successful sync, with the configuration it was compiled with (conntrack cleanup,
@@ -66,6 +67,8 @@ export class Proxier {
   lastSuccess: number | undefined;
   /** this node's object as of the last sync (health: is the node leaving?) */
   node: Node | undefined;
+  /** what the last successful sync applied: the inspection socket serves it */
+  lastApplied: AppliedState | undefined;
 
   constructor(private readonly o: ProxierOptions) {
     this.store = new ModelStore(o.proxyName ?? 'nftproxy');
@@ -147,6 +150,9 @@ export class Proxier {
       this.o.log.debug({ reason, durationMs: round(durationMs) }, 'nothing to change');
     }
     this.lastSuccess = Date.now();
+    // the compiled parts as kept (the next sync updates them in place): the inspection socket
+    // serves them, read when asked
+    this.lastApplied = { parts: comp.parts, config, diagnostics: built.diagnostics.map(formatDiagnostic), notes, ignored: built.ignored, at: this.lastSuccess };
     if (this.o.metrics) {
       this.o.metrics.onChanges(upd.changes);
       this.o.metrics.onNoLocalEndpoints(this.ports.noLocalEndpoints);

@@ -43,7 +43,7 @@ export function loadKubeConfig(path?: string): KubeConfig {
   return kc;
 }
 
-function resourcesFor(nodeName: string): readonly ResourceSpec[] {
+export function resourcesFor(nodeName: string): readonly ResourceSpec[] {
   return [
     { kind: 'Service', apiVersion: 'v1', path: '/api/v1/services' },
     { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', path: '/apis/discovery.k8s.io/v1/endpointslices' },

@@ -79,6 +79,14 @@ describe('deploy/ manifests', () => {
     expect(c.volumeMounts?.map((m) => m.mountPath)).toContain('/sys/fs/bpf');
   });
 
+  it('mounts the host\'s directory of the inspection socket where the daemon makes it by default', async () => {
+    const { DEFAULT_SOCKET } = await import('../../src/daemon/inspect-server.js');
+    const dir = DEFAULT_SOCKET.slice(0, DEFAULT_SOCKET.lastIndexOf('/'));
+    const mount = c.volumeMounts?.find((m) => m.mountPath === dir);
+    expect(mount?.readOnly).toBeUndefined();
+    expect(pod.volumes?.find((v) => v.name === mount?.name)?.hostPath).toEqual({ path: dir, type: 'DirectoryOrCreate' });
+  });
+
   it('probes the health port: liveness /livez, readiness /healthz', () => {
     expect(c.livenessProbe?.httpGet).toEqual({ path: '/livez', port: 10256 });
     expect(c.readinessProbe?.httpGet).toEqual({ path: '/healthz', port: 10256 });
@@ -132,7 +140,7 @@ describe('deploy/ manifests', () => {
       expect(check(merged, 'V1DaemonSet', 'merged')).toEqual([]);
       expect(mc.securityContext?.capabilities).toEqual({ drop: ['ALL'], add: ['NET_ADMIN', 'BPF', 'PERFMON', 'SYS_ADMIN'] });
       expect(mc.securityContext?.privileged).toBeUndefined();
-      expect(mc.volumeMounts?.map((m) => m.mountPath).sort()).toEqual(['/etc/nftproxy', '/run/netns', '/run/nftproxy/cgroup', '/sys/fs/bpf', '/tmp']);
+      expect(mc.volumeMounts?.map((m) => m.mountPath).sort()).toEqual(['/etc/nftproxy', '/run/netns', '/run/nftproxy', '/run/nftproxy/cgroup', '/sys/fs/bpf', '/tmp']);
       expect(mp.volumes?.find((v) => v.name === 'cgroup')?.hostPath?.path).toBe('/sys/fs/cgroup');
       expect(mp.volumes?.find((v) => v.name === 'netns')?.hostPath?.path).toBe('/run/netns');
       expect(mc.args).toEqual(['run', '--config=/etc/nftproxy/config.yaml', '--bpf=auto', '--bpf-cgroup=/run/nftproxy/cgroup', '--bpf-netns-dir=/run/netns']);

@@ -27,8 +27,10 @@ export class Daemon {
     // With --bpf off the daemon removes programs a previous run left pinned: point it at a pin
     // directory that cannot exist, never the host's /sys/fs/bpf/nftproxy.
     const bpf = opts.bpfDefaults || args.some((a) => a === '--bpf' || a.startsWith('--bpf=')) ? [] : ['--bpf', 'off', '--bpf-pin-dir', '/nonexistent/nftproxy-test-pins'];
+    // The inspection socket's default path is the host's /run/nftproxy: tests that want one give --socket.
+    const socket = args.some((a) => a === '--socket' || a.startsWith('--socket=')) ? [] : ['--socket', ''];
     const enter = opts.enter ?? (how === 'nsenter' ? ['nsenter', `--net=/run/netns/${ns}`] : ['ip', 'netns', 'exec', ns]);
-    this.proc = execa(enter[0]!, [...enter.slice(1), process.execPath, BIN, 'run', ...bpf, ...args], { reject: false, buffer: false, stdin: 'ignore', stdout: 'ignore', env });
+    this.proc = execa(enter[0]!, [...enter.slice(1), process.execPath, BIN, 'run', ...bpf, ...socket, ...args], { reject: false, buffer: false, stdin: 'ignore', stdout: 'ignore', env });
     let rest = '';
     this.proc.stderr!.on('data', (chunk: Buffer) => {
       rest += chunk.toString();

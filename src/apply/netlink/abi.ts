@@ -56,7 +56,8 @@ export const LOOKUP_F_INV = 1;
 export const PAYLOAD = { DREG: 1, BASE: 2, OFFSET: 3, LEN: 4 } as const;
 export const PAYLOAD_BASE = { network: 1, transport: 2 } as const;
 export const META = { DREG: 1, KEY: 2, SREG: 3 } as const;
-export const META_KEY = { mark: 3, nfproto: 15, l4proto: 16 } as const;
+// nftrace (NFT_META_NFTRACE): only `nftproxy trace`'s own table sets it
+export const META_KEY = { mark: 3, nftrace: 12, nfproto: 15, l4proto: 16 } as const;
 export const CT = { DREG: 1, KEY: 2 } as const;
 export const CT_KEY = { state: 0, status: 2 } as const;
 export const NAT = { TYPE: 1, FAMILY: 2, REG_ADDR_MIN: 3, REG_PROTO_MIN: 5, FLAGS: 7 } as const;

@@ -88,7 +88,8 @@ export interface AnonElement {
 export type Expr =
   | { readonly op: 'payload'; readonly base: 'network' | 'transport'; readonly offset: number; readonly len: number; readonly dreg: Reg }
   | { readonly op: 'meta'; readonly key: 'l4proto' | 'mark'; readonly dreg: Reg }
-  | { readonly op: 'meta-set'; readonly key: 'mark'; readonly sreg: Reg }
+  /** nftrace: only in `nftproxy trace`'s own table (trace-table.ts), never in nftproxy's */
+  | { readonly op: 'meta-set'; readonly key: 'mark' | 'nftrace'; readonly sreg: Reg }
   | { readonly op: 'ct'; readonly key: 'state' | 'status'; readonly dreg: Reg }
   | { readonly op: 'bitwise'; readonly reg: Reg; readonly mask: Buffer; readonly xor: Buffer }
   | { readonly op: 'cmp'; readonly reg: Reg; readonly cmp: 'eq' | 'neq'; readonly data: Buffer }
