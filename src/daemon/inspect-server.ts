@@ -60,10 +60,16 @@ export interface InspectServer {
   close(): Promise<void>;
 }
 
-const rulesets = new WeakMap<readonly CompiledFamily[], Ruleset>();
+// Per applied state, not per parts: the daemon keeps its compiled parts across syncs and
+// updates them in place. Services in name order, as a compile from scratch lists them (the
+// kept parts list a service added later at the end).
+const rulesets = new WeakMap<AppliedState, Ruleset>();
 function rulesetOf(a: AppliedState): Ruleset {
-  let r = rulesets.get(a.parts);
-  if (!r) rulesets.set(a.parts, (r = assemble(a.parts)));
+  let r = rulesets.get(a);
+  if (!r) {
+    const sorted = a.parts.map((p) => ({ ...p, services: new Map([...p.services].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) }));
+    rulesets.set(a, (r = assemble(sorted)));
+  }
   return r;
 }
 
