@@ -54,6 +54,16 @@ export function addrField(ip: string): string {
 
 export const fromLatin1 = (s: string): Buffer => Buffer.from(s, 'latin1');
 
+/**
+ * The same string, in one piece: a key built by `+` is a tree of pieces (a cons string) that
+ * costs several times its bytes for as long as it is kept. Hundreds of thousands are kept.
+ */
+export function flat(s: string): string {
+  const codes = new Array<number>(s.length);
+  for (let i = 0; i < s.length; i++) codes[i] = s.charCodeAt(i);
+  return String.fromCharCode.apply(null, codes);
+}
+
 export function addrText(b: Buffer): string {
   if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
   const g: number[] = [];

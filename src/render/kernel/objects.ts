@@ -1,12 +1,12 @@
 // IR sets, elements and chains -> kernel objects (types.ts), remembered per IR object: the
 // compiler hands back the same objects for unchanged services, so after one change one
 // service is lowered again, and the differ can compare the rest by identity.
-import type { Backend, Chain, DnatKey, Family, KeyAtom, NamedSet, SetElement } from '../../ir/types.js';
+import type { Chain, Family, KeyAtom, NamedSet, SetElement } from '../../ir/types.js';
 import { assertNever } from '../../model/result.js';
 import type { Protocol } from '../../model/types.js';
 import type { DnatGroup } from '../lower-dnat.js';
 import type { Aliases } from '../rule-text.js';
-import { addrField, portField, protoField, wordField } from './bytes.js';
+import { addrField, flat, portField, protoField, wordField } from './bytes.js';
 import { groupDnatRule, kverdict, lowerRule, storedComment } from './lower-rule.js';
 import type { KChain, KElement, KRule, KSet, KSetDecl, SetShape } from './types.js';
 
@@ -49,6 +49,10 @@ const str = (a: KeyAtom | undefined): string => String(a);
 const num = (a: KeyAtom | undefined): number => Number(a);
 
 function keyBytes(shape: SetShape, k: readonly KeyAtom[]): string {
+  return flat(keyParts(shape, k));
+}
+
+function keyParts(shape: SetShape, k: readonly KeyAtom[]): string {
   switch (shape) {
     case 'addr': return addrField(str(k[0]));
     case 'addr.addr': return addrField(str(k[0])) + addrField(str(k[1]));
@@ -61,51 +65,32 @@ function keyBytes(shape: SetShape, k: readonly KeyAtom[]): string {
   }
 }
 
-const elementCache = new WeakMap<SetElement, KElement>();
+// Not remembered per IR element: the unit that holds an element is remembered whole (family.ts).
 export function kelement(shape: SetShape, e: SetElement, setOwner?: string, aliases?: Aliases): KElement {
   const owner = e.owner ?? setOwner;
-  const hit = elementCache.get(e);
-  if (hit && hit.owner === owner) return hit;
-  const k: KElement = {
+  return {
     key: keyBytes(shape, e.key),
     ...(e.verdict ? { data: { kind: 'verdict', verdict: kverdict(e.verdict, aliases) } } : {}),
     ...(e.comment ? { comment: storedComment(e.comment) } : {}),
     ...(owner ? { owner } : {}),
   };
-  elementCache.set(e, k);
-  return k;
 }
 
-const chainCache = new WeakMap<Chain, { family: Family; k: KChain }>();
 export function kchain(family: Family, c: Chain, aliases: Aliases): KChain {
-  const hit = chainCache.get(c);
-  if (hit && hit.family === family) return hit.k;
-  const k: KChain = {
+  return {
     name: c.name,
     ...(c.base ? { hook: c.base } : {}),
     rules: c.rules.map((r) => lowerRule(family, r, aliases, c.owner)),
     ...(c.owner ? { owner: c.owner } : {}),
   };
-  chainCache.set(c, { family, k });
-  return k;
 }
 
-// dnat map elements are keyed by the (statement key, slot, backend) objects the compiler made.
 type GroupElement = DnatGroup['vipElements'][number] | DnatGroup['nodePortElements'][number];
-const dnatCache = new WeakMap<DnatKey, WeakMap<Backend, KElement[]>>();
 function dnatElement(e: GroupElement): KElement {
-  let byBackend = dnatCache.get(e.key);
-  if (!byBackend) dnatCache.set(e.key, (byBackend = new WeakMap()));
-  const slots = byBackend.get(e.backend) ?? [];
-  const hit = slots[e.slot];
-  if (hit && hit.owner === e.owner) return hit;
   const key = e.key.kind === 'vip'
-    ? addrField(e.key.addr) + protoField(e.key.proto) + portField(e.key.port) + wordField(e.slot)
-    : protoField(e.key.proto) + portField(e.key.port) + wordField(e.slot);
-  const k: KElement = { key, data: { kind: 'value', bytes: addrField(e.backend.addr) + portField(e.backend.port) }, ...(e.owner ? { owner: e.owner } : {}) };
-  slots[e.slot] = k;
-  byBackend.set(e.backend, slots);
-  return k;
+    ? flat(addrField(e.key.addr) + protoField(e.key.proto) + portField(e.key.port) + wordField(e.slot))
+    : flat(protoField(e.key.proto) + portField(e.key.port) + wordField(e.slot));
+  return { key, data: { kind: 'value', bytes: flat(addrField(e.backend.addr) + portField(e.backend.port)) }, ...(e.owner ? { owner: e.owner } : {}) };
 }
 
 export interface GroupObjects { readonly vipMap: KSetDecl; readonly nodePortMap: KSetDecl; readonly chains: readonly KChain[] }
