@@ -111,7 +111,7 @@ function canonicalIPv6(s: string): string {
 }
 
 // RFC 5952: lowercase, longest run (>1) of zero groups compressed, first one on ties.
-function compressIPv6(g: number[]): string {
+export function compressIPv6(g: number[]): string {
   let best = -1, bestLen = 0;
   for (let i = 0; i < 8; ) {
     if (g[i] !== 0) { i++; continue; }

@@ -12,22 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bpfSupport } from '../../native/loader.js';
 import { Netns } from '../lab/netns.js';
 import { BIN, Daemon, httpGet, synced } from '../support/daemon.js';
+import { webManifest } from '../support/manifests.js';
 import { Probe, createTestCgroup, inNetns, inNetnsAndCgroup, kernelSkipReason, mountTestBpffs, removeTestCgroup, unmountTestBpffs } from '../bpf/env.js';
 
 const skip = kernelSkipReason(bpfSupport);
 
-const web = (eps: string[]): string => `apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: lab }
-spec: { clusterIP: 10.96.0.10, ports: [{ name: http, port: 80, targetPort: 8080 }, { name: dns, port: 53, targetPort: 5353, protocol: UDP }] }
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: web-1, namespace: lab, labels: { kubernetes.io/service-name: web } }
-addressType: IPv4
-ports: [{ name: http, port: 8080 }, { name: dns, port: 5353, protocol: UDP }]
-endpoints: [${eps.map((e) => `{ addresses: [${e}] }`).join(', ')}]
-`;
+const web = webManifest;
 
 describe.skipIf(skip !== null)(`nftproxy run --bpf${skip ? ` [skipped: ${skip}]` : ''}`, () => {
   let ns: Netns, cg: string, bpffs: string, dir: string;

@@ -19,22 +19,12 @@ import { isBpffs } from '../../native/bpffs.js';
 import { bpfSupport } from '../../native/loader.js';
 import { Netns } from '../lab/netns.js';
 import { BIN, Daemon, synced } from '../support/daemon.js';
+import { webManifest } from '../support/manifests.js';
 import { createTestCgroup, kernelSkipReason, privateSysBpffs, removeTestCgroup, rootCgroupPrograms } from '../bpf/env.js';
 
 const skip = kernelSkipReason(bpfSupport) ?? (['/usr/sbin/bpftool', '/usr/bin/bpftool', '/sbin/bpftool'].some((p) => existsSync(p)) ? null : 'needs bpftool');
 
-const MANIFESTS = `apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: lab }
-spec: { clusterIP: 10.96.0.10, ports: [{ name: http, port: 80, targetPort: 8080 }, { name: dns, port: 53, targetPort: 5353, protocol: UDP }] }
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: web-1, namespace: lab, labels: { kubernetes.io/service-name: web } }
-addressType: IPv4
-ports: [{ name: http, port: 8080 }, { name: dns, port: 5353, protocol: UDP }]
-endpoints: [{ addresses: [10.244.0.1] }, { addresses: [10.244.0.2] }]
-`;
+const MANIFESTS = webManifest(['10.244.0.1', '10.244.0.2']);
 
 /** What the host shows of BPF: the root cgroup's programs, and /sys/fs/bpf. */
 interface HostBpf { root: string[]; sysFsBpf: string[] | 'not a bpffs' }

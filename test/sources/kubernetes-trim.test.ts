@@ -12,6 +12,7 @@ import { buildModel, type SourceObject } from '../../src/model/build-model.js';
 import { KubernetesSource } from '../../src/sources/kubernetes.js';
 import { SHAPES, TRIGGER_TIME_ANNOTATION, trimObject } from '../../src/sources/kubernetes-trim.js';
 import { readManifests } from '../../src/sources/manifests.js';
+import { eventually, sleep } from '../support/eventually.js';
 import { FakeApiServer } from '../fake-apiserver/server.js';
 
 type Kind = 'Service' | 'EndpointSlice' | 'Node';
@@ -202,14 +203,6 @@ async function cluster(objects: readonly [Kind, Record<string, unknown>][]): Pro
   return { fake, source, changes: () => changes };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-async function eventually(pred: () => boolean, what: string, ms = 4000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 const bytes = (v: unknown): number => JSON.stringify(v).length;
 const cached = (source: KubernetesSource, origin: string): Record<string, unknown> => source.snapshot().find((s) => s.origin === origin)!.object as Record<string, unknown>;
 

@@ -9,6 +9,7 @@ import { FakeApiServer } from '../fake-apiserver/server.js';
 import { service, slice } from '../support/builders.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { eventually, sleep } from '../support/eventually.js';
 import { join } from 'node:path';
 
 const SVC = '/api/v1/services';
@@ -40,14 +41,6 @@ function seed(f: FakeApiServer): void {
   f.create('Node', node('n2', 'b'));
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-async function eventually(pred: () => boolean, what: string, ms = 4000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** "Kind ns/name" for every object of a snapshot, sorted. */
 const refs = (snap: readonly SourceObject[]): string[] =>

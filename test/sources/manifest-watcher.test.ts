@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { eventually, sleep } from '../support/eventually.js';
 import { ManifestWatcher } from '../../src/sources/manifest-watcher.js';
 
 const NO_POLL = { pollMs: 3_600_000 };
@@ -23,14 +24,6 @@ const ports = (w: ManifestWatcher): Record<string, number> =>
     return [o.metadata.name, o.spec.ports[0]!.port];
   }));
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-async function eventually(pred: () => boolean, what: string, ms = 5_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > until) throw new Error(`not observed: ${what}`);
-    await sleep(5);
-  }
-}
 
 /**
  * What editors and config tools do: write a temporary file next to it, rename it over.

@@ -4,6 +4,7 @@
 import os from 'node:os';
 import type { Family } from '../../ir/types.js';
 import type { Protocol } from '../../model/types.js';
+import { compressIPv6 } from '../../model/ip.js';
 
 const LE = os.endianness() === 'LE';
 
@@ -68,17 +69,7 @@ export function addrText(b: Buffer): string {
   if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
   const g: number[] = [];
   for (let i = 0; i < 16; i += 2) g.push(b.readUInt16BE(i));
-  // RFC 5952, as model/ip.ts writes it
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  return best < 0 ? hex.join(':') : `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  return compressIPv6(g); // as model/ip.ts writes every IPv6 address
 }
 
 export const protoText = (s: string, at: number): string => PROTO_NAME.get(s.charCodeAt(at)) ?? String(s.charCodeAt(at));
