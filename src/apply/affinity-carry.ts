@@ -9,7 +9,6 @@
 // kube-proxy would have forgotten with its set. Kernel output is checked, never trusted:
 // an entry that does not look like ours is dropped.
 import { TABLE_NAME } from '../ir/types.js';
-import { SET } from '../compile/base-chains.js';
 import type { KFamily } from '../render/kernel/family.js';
 import type { Op } from '../render/kernel/ops.js';
 import type { KElement } from '../render/kernel/types.js';
@@ -32,8 +31,11 @@ export async function carriedAffinity(writer: KernelWriter, fams: readonly KFami
   for (const f of fams) {
     const keys = affinityKeysInUse(f);
     if (keys.size === 0) continue;
+    // the set the rules remember clients in: the family's one dynamic set
+    const set = f.base.sets.find((s) => s.shape === 'saddr.word.word' && s.timeoutSeconds !== undefined);
+    if (!set) continue;
     const alen = f.head.family === 'ip' ? 4 : 16;
-    const listed = await writer.listDynamicSet(f.head.family, TABLE_NAME, SET.affinity, alen + 8);
+    const listed = await writer.listDynamicSet(f.head.family, TABLE_NAME, set.name, alen + 8);
     if (!listed || listed.length > MAX_CARRIED) continue;
     const keep: KElement[] = [];
     for (const e of listed) {
@@ -44,7 +46,7 @@ export async function carriedAffinity(writer: KernelWriter, fams: readonly KFami
     }
     if (keep.length === 0) continue;
     carried += keep.length;
-    ops.push({ family: f.head.family, table: TABLE_NAME, op: 'add-elements', set: SET.affinity, shape: 'saddr.word.word', elements: keep });
+    ops.push({ family: f.head.family, table: TABLE_NAME, op: 'add-elements', set: set.name, shape: set.shape, elements: keep });
   }
   return { ops, carried };
 }
