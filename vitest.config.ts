@@ -5,5 +5,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     exclude: ['**/node_modules/**', '**/dist/**', 'test/bench-smoke/**'],
+    // Hooks build and tear down labs (namespaces, agents, daemons): seconds each on a loaded
+    // two-CPU machine, where the default 10 s cut a teardown short and left namespaces behind.
+    hookTimeout: 60_000,
   },
 });

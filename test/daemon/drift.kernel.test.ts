@@ -42,8 +42,7 @@ describe.skipIf(!canUseKernel)(`drift healed${canUseKernel ? '' : ` [skipped: ${
   }, 60_000);
 
   afterAll(async () => {
-    daemon?.kill('SIGTERM');
-    await daemon?.exited;
+    await daemon?.stop();
     await lab?.destroy();
     if (dir) await rm(dir, { recursive: true, force: true });
   });

@@ -80,13 +80,28 @@ function parseAnswer(text) {
 // One TCP try on a fresh socket (fresh source port). A SYN answered by ICMP port
 // unreachable fails the connect with ECONNREFUSED; a dropped SYN is retried by the kernel
 // only after 1 s, so a short timeout sees exactly one SYN.
+//
+// A drop is the kernel's verdict: no handshake within timeoutMs. Once the handshake is done
+// the packets have landed, and the answer waits only on the server agent being scheduled,
+// which a loaded machine can delay by seconds: it gets ANSWER_MS. A timer that fires while
+// the handshake's completion is already queued must not call it a drop: the verdict is given
+// in the check phase, after the event loop's poll phase has delivered what the kernel did.
+const ANSWER_MS = 15_000;
+const afterPoll = (fn) => setImmediate(fn);
+
 function tcpTry({ host, port, src, sport, timeoutMs }) {
   return new Promise((resolve) => {
     let data = '';
     let done = false;
+    let connected = false;
     const finish = (r) => { if (!done) { done = true; clearTimeout(timer); sock.destroy(); resolve(r); } };
     const sock = net.connect({ host, port, ...(src ? { localAddress: src } : {}), ...(sport ? { localPort: sport } : {}) });
-    const timer = setTimeout(() => finish({ ok: false, err: 'timeout' }), timeoutMs);
+    let timer = setTimeout(() => afterPoll(() => { if (!connected) finish({ ok: false, err: 'timeout' }); }), timeoutMs);
+    sock.on('connect', () => {
+      connected = true;
+      clearTimeout(timer);
+      timer = setTimeout(() => finish({ ok: false, err: 'no answer after the handshake' }), ANSWER_MS);
+    });
     sock.setEncoding('utf8');
     sock.on('data', (d) => { data += d; });
     sock.on('end', () => finish(parseAnswer(data)));
@@ -101,7 +116,7 @@ function udpTry({ host, port, src, sport, timeoutMs }) {
     let done = false;
     const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
     const finish = (r) => { if (!done) { done = true; clearTimeout(timer); try { sock.close(); } catch { /* already closed */ } resolve(r); } };
-    const timer = setTimeout(() => finish({ ok: false, err: 'timeout' }), timeoutMs);
+    const timer = setTimeout(() => afterPoll(() => finish({ ok: false, err: 'timeout' })), timeoutMs);
     sock.on('message', (msg) => finish(parseAnswer(msg.toString('utf8'))));
     sock.on('error', (e) => finish({ ok: false, err: errName(e) }));
     sock.bind({ port: sport ?? 0, ...(src ? { address: src } : {}) }, () => {
