@@ -7,8 +7,10 @@
 //
 // A diff here is a behaviour change of the compiler: review it like code, regenerate on purpose
 // only: npx vitest run test/compile/service-port-golden.test.ts -u
-// The sample is drawn with a fixed seed: a fast-check upgrade that draws differently changes the
-// inputs and so the digests; accept that only after checking that the compiler did not change.
+// The sample is drawn with a fixed seed: a change to the generators (test/support/hostile-snapshots.ts)
+// or a fast-check upgrade that draws differently changes the inputs and so the digests; accept
+// that only after checking that the compiler did not change (run this test before and after
+// the compiler change on the same inputs).
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
