@@ -1,13 +1,20 @@
-// One ServicePort in one family -> its chains, its dispatch-map elements, and the
-// decisions explain reports. Mirrors kube-proxy nftables mode's per-service logic.
-import { type IP, familyOf, cidrContains } from '../model/ip.js';
-import type { Endpoint, Service, ServicePort } from '../model/types.js';
+// One ServicePort in one family -> its chains, its dispatch-map elements, and the decisions
+// explain reports. What happens to each class of traffic is decided in traffic-decisions.ts,
+// as kube-proxy's nftables mode decides it; this module writes those decisions as IR.
+import type { IP } from '../model/ip.js';
+import type { Endpoint, Protocol, Service, ServicePort } from '../model/types.js';
 import type { Backend, Chain, DnatKey, Rule, ServicePortInfo, SetElement, Verdict } from '../ir/types.js';
-import { endpointId, objectName, servicePortId } from '../ir/names.js';
+import { objectName, servicePortId } from '../ir/names.js';
+import { assertNever } from '../model/result.js';
 import { CHAIN, SET } from './base-chains.js';
 import type { FamilyContext } from './family-context.js';
-import { selectEndpoints } from './select-endpoints.js';
-import { type GenerationOf, affinityKey, firstGeneration } from './affinity.js';
+import { type Selection, selectEndpoints } from './select-endpoints.js';
+import { type GenerationOf, firstGeneration } from './affinity.js';
+import { type PolicyChain, endpointChains } from './endpoint-chains.js';
+import {
+  type Destinations, type EndpointPolicy, type ExternalSources, type ExternalVerdict, type FirewallVerdict, type InternalVerdict,
+  destinationsOf, externalSources, externalVerdict, externalVIPs, firewallVerdict, internalVerdict, isExposed,
+} from './traffic-decisions.js';
 
 export interface ServicePortRules {
   readonly chains: Chain[];
@@ -18,147 +25,170 @@ export interface ServicePortRules {
   readonly affinity: readonly (readonly [endpointId: string, generation: number])[];
 }
 
+interface Verdicts {
+  readonly internal: InternalVerdict;
+  readonly external: ExternalVerdict;
+  readonly firewall: FirewallVerdict;
+}
+
+interface Names {
+  readonly cluster: string;
+  readonly local: string;
+  readonly external: string;
+  readonly firewall: string;
+}
+
 const goto = (chain: string): Verdict => ({ kind: 'goto', chain });
+const DROP: Verdict = { kind: 'drop' };
 const toBackend = (e: Endpoint): Backend => ({ addr: e.ip, port: e.port });
 
 export function compileServicePort(ctx: FamilyContext, svc: Service, sp: ServicePort, endpoints: readonly Endpoint[], generationOf: GenerationOf = firstGeneration): ServicePortRules | undefined {
-  const clusterIP = svc.clusterIPs.find((ip) => familyOf(ip) === ctx.ipFamily);
-  if (clusterIP === undefined) return undefined;
-  const ns = svc.ref.namespace, name = svc.ref.name, proto = sp.protocol, port = sp.port;
-  const id = servicePortId(ns, name, proto, sp.name);
-  const label = `${ns}/${name}:${sp.name}`;
-  const extIPs = svc.externalIPs.filter((ip) => familyOf(ip) === ctx.ipFamily);
-  const lbIPs = svc.loadBalancerIPs.filter((ip) => familyOf(ip) === ctx.ipFamily);
-  const nodePort = sp.nodePort;
-  const externallyAccessible = extIPs.length > 0 || lbIPs.length > 0 || nodePort !== undefined;
-  const itpLocal = svc.internalTrafficPolicy === 'Local';
-  const etpLocal = svc.externalTrafficPolicy === 'Local' && externallyAccessible;
-  const sel = selectEndpoints(svc, endpoints, externallyAccessible, ctx.nodeName, ctx.zone);
+  const dest = destinationsOf(ctx, svc, sp);
+  if (dest === undefined) return undefined;
+  const { protocol: proto, port } = sp;
+  const id = servicePortId(svc.ref.namespace, svc.ref.name, proto, sp.name);
+  const exposed = isExposed(dest);
+  const sel = selectEndpoints(svc, endpoints, exposed, ctx.nodeName, ctx.zone);
+  const internal = internalVerdict(svc, sel);
+  const external = externalVerdict(svc, exposed, sel);
+  const sources = externalSources(external, ctx);
+  const firewall = firewallVerdict(svc, dest, ctx);
+  const affinityTimeout = svc.sessionAffinity.kind === 'ClientIP' ? svc.sessionAffinity.timeoutSeconds : undefined;
+  const names: Names = { cluster: objectName('service', id), local: objectName('local', id), external: objectName('external', id), firewall: objectName('firewall', id) };
+  const backends: Record<EndpointPolicy, Backend[]> = { cluster: sel.cluster.map(toBackend), local: sel.local.map(toBackend) };
 
-  const clusterChain = objectName('service', id);
-  const localChain = objectName('local', id);
-  const extChain = objectName('external', id);
-  const fwChain = objectName('firewall', id);
+  const policies = policyChains(dest, proto, port, internal, external, names, backends);
+  const ep = endpointChains(id, proto, affinityTimeout, generationOf, policies);
+  const chains: Chain[] = [];
+  if (firewall.kind === 'source-ranges') chains.push(firewallChain(names.firewall, id, firewall, dest.loadBalancerIPs));
+  for (const c of ep.chains) chains.push(c);
+  if (sources !== undefined) chains.push(externalChain(names, id, sources, external));
 
-  const hasEndpoints = sel.hasEndpoints;
-  const hasInternal = hasEndpoints && (!itpLocal || sel.local.length > 0);
-  const hasExternal = hasEndpoints && (!etpLocal || sel.local.length > 0);
-  const usesExternalChain = hasEndpoints && externallyAccessible;
-  const internalChain = itpLocal ? localChain : clusterChain;
-  const noEndpointVerdict = (has: boolean): Verdict | undefined =>
-    !hasEndpoints ? goto(CHAIN.reject) : !has ? { kind: 'drop' } : undefined;
+  return {
+    chains,
+    elements: dispatchElements(dest, proto, port, { internal, external, firewall }, names, id, `${svc.ref.namespace}/${svc.ref.name}:${sp.name}`),
+    // Every endpoint a DNAT of this port may choose: one that reaches itself through the service
+    // is masqueraded (hairpin), or its reply would not be un-DNATed.
+    hairpin: [...new Set(policies.flatMap((p) => p.backends).map((b) => b.addr))],
+    affinity: ep.affinity,
+    info: {
+      id, family: ctx.family, service: `${svc.ref.namespace}/${svc.ref.name}`, portName: sp.name, proto, port,
+      decisions: explainDecisions(ctx, svc, sel, { internal, external, firewall }, exposed, affinityTimeout),
+      clusterBackends: backends.cluster, localBackends: backends.local, affinityTimeout,
+      vips: [dest.clusterIP, ...externalVIPs(dest)], nodePort: dest.nodePort,
+      servingEndpoints: [...new Set(endpoints.filter((e) => e.conditions.serving).map((e) => e.ip))].sort(),
+      nodeEndpoints: [...new Set(endpoints.filter((e) => e.nodeName !== undefined && e.nodeName === ctx.nodeName).map((e) => e.ip))].sort(),
+      noLocalEndpoints: { internal: internal.kind === 'drop', external: external.kind === 'drop' },
+      internalLocal: svc.internalTrafficPolicy === 'Local',
+    },
+  };
+}
 
-  const decisions: string[] = [];
-  decisions.push(`internalTrafficPolicy ${svc.internalTrafficPolicy}: ClusterIP traffic uses ${itpLocal ? `this node's endpoints (${sel.local.length})` : `cluster-wide endpoints (${sel.cluster.length})`}`);
-  if (externallyAccessible) {
-    decisions.push(`externalTrafficPolicy ${svc.externalTrafficPolicy}: external traffic uses ${etpLocal ? `this node's endpoints (${sel.local.length}), client IP kept` : `cluster-wide endpoints (${sel.cluster.length}), masqueraded`}`);
+/** The endpoint-choosing chains this port needs, each with the packet keys that reach it. */
+function policyChains(dest: Destinations, proto: Protocol, port: number, internal: InternalVerdict, external: ExternalVerdict, names: Names, backends: Record<EndpointPolicy, Backend[]>): PolicyChain[] {
+  const vip = (addr: IP): DnatKey => ({ kind: 'vip', addr, proto, port });
+  const externalKeys: DnatKey[] = [...externalVIPs(dest).map(vip), ...(dest.nodePort !== undefined ? [{ kind: 'nodeport', proto, port: dest.nodePort } as const] : [])];
+  // External traffic that reaches the external chain goes on to the cluster-wide endpoints under
+  // eTP Cluster, and under eTP Local too for the pods and the node it short-circuits.
+  const externalReaches: Record<EndpointPolicy, boolean> = {
+    cluster: external.kind === 'dnat' || external.kind === 'drop',
+    local: external.kind === 'dnat' && external.policy === 'local',
+  };
+  const out: PolicyChain[] = [];
+  for (const policy of ['cluster', 'local'] as const) {
+    const keys = [...(internal.kind === 'dnat' && internal.policy === policy ? [vip(dest.clusterIP)] : []), ...(externalReaches[policy] ? externalKeys : [])];
+    if (keys.length > 0) out.push({ name: names[policy], policy, backends: backends[policy], keys });
   }
-  decisions.push(...sel.notes);
-  if (!hasEndpoints) decisions.push('no usable endpoint anywhere: every destination of this port is rejected');
-  else {
-    if (!hasInternal) decisions.push('internalTrafficPolicy Local and no local endpoint: ClusterIP traffic is dropped');
-    if (externallyAccessible && !hasExternal) decisions.push('externalTrafficPolicy Local and no local endpoint: external traffic from outside is dropped');
-  }
+  return out;
+}
 
+/** Where each destination of this port goes first: the maps the base chains look up. */
+function dispatchElements(dest: Destinations, proto: Protocol, port: number, v: Verdicts, names: Names, owner: string, comment: string): [string, SetElement][] {
+  const { internal, external, firewall } = v;
   const elements: [string, SetElement][] = [];
   const add = (set: string, key: (string | number)[], verdict?: Verdict): void => {
-    elements.push([set, verdict ? { key, verdict, comment: label, owner: id } : { key }]);
+    elements.push([set, verdict ? { key, verdict, comment, owner } : { key }]);
   };
-
-  // Dispatch: where each destination of this port goes first.
-  add(SET.clusterIPs, [clusterIP]);
-  if (hasInternal) add(SET.serviceIPs, [clusterIP, proto, port], goto(internalChain));
-  else add(SET.noEndpointServices, [clusterIP, proto, port], noEndpointVerdict(false));
-  for (const ip of [...extIPs, ...lbIPs]) {
-    if (hasEndpoints) add(SET.serviceIPs, [ip, proto, port], goto(extChain));
-    if (!hasExternal) add(SET.noEndpointServices, [ip, proto, port], noEndpointVerdict(false));
+  add(SET.clusterIPs, [dest.clusterIP]);
+  switch (internal.kind) {
+    case 'dnat': add(SET.serviceIPs, [dest.clusterIP, proto, port], goto(names[internal.policy])); break;
+    case 'reject': add(SET.noEndpointServices, [dest.clusterIP, proto, port], goto(CHAIN.reject)); break;
+    case 'drop': add(SET.noEndpointServices, [dest.clusterIP, proto, port], DROP); break;
+    default: assertNever(internal);
   }
-  if (nodePort !== undefined) {
-    if (hasEndpoints) add(SET.serviceNodePorts, [proto, nodePort], goto(extChain));
-    if (!hasExternal) add(SET.noEndpointNodePorts, [proto, nodePort], noEndpointVerdict(false));
+  // capture: the nat dispatch (service-ips, service-nodeports). noEndpoints: the filter chains'
+  // check, which runs after DNAT and so sees only what the external chain did not DNAT.
+  const { capture, noEndpoints } = externalDispatch(external, names.external);
+  for (const ip of externalVIPs(dest)) {
+    if (capture) add(SET.serviceIPs, [ip, proto, port], capture);
+    if (noEndpoints) add(SET.noEndpointServices, [ip, proto, port], noEndpoints);
   }
-
-  const chains: Chain[] = [];
-
-  // Source ranges apply to LB IPs only; NodePorts are not filtered (as upstream).
-  const ranges = svc.loadBalancerSourceRanges.filter((c) => c.family === ctx.ipFamily);
-  if (lbIPs.length > 0 && ranges.length > 0) {
-    // kube-proxy's node IP: loopback for a family the Node lists no address of, so the node is
-    // let in only by a range that holds loopback (e.g. ::/0), as upstream.
-    const primary = ctx.primaryIP;
-    const allowFromNode = ranges.some((c) => cidrContains(c, primary));
-    for (const ip of lbIPs) add(SET.firewallIPs, [ip, proto, port], goto(fwChain));
-    chains.push({
-      name: fwChain, owner: id,
-      rules: [{ matches: [{ kind: 'addr', field: 'saddr', op: '!=', values: [...ranges, ...(allowFromNode ? lbIPs : [])] }], stmts: [{ kind: 'verdict', verdict: { kind: 'drop' } }], comment: 'source not in loadBalancerSourceRanges' }],
-    });
-    decisions.push(`loadBalancerSourceRanges ${ranges.map((r) => r.text).join(', ')} filter LB IP traffic (NodePorts are not filtered)`);
-    const nodeIPText = ctx.nodeIPs.length > 0 ? `node IP ${primary}` : `node IP ${primary} (loopback: no ${ctx.ipFamily} node address)`;
-    if (allowFromNode) decisions.push(`${nodeIPText} is inside the ranges: LB IPs are allowed as sources too`);
+  if (dest.nodePort !== undefined) {
+    if (capture) add(SET.serviceNodePorts, [proto, dest.nodePort], capture);
+    if (noEndpoints) add(SET.noEndpointNodePorts, [proto, dest.nodePort], noEndpoints);
   }
+  // The firewall check runs before DNAT (filter, priority -110), on LB IPs only.
+  if (firewall.kind === 'source-ranges') for (const ip of dest.loadBalancerIPs) add(SET.firewallIPs, [ip, proto, port], goto(names.firewall));
+  return elements;
+}
 
-  // Which packet keys reach each endpoint chain: the renderer indexes backends on them.
-  const vipKeys = (ips: readonly IP[]): DnatKey[] => ips.map((addr) => ({ kind: 'vip', addr, proto, port }));
-  const extKeys: DnatKey[] = [...vipKeys([...extIPs, ...lbIPs]), ...(nodePort !== undefined ? [{ kind: 'nodeport', proto, port: nodePort } as const] : [])];
-  const clusterKeys: DnatKey[] = [...(hasInternal && !itpLocal ? vipKeys([clusterIP]) : []), ...(usesExternalChain ? extKeys : [])];
-  const localKeys: DnatKey[] = [...(hasInternal && itpLocal ? vipKeys([clusterIP]) : []), ...(usesExternalChain && etpLocal && hasExternal ? extKeys : [])];
-
-  const affinity = svc.sessionAffinity.kind === 'ClientIP' ? svc.sessionAffinity.timeoutSeconds : undefined;
-  if (affinity !== undefined) decisions.push(`sessionAffinity ClientIP: a client sticks to its endpoint for ${affinity}s after its last new connection`);
-  const endpointChains = new Map<string, Chain>();
-  const affinityUsed = new Map<string, number>();
-  const endpointRules = (backends: readonly Backend[], policy: 'cluster' | 'local', keys: DnatKey[]): Rule[] => {
-    if (affinity === undefined) return [{ matches: [], stmts: [{ kind: 'dnat', proto, backends, policy, keys }] }];
-    const names = backends.map((b) => {
-      const eid = endpointId(id, b.addr, b.port);
-      const chain = objectName('endpoint', eid);
-      const generation = generationOf(eid);
-      const key = affinityKey(eid, generation);
-      if (!endpointChains.has(chain)) {
-        affinityUsed.set(eid, generation);
-        // Two rules: a full affinity set must not stop the DNAT (a failed update ends its rule).
-        endpointChains.set(chain, { name: chain, owner: id, rules: [
-          { matches: [], stmts: [{ kind: 'affinity-update', set: SET.affinity, key, timeoutSeconds: affinity }] },
-          { matches: [], stmts: [{ kind: 'dnat', proto, backends: [b], policy, keys: [] }] },
-        ] });
-      }
-      return { chain, key };
-    });
-    return [
-      ...names.map(({ chain, key }): Rule => ({ matches: [{ kind: 'affinity', set: SET.affinity, key }], stmts: [{ kind: 'verdict', verdict: goto(chain) }] })),
-      { matches: [], stmts: [{ kind: 'random-goto', chains: names.map((n) => n.chain) }] },
-    ];
-  };
-  const clusterBackends = sel.cluster.map(toBackend);
-  const localBackends = sel.local.map(toBackend);
-  if (clusterKeys.length > 0) {
-    chains.push({ name: clusterChain, owner: id, rules: endpointRules(clusterBackends, 'cluster', clusterKeys) });
+function externalDispatch(external: ExternalVerdict, externalChainName: string): { capture?: Verdict; noEndpoints?: Verdict } {
+  switch (external.kind) {
+    case 'not-exposed': return {};
+    case 'reject': return { noEndpoints: goto(CHAIN.reject) };
+    case 'dnat': return { capture: goto(externalChainName) };
+    // Both: pods and the node are DNATed by the external chain, the rest is dropped after it.
+    case 'drop': return { capture: goto(externalChainName), noEndpoints: DROP };
+    default: return assertNever(external);
   }
-  if (localKeys.length > 0) {
-    chains.push({ name: localChain, owner: id, rules: endpointRules(localBackends, 'local', localKeys) });
-  }
-  chains.push(...endpointChains.values());
+}
 
-  if (usesExternalChain) {
-    const rules: Rule[] = [];
-    if (!etpLocal) {
-      rules.push({ matches: [], stmts: [{ kind: 'mark-masq' }], comment: 'externalTrafficPolicy Cluster: masquerade' });
-    } else {
-      if (ctx.podCIDRs.length > 0) rules.push({ matches: [{ kind: 'addr', field: 'saddr', op: '==', values: ctx.podCIDRs }], stmts: [{ kind: 'verdict', verdict: goto(clusterChain) }], comment: 'short-circuit pod traffic' });
-      rules.push({ matches: [{ kind: 'fib-local', field: 'saddr' }], stmts: [{ kind: 'mark-masq' }], comment: 'masquerade local traffic' });
-      rules.push({ matches: [{ kind: 'fib-local', field: 'saddr' }], stmts: [{ kind: 'verdict', verdict: goto(clusterChain) }], comment: 'short-circuit local traffic' });
-    }
-    if (hasExternal) rules.push({ matches: [], stmts: [{ kind: 'verdict', verdict: goto(etpLocal ? localChain : clusterChain) }] });
-    chains.push({ name: extChain, owner: id, rules });
-  }
-
-  const hairpin = [...new Set([...clusterKeys.length > 0 ? clusterBackends : [], ...localKeys.length > 0 ? localBackends : []].map((b) => b.addr))];
+function firewallChain(name: string, owner: string, fw: Extract<FirewallVerdict, { kind: 'source-ranges' }>, lbIPs: readonly IP[]): Chain {
   return {
-    chains, elements, hairpin, affinity: [...affinityUsed],
-    info: { id, family: ctx.family, service: `${ns}/${name}`, portName: sp.name, proto, port, decisions, clusterBackends, localBackends, affinityTimeout: affinity,
-      vips: [clusterIP, ...extIPs, ...lbIPs], nodePort, servingEndpoints: [...new Set(endpoints.filter((e) => e.conditions.serving).map((e) => e.ip))].sort(),
-      nodeEndpoints: [...new Set(endpoints.filter((e) => e.nodeName !== undefined && e.nodeName === ctx.nodeName).map((e) => e.ip))].sort(),
-      noLocalEndpoints: { internal: itpLocal && hasEndpoints && sel.local.length === 0, external: etpLocal && hasEndpoints && sel.local.length === 0 },
-      internalLocal: itpLocal },
+    name, owner,
+    rules: [{ matches: [{ kind: 'addr', field: 'saddr', op: '!=', values: [...fw.ranges, ...(fw.nodeInRanges ? lbIPs : [])] }], stmts: [{ kind: 'verdict', verdict: DROP }], comment: 'source not in loadBalancerSourceRanges' }],
   };
+}
+
+/** The chain all external destinations go to: the source handling, then the policy's endpoints. */
+function externalChain(names: Names, owner: string, sources: ExternalSources, external: ExternalVerdict): Chain {
+  const rules: Rule[] = [];
+  switch (sources.kind) {
+    case 'masquerade-all':
+      rules.push({ matches: [], stmts: [{ kind: 'mark-masq' }], comment: 'externalTrafficPolicy Cluster: masquerade' });
+      break;
+    case 'keep-client-ip':
+      if (sources.podCIDRs.length > 0) rules.push({ matches: [{ kind: 'addr', field: 'saddr', op: '==', values: sources.podCIDRs }], stmts: [{ kind: 'verdict', verdict: goto(names.cluster) }], comment: 'short-circuit pod traffic' });
+      rules.push({ matches: [{ kind: 'fib-local', field: 'saddr' }], stmts: [{ kind: 'mark-masq' }], comment: 'masquerade local traffic' });
+      rules.push({ matches: [{ kind: 'fib-local', field: 'saddr' }], stmts: [{ kind: 'verdict', verdict: goto(names.cluster) }], comment: 'short-circuit local traffic' });
+      break;
+    default: assertNever(sources);
+  }
+  // Without local endpoints (eTP Local) the rest falls through, not DNATed, to the filter's drop.
+  if (external.kind === 'dnat') rules.push({ matches: [], stmts: [{ kind: 'verdict', verdict: goto(names[external.policy]) }] });
+  return { name: names.external, owner, rules };
+}
+
+/** What explain says about this port, in the order a reader follows a packet. */
+function explainDecisions(ctx: FamilyContext, svc: Service, sel: Selection, v: Verdicts, exposed: boolean, affinityTimeout: number | undefined): string[] {
+  const { internal, external, firewall } = v;
+  const d: string[] = [];
+  const local = `this node's endpoints (${sel.local.length})`, cluster = `cluster-wide endpoints (${sel.cluster.length})`;
+  d.push(`internalTrafficPolicy ${svc.internalTrafficPolicy}: ClusterIP traffic uses ${svc.internalTrafficPolicy === 'Local' ? local : cluster}`);
+  if (exposed) d.push(`externalTrafficPolicy ${svc.externalTrafficPolicy}: external traffic uses ${svc.externalTrafficPolicy === 'Local' ? `${local}, client IP kept` : `${cluster}, masqueraded`}`);
+  for (const n of sel.notes) d.push(n);
+  switch (internal.kind) {
+    case 'reject': d.push('no usable endpoint anywhere: every destination of this port is rejected'); break;
+    case 'drop': d.push('internalTrafficPolicy Local and no local endpoint: ClusterIP traffic is dropped'); break;
+    case 'dnat': break;
+    default: assertNever(internal);
+  }
+  if (external.kind === 'drop') d.push('externalTrafficPolicy Local and no local endpoint: external traffic from outside is dropped');
+  if (firewall.kind === 'source-ranges') {
+    d.push(`loadBalancerSourceRanges ${firewall.ranges.map((r) => r.text).join(', ')} filter LB IP traffic (NodePorts are not filtered)`);
+    const nodeIP = ctx.nodeIPs.length > 0 ? `node IP ${ctx.primaryIP}` : `node IP ${ctx.primaryIP} (loopback: no ${ctx.ipFamily} node address)`;
+    if (firewall.nodeInRanges) d.push(`${nodeIP} is inside the ranges: LB IPs are allowed as sources too`);
+  }
+  if (affinityTimeout !== undefined) d.push(`sessionAffinity ClientIP: a client sticks to its endpoint for ${affinityTimeout}s after its last new connection`);
+  return d;
 }
