@@ -59,7 +59,8 @@ export class Proxier {
 
   constructor(private readonly o: ProxierOptions) {}
 
-  async sync(reason: SyncReason): Promise<boolean> {
+  /** `queuedAt`: performance.now() of the oldest change this sync includes (its log line's eventToAckMs) */
+  async sync(reason: SyncReason, queuedAt?: number): Promise<boolean> {
     const start = performance.now();
     const objects = this.o.source.snapshot();
     const built = buildModel(objects, this.o.proxyName ?? 'nftproxy');
@@ -85,8 +86,10 @@ export class Proxier {
     };
     let result: SyncResult;
     this.o.log.debug({ reason, full }, 'sync started');
+    let ackedAt: number;
     try {
       result = await this.o.applier.sync(parts.map(kernelFamily), { full });
+      ackedAt = performance.now();
     } catch (e) {
       const durationMs = performance.now() - start;
       if (e instanceof ApplyError) {
@@ -108,7 +111,8 @@ export class Proxier {
     }
     const durationMs = performance.now() - start;
     if (result.ops > 0 || result.kind === 'full') {
-      this.o.log.info({ reason, kind: result.kind, ops: result.ops, transactions: result.transactions, durationMs: round(durationMs), applyMs: round(result.durationMs), ...counts, ...(result.carriedAffinity ? { carriedAffinity: result.carriedAffinity } : {}) }, 'synced');
+      // eventToAckMs: from the change (for a start sync: the source's initial state in hand) to the kernel's last ack
+      this.o.log.info({ reason, kind: result.kind, ops: result.ops, transactions: result.transactions, durationMs: round(durationMs), applyMs: round(result.durationMs), ...(queuedAt !== undefined ? { eventToAckMs: round(ackedAt - queuedAt) } : {}), ...counts, ...(result.carriedAffinity ? { carriedAffinity: result.carriedAffinity } : {}) }, 'synced');
     } else {
       this.o.log.debug({ reason, durationMs: round(durationMs) }, 'nothing to change');
     }
