@@ -52,15 +52,18 @@ export function predict(hist: Hist[], units: number, defaultExp: number): number
  * Runs per loader at one size. In this order, each step taken if its predicted cost fits what
  * is left: the critical loaders (priority 0: always at least once; priority 1) up to `runs`;
  * then one run of every other loader; then their other runs. An unknown prediction (no
- * history yet) always fits; a load predicted past the cap never runs.
+ * history yet) always fits, but `learning` (a size before the target) grants it one run only,
+ * to price the target's; a load predicted past the cap never runs.
  */
-export function decideRuns(o: { order: { id: string; priority: number }[]; pred: ReadonlyMap<string, number | undefined>; capMs: number; runs: number; availableMs: number }): Map<string, number> {
+export function decideRuns(o: { order: { id: string; priority: number }[]; pred: ReadonlyMap<string, number | undefined>; capMs: number; runs: number; availableMs: number; learning?: boolean }): Map<string, number> {
   const out = new Map<string, number>();
   let committed = 0;
   const grant = (id: string, priority: number, runs: number): void => {
     const have = out.get(id) ?? 0;
     const p = o.pred.get(id);
     if (have >= runs || (p !== undefined && p > o.capMs)) return;
+    // nothing known yet, before the target size: one run to learn its cost (priority 0 excepted)
+    if (p === undefined && o.learning && priority > 0 && have >= 1) return;
     const cost = (p ?? 0) * (runs - have);
     if (p === undefined || (priority === 0 && have === 0) || cost <= o.availableMs - committed) {
       out.set(id, runs);
@@ -140,7 +143,7 @@ export async function fullSyncPhase(ctx: Ctx): Promise<void> {
     }
     const runsFor = decideRuns({
       order: byPriority.filter((l) => !dead.has(l.id)).map((l) => ({ id: l.id, priority: l.priority })),
-      pred, capMs, runs: plan.runs, availableMs: remainingMs() - reserve,
+      pred, capMs, runs: plan.runs, availableMs: remainingMs() - reserve, learning: si < plan.sizes.findIndex((x) => sameSize(x, plan.target)),
     });
     for (const l of loaders) {
       const row = rows.get(l.id)!, runs = runsFor.get(l.id) ?? 0, p = pred.get(l.id);

@@ -18,7 +18,7 @@
 //
 // Changes run kind by kind; every loader applies the first change of a kind, which prices
 // it; then nftproxy (and the CLI after it) gets plan.partialChanges endpoint changes (the
-// targets' p50 / p99) and 20 count changes, and for add and delete what half of the remaining
+// targets' p50 / p99) and plan.partialCountChanges count changes, and for add and delete what half of the remaining
 // budget allows (at least plan.partialMin); each peer an equal part of the other half (at
 // least the one change). A peer that stops early in a kind skips the rest of that kind: its
 // delta engine simply does not see them (the first and last services, which the data plane
@@ -36,7 +36,6 @@ import type { DeltaEngine } from '../peers/layout.js';
 import type { Model } from '../../../src/model/types.js';
 
 const KINDS: ChangeKind[] = ['endpoint', 'count', 'add', 'delete'];
-const COUNT_CHANGES = 20;
 
 export function stats(xs: readonly number[]): Stats {
   return { n: xs.length, p50: quantile(xs, 0.5), p99: quantile(xs, 0.99), mean: xs.reduce((a, b) => a + b, 0) / (xs.length || 1), max: Math.max(...xs) };
@@ -75,7 +74,7 @@ const perKind = (): Record<ChangeKind, number[]> => ({ endpoint: [], count: [], 
 
 async function partialAt(ctx: Ctx, size: Size, st: PartialState, ns: Netns, cli: Netns, isTarget: boolean, budgetMs: number): Promise<void> {
   const { plan, progress } = ctx;
-  const K = plan.partialChanges;
+  const K = plan.partialChanges, COUNT_CHANGES = plan.partialCountChanges;
   const cfg = proxyConfig();
   const live = new LiveSnapshot(st.gen);
   const editor = new ModelEditor(st.model);
@@ -98,6 +97,8 @@ async function partialAt(ctx: Ctx, size: Size, st: PartialState, ns: Netns, cli:
   const ids = ['nftproxy', 'nft-cli', ...peers.map((p) => p.id)];
   const data = new Map<string, Acc>(ids.map((id) => [id, acc()]));
 
+  /** the text of the transactions the CLI did not replay (timed) yet */
+  const cliBehind: string[] = [];
   const nftproxyOne = async (kind: ChangeKind, change: Change, model: Model, i: number): Promise<void> => {
     const a = data.get('nftproxy')!, c = data.get('nft-cli')!;
     writer.reset();
@@ -117,7 +118,17 @@ async function partialAt(ctx: Ctx, size: Size, st: PartialState, ns: Netns, cli:
     if (change.count === 'to-new') { a.countTo.e2e.push(c2 - c0); a.countTo.writer.push(w); }
     if (change.count === 'back') { a.countBack.e2e.push(c2 - c0); a.countBack.writer.push(w); }
     // the same transactions through the CLI, one process each, in order (each acknowledged before the next)
-    if (c.error || i >= c.limit[kind]) return;
+    if (c.error) return;
+    if (i >= c.limit[kind]) {
+      // not timed (budget), but the CLI's table must follow: applied before the next timed one
+      for (const cm of writer.commits) cliBehind.push(opsText(cm.tx!));
+      return;
+    }
+    if (cliBehind.length) {
+      const r = await cli.exec(['nft', '-f', '-'], { input: cliBehind.join(''), timeoutMs: 120_000 });
+      cliBehind.length = 0;
+      if (r.exitCode !== 0) { c.error = `catching up the CLI's table failed: ${r.stderr.trim().split('\n').slice(0, 2).join(' ')}`; return; }
+    }
     let ms = 0;
     for (const cm of writer.commits) {
       const r = await cli.exec(['nft', '-f', '-'], { input: opsText(cm.tx!), timeoutMs: 60_000 });
