@@ -7,7 +7,7 @@
 import { fileURLToPath } from 'node:url';
 import { run } from '../sys.js';
 import { median, fmtMs, fmtMB } from '../stats.js';
-import { sizeLabel } from '../plan.js';
+import { sameSize, sizeLabel } from '../plan.js';
 import type { CompileRun, Ctx } from '../results.js';
 
 const WORKER = fileURLToPath(new URL('../compile-worker.js', import.meta.url));
@@ -23,8 +23,9 @@ export async function compilePhase(ctx: Ctx): Promise<void> {
     const last = [...hist].sort((a, b) => Math.abs(a.units - units) - Math.abs(b.units - units))[0];
     const predicted = last ? last.ms * (units / last.units) ** 1.1 : undefined;
     const left = plan.budget.compile * 1000 - (performance.now() - t0);
-    // the extra sizes (nftproxy alone) always get one run: their figures are required
-    const extra = plan.extraCompileSizes.includes(size);
+    // the sizes the targets and tables need always get one run: the target, the partial-sync
+    // sizes, the extra sizes (nftproxy alone)
+    const extra = plan.extraCompileSizes.includes(size) || sameSize(size, plan.target) || plan.partialSizes.some((x) => sameSize(x, size));
     const runsHere = predicted === undefined || predicted * plan.runs <= left ? plan.runs : predicted <= left || extra ? 1 : 0;
     if (runsHere === 0) {
       progress.replan(-plan.runs);

@@ -152,7 +152,7 @@ export async function fullSyncPhase(ctx: Ctx): Promise<void> {
       const row = rows.get(l.id)!, runs = runsFor.get(l.id) ?? 0, p = pred.get(l.id);
       if (dead.has(l.id) || row.note) continue;
       if (runs === 0) row.note = `skipped: predicted ${fmtMs(p)} per load does not fit the remaining budget`;
-      else if (runs < plan.runs) row.note = `${runs} run only: predicted ${fmtMs(p)} per load, budget`;
+      else if (runs < plan.runs) row.note = p === undefined ? `${runs} run: its first size, to price the next` : `${runs} run only: predicted ${fmtMs(p)} per load, budget`;
     }
     const filesHere = loaders.filter((l) => l.kind !== 'nftproxy' && (runsFor.get(l.id) ?? 0) > 0);
     progress.replan(1 + filesHere.length + [...runsFor.values()].reduce((a, b) => a + b, 0) - (loaders.length + loaders.length * plan.runs));
@@ -215,6 +215,7 @@ export async function fullSyncPhase(ctx: Ctx): Promise<void> {
             try {
               const out = l.kind === 'nftproxy' ? await workerLoad(ctx, size, ns, timeoutMs) : await fileLoad(ns, l, files.get(l.id)!, timeoutMs);
               if (!out.ok) throw Object.assign(new Error(out.timedOut ? `killed after ${fmtMs(timeoutMs)} (${timeoutMs >= capMs ? 'per-load cap' : 'budget'})` : `loader failed: ${out.error?.split('\n')[0]}`), { run: out });
+              if (out.worker) { row.lines = out.worker.ops; row.bytes = out.worker.bytes; }
               if (keepNs) {
                 const st = ctx.partialAt.get(sizeLabel(size))!;
                 if (l.kind === 'cli') st.cli = ns; else st.nftproxy = ns;
