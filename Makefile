@@ -53,7 +53,7 @@ clean:
 .PHONY: bench
 bench: build
 	npx tsc -p bench/tsconfig.json
-	node --max-old-space-size=12288 bench/dist/bench/src/main.js $(if $(filter-out 0,$(QUICK)),--quick,)
+	node --expose-gc --max-old-space-size=12288 bench/dist/bench/src/main.js $(if $(filter-out 0,$(QUICK)),--quick,)
 
 # The eBPF socket load balancer (bpf/*.c -> bpf/*.o), shipped precompiled: run this only after
 # changing bpf/. Byte-reproducible (relative source paths, -fdebug-prefix-map): the same

@@ -1,10 +1,13 @@
-// One compile + render measurement in a fresh Node process (run with --expose-gc), so heap
-// figures are not polluted by the harness: `node --expose-gc compile-worker.js N M SEED`.
-// Prints one JSON line.
+// One whole-cluster compile in a fresh Node process (run with --expose-gc), so heap figures
+// are not polluted by the harness: `node --expose-gc compile-worker.js N M SEED`. The daemon's
+// path up to the bytes it sends: buildModel, compileParts, kernel objects (kernelFamily), and
+// the full sync's netlink batch encoded in memory (nothing is sent). Prints one JSON line.
 import { readFileSync } from 'node:fs';
 import { buildModel } from '../../src/model/build-model.js';
-import { compile } from '../../src/compile/compile.js';
-import { renderText } from '../../src/render/nft-text.js';
+import { compileParts, servicePortsOf } from '../../src/compile/compile.js';
+import { kernelFamily } from '../../src/render/kernel/family.js';
+import { fullOps } from '../../src/render/kernel/ops.js';
+import { encodeBatch } from '../../src/apply/netlink/encode.js';
 import { generate, snapshotObjects } from './workload.js';
 import { proxyConfig } from './nftproxy.js';
 
@@ -20,25 +23,22 @@ const t1 = performance.now();
 gc();
 const heap0 = process.memoryUsage().heapUsed;
 const t2 = performance.now();
-const ruleset = compile(model, proxyConfig());
+const parts = compileParts(model, proxyConfig());
 const t3 = performance.now();
-const text = renderText(ruleset);
+const fams = parts.map(kernelFamily);
 const t4 = performance.now();
+const batch = encodeBatch(fullOps(fams, fams.map((f) => f.head)), 1);
+const t5 = performance.now();
 const heapPeakish = process.memoryUsage().heapUsed;
+const batchMB = batch.bytes / 2 ** 20, ops = batch.ops;
 gc();
 const heapRetained = process.memoryUsage().heapUsed - heap0;
 const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-const elements = ruleset.tables.reduce((a, t) => a + t.sets.reduce((b, s) => b + s.elements.length, 0), 0);
-const rules = ruleset.tables.reduce((a, t) => a + t.chains.reduce((b, c) => b + c.rules.length, 0), 0);
+const servicePorts = servicePortsOf(parts).length;
 process.stdout.write(JSON.stringify({
-  buildMs: t1 - t0, compileMs: t3 - t2, renderMs: t4 - t3,
+  buildMs: t1 - t0, compileMs: t3 - t2, objectsMs: t4 - t3, encodeMs: t5 - t4,
   heapUsedDeltaMB: (heapPeakish - heap0) / 2 ** 20, heapRetainedMB: heapRetained / 2 ** 20,
   rssPeakMB: hwm ? Number(hwm[1]) / 1024 : undefined,
-  textMB: text.length / 2 ** 20, lines: countLines(text), servicePorts: ruleset.servicePorts.length, irRules: rules, irElements: elements,
+  batchMB, ops, servicePorts,
 }) + '\n');
-
-function countLines(s: string): number {
-  let n = 0;
-  for (let i = s.indexOf('\n'); i >= 0; i = s.indexOf('\n', i + 1)) n++;
-  return n;
-}
+void fams;

@@ -9,13 +9,15 @@ import { fileURLToPath } from 'node:url';
 import { makePlan, sizeLabel } from './plan.js';
 import { Progress } from './progress.js';
 import { cleanupAll, cleanupSync, removeOrphans } from './sys.js';
-import { kpNftChains, kpNftNumgen } from './peers/kp-nft.js';
+import { kpNftChains, kpNftNumgen, kpNftNumgenMin, kpNftShared } from './peers/kp-nft.js';
 import { kpIptablesLegacy, kpIptablesNft } from './peers/kp-iptables.js';
 import { toolsPhase } from './phases/tools.js';
 import { compilePhase } from './phases/compile.js';
 import { fullSyncPhase } from './phases/full-sync.js';
 import { partialPhase } from './phases/partial.js';
 import { daemonPhase } from './phases/daemon.js';
+import { encoderPhase } from './phases/encoder.js';
+import { reconcilePhase } from './phases/reconcile.js';
 import { dataplanePhase } from './phases/dataplane.js';
 import { removeBpfOrphans } from './bpf.js';
 import { computeTargets, writeReport } from './report.js';
@@ -56,15 +58,25 @@ async function main(): Promise<number> {
 
   // BENCH_PEERS (development): a comma-separated subset of the peers, or "none"
   const peerFilter = process.env.BENCH_PEERS?.split(',').map((x) => x.trim());
+  const peers: Loader[] = [
+    { id: kpNftNumgen.id, label: kpNftNumgen.label, kind: 'peer', layout: kpNftNumgen, priority: 1, dataplane: true, partial: true },
+    // one run each is enough (the reconcile and the proposal's cost): after the targets' references
+    { id: kpNftNumgenMin.id, label: kpNftNumgenMin.label, kind: 'peer', layout: kpNftNumgenMin, priority: 2, dataplane: false, partial: false },
+    { id: kpNftShared.id, label: kpNftShared.label, kind: 'peer', layout: kpNftShared, priority: 2, dataplane: true, partial: true },
+    { id: kpNftChains.id, label: kpNftChains.label, kind: 'peer', layout: kpNftChains, priority: 2, dataplane: true, partial: true },
+    { id: kpIptablesLegacy.id, label: kpIptablesLegacy.label, kind: 'peer', layout: kpIptablesLegacy, priority: 2, dataplane: true, partial: true },
+    { id: kpIptablesNft.id, label: kpIptablesNft.label, kind: 'peer', layout: kpIptablesNft, priority: 2, dataplane: true, partial: true },
+  ];
   const loaders: Loader[] = [
-    { id: 'nftproxy', label: 'nftproxy (Applier full sync)' },
-    ...[kpNftNumgen, kpNftChains, kpIptablesLegacy, kpIptablesNft].filter((l) => !peerFilter || peerFilter.includes(l.id)).map((l) => ({ id: l.id, label: l.label, layout: l })),
+    { id: 'nftproxy', label: 'nftproxy: the product\'s netlink writer (a sync worker process)', kind: 'nftproxy', priority: 0, dataplane: true, partial: false },
+    { id: 'nft-cli', label: 'the nft CLI loading nftproxy\'s own objects (nft -f of their text)', kind: 'cli', priority: 0, dataplane: false, partial: false },
+    ...peers.filter((l) => !peerFilter || peerFilter.includes(l.id)),
   ];
   const results: Results = {
     meta: { startedAt: started.toISOString(), quick, host: {}, plan, loaders: [] },
-    workloads: [], samples: {}, compile: [], fullSync: [], targets: [], notes: [],
+    workloads: [], samples: {}, compile: [], fullSync: [], partial: [], targets: [], notes: [],
   };
-  const ctx: Ctx = { plan, progress, tmp, repo: REPO, results, loaders, labs: new Map() };
+  const ctx: Ctx = { plan, progress, tmp, repo: REPO, results, loaders, labs: new Map(), partialAt: new Map() };
 
   let interrupted = false;
   const onSignal = (sig: string): void => {
@@ -77,7 +89,7 @@ async function main(): Promise<number> {
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('exit', cleanupSync);
 
-  process.stdout.write(`nftproxy bench${quick ? ' (QUICK)' : ''}: sizes ${plan.sizes.map(sizeLabel).join(', ')}; partial sync, daemon and data plane at ${sizeLabel(plan.target)}\n`);
+  process.stdout.write(`nftproxy bench${quick ? ' (QUICK)' : ''}: sizes ${plan.sizes.map(sizeLabel).join(', ')}; partial sync at ${plan.partialSizes.map(sizeLabel).join(', ')}; daemon at ${plan.daemon.map((v) => `${sizeLabel(v.size)} (${v.source})`).join(', ')}; peers and data plane at ${sizeLabel(plan.target)}\n`);
   process.stdout.write(`results -> ${outDir}\n`);
   const orphans = await removeOrphans();
   if (orphans.length) process.stdout.write(`removed ${orphans.length} namespaces left by an earlier bench run that died: ${orphans.join(', ')}\n`);
@@ -85,20 +97,24 @@ async function main(): Promise<number> {
   if (bpfOrphans.length) process.stdout.write(`removed BPF leftovers (bpffs mounts, cgroups) of an earlier bench run that died: ${bpfOrphans.join(', ')}\n`);
 
   // the task list, with each phase's expected steps (phases re-plan as they learn more)
-  const peers = loaders.length - 1;
+  const nPeers = loaders.filter((l) => l.kind === 'peer').length;
   progress.allot('tools', 5);
-  progress.allot('compile', plan.sizes.length * plan.runs);
-  progress.allot('full', plan.sizes.length * (1 + peers + loaders.length * plan.runs));
-  progress.allot('partial', 1 + 3 + Math.ceil((plan.partialChanges - 1) / 10) + 2 * Math.ceil((plan.partialMin - 1) / 10));
-  progress.allot('daemon', 1 + plan.daemonRuns);
+  progress.allot('encoder', 1);
+  progress.allot('compile', (plan.sizes.length + plan.extraCompileSizes.length) * plan.runs);
+  progress.allot('full', plan.sizes.length * (1 + loaders.length + loaders.length * plan.runs));
+  progress.allot('reconcile', 9);
+  progress.allot('partial', plan.partialSizes.length * (1 + 4 + Math.ceil((plan.partialChanges - 1) / 10) + 2 + 2 * Math.ceil((plan.partialMin - 1) / 10)));
+  progress.allot('daemon', plan.daemon.length * 4);
   progress.allot('dataplane', 3 + plan.dataplane.rounds);
   progress.allot('cleanup', 1);
   progress.printPlan({
     tools: 'tools: nft, iptables-restore, /usr/bin/time, cc; build the C client and server',
-    compile: `nftproxy compile + render at ${plan.sizes.map(sizeLabel).join(', ')}`,
-    full: `full sync into fresh namespaces: nftproxy and ${peers} peer layouts, interleaved`,
-    partial: `partial sync at ${sizeLabel(plan.target)}: endpoint replaced, service added, service deleted`,
-    daemon: `daemon cold start and steady RSS at ${sizeLabel(plan.target)}`,
+    encoder: `encoder: nftproxy's TypeScript encoder vs libnftnl on a ${plan.encoder.elements.toLocaleString('en')}-element batch`,
+    compile: `nftproxy compile (model, compile, kernel objects, encode) at ${[...plan.sizes, ...plan.extraCompileSizes].map(sizeLabel).join(', ')}`,
+    full: `full sync into fresh namespaces: nftproxy (its writer), the nft CLI with the same objects, and ${nPeers} peer layouts, interleaved`,
+    reconcile: `upstream's 1.36+ layout, feature by feature, at ${sizeLabel(plan.reconcileSize)}`,
+    partial: `partial sync at ${plan.partialSizes.map(sizeLabel).join(', ')}: endpoint replaced, endpoint count changed, service added, service deleted; nftproxy's writer vs the CLI`,
+    daemon: `the daemon (nftproxy run), from its own log: ${plan.daemon.map((v) => `${sizeLabel(v.size)} ${v.source}`).join(', ')}`,
     dataplane: `data plane at ${sizeLabel(plan.target)}: direct, one DNAT rule, first/last service per layout and with the BPF hot path on`,
     cleanup: 'remove namespaces and temporary files',
   });
@@ -116,8 +132,10 @@ async function main(): Promise<number> {
       const s = [...svcs].sort((a, b) => a.ports.length - b.ports.length)[0] ?? generate(50, 3, plan.seed).snapshot.services[1]!;
       for (const l of loaders) if (l.layout) results.samples[l.id] = l.layout.sample(s);
     }
+    await encoderPhase(ctx);
     await compilePhase(ctx);
     await fullSyncPhase(ctx);
+    await reconcilePhase(ctx);
     await partialPhase(ctx);
     await daemonPhase(ctx);
     await dataplanePhase(ctx);

@@ -6,7 +6,7 @@ import { compile, compileParts } from '../../src/compile/compile.js';
 import { Applier } from '../../src/apply/applier.js';
 import type { CommitInfo, KernelWriter, WriteError } from '../../src/apply/kernel-writer.js';
 import { NetlinkWriter } from '../../src/apply/netlink/writer.js';
-import type { Transaction } from '../../src/render/kernel/ops.js';
+import type { Op, Transaction } from '../../src/render/kernel/ops.js';
 import type { Result } from '../../src/model/result.js';
 import { parseCidr, parseIP } from '../../src/model/ip.js';
 import type { ProxyConfig } from '../../src/model/config.js';
@@ -38,7 +38,9 @@ export const DAEMON_FLAGS = ['--node', NODE_NAME, '--node-ip', NODE_IP, '--clust
   // the workload is IPv4: the same single table as proxyConfig(), whatever the host carries
   '--ip-families', 'ipv4',
   // never the host's cgroup or /sys/fs/bpf (the data-plane phase measures BPF in its own cgroup)
-  '--bpf', 'off', '--bpf-pin-dir', '/nonexistent/nftproxy-bench-pins'];
+  '--bpf', 'off', '--bpf-pin-dir', '/nonexistent/nftproxy-bench-pins',
+  // no inspection socket: a bench daemon must not take the node's /run/nftproxy
+  '--socket', ''];
 
 export function modelOf(snap: Snapshot): Model {
   const r = buildModel(snapshotObjects(snap).map((object) => ({ object })));
@@ -48,24 +50,27 @@ export function modelOf(snap: Snapshot): Model {
 }
 
 /**
- * The product's netlink writer into a bench namespace, recording the last transaction's wall
- * time (encode, send, acknowledgement), its ops and bytes, and the bench process's RSS after it.
+ * The product's netlink writer into a bench namespace, timing each transaction (encode, send,
+ * the kernel's acknowledgement): `commits` since the last reset(), their sum `totalMs` (the
+ * writer's part of one sync). With `record`, each transaction's ops are kept (materialized
+ * before the clock starts, so the timing is the writer's alone) for replaying through the CLI.
  */
 export class MeasuringWriter implements KernelWriter {
-  lastMs = 0;
-  lastOps = 0;
   lastBytes = 0;
-  lastRssKB: number | undefined;
+  commits: { ms: number; ops: number; bytes: number; tx?: readonly Op[] }[] = [];
   readonly inner: NetlinkWriter;
-  constructor(ns: Netns) {
-    this.inner = new NetlinkWriter({ netns: `/run/netns/${ns.name}` });
+  constructor(ns: Netns | string, private readonly record = false) {
+    this.inner = new NetlinkWriter({ netns: typeof ns === 'string' ? ns : `/run/netns/${ns.name}` });
   }
+  reset(): void { this.commits = []; }
+  get totalMs(): number { return this.commits.reduce((a, c) => a + c.ms, 0); }
   async commit(tx: Transaction): Promise<Result<CommitInfo, WriteError>> {
+    const ops = this.record ? [...tx] : undefined;
     const t0 = performance.now();
-    const r = await this.inner.commit(tx);
-    this.lastMs = performance.now() - t0;
-    if (r.ok) { this.lastOps = r.value.ops; this.lastBytes = r.value.bytes; }
-    this.lastRssKB = Math.round(process.memoryUsage().rss / 1024);
+    const r = await this.inner.commit(ops ?? tx);
+    const ms = performance.now() - t0;
+    if (r.ok) this.lastBytes = r.value.bytes;
+    this.commits.push({ ms, ops: r.ok ? r.value.ops : 0, bytes: r.ok ? r.value.bytes : 0, ...(ops ? { tx: ops } : {}) });
     return r;
   }
   listDynamicSet(...a: Parameters<KernelWriter['listDynamicSet']>): ReturnType<KernelWriter['listDynamicSet']> { return this.inner.listDynamicSet(...a); }
@@ -83,6 +88,12 @@ export class ModelEditor {
   }
 
   get current(): Model { return this.model; }
+
+  /** the model's service for a ref (the incremental compiler's serviceOf) */
+  service(ref: string): Service | undefined {
+    const at = this.find(ref);
+    return at.found ? this.services[at.index] : undefined;
+  }
 
   apply(c: Change): Model {
     const key = (c.after ?? c.before)!;

@@ -74,20 +74,25 @@ export class Netns {
     await this.mustExec(['sysctl', '-q', '-w', ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)]);
   }
 
-  /** A long-running process inside the namespace; killed by pid at cleanup if still alive. */
-  spawn(cmd: readonly string[], opts: { stderrLines?: (line: string) => void } = {}): ResultPromise {
-    const p = execa('ip', ['netns', 'exec', this.name, ...cmd], { reject: false, buffer: false, stdin: 'ignore', stdout: 'ignore', stderr: opts.stderrLines ? 'pipe' : 'ignore' });
+  /**
+   * A long-running process inside the namespace; killed by pid at cleanup if still alive.
+   * `stdin: 'pipe'` keeps its stdin open (a process that exits when it closes: the API relay).
+   */
+  spawn(cmd: readonly string[], opts: { stderrLines?: (line: string) => void; stdoutLines?: (line: string) => void; stdin?: 'ignore' | 'pipe' } = {}): ResultPromise {
+    const p = execa('ip', ['netns', 'exec', this.name, ...cmd], { reject: false, buffer: false, stdin: opts.stdin ?? 'ignore', stdout: opts.stdoutLines ? 'pipe' : 'ignore', stderr: opts.stderrLines ? 'pipe' : 'ignore' });
     children.add(p);
     void p.finally(() => children.delete(p));
-    if (opts.stderrLines) {
+    const lines = (stream: NodeJS.ReadableStream, each: (line: string) => void): void => {
       let rest = '';
-      p.stderr!.on('data', (c: Buffer) => {
+      stream.on('data', (c: Buffer) => {
         rest += c.toString();
-        const lines = rest.split('\n');
-        rest = lines.pop()!;
-        for (const l of lines) opts.stderrLines!(l);
+        const ls = rest.split('\n');
+        rest = ls.pop()!;
+        for (const l of ls) each(l);
       });
-    }
+    };
+    if (opts.stderrLines) lines(p.stderr!, opts.stderrLines);
+    if (opts.stdoutLines) lines(p.stdout!, opts.stdoutLines);
     return p;
   }
 
@@ -175,43 +180,49 @@ export function liveNamespaces(): number { return live.size; }
 
 // ---- measured loads ------------------------------------------------------------------------
 
-const TIME_MARK = '__bench_maxrss_kb=';
+const TIME_MARK = '__bench_time=';
+const TIME_FORMAT = `${TIME_MARK}%M %U %S`;
 
-export interface Load { readonly ok: boolean; readonly ms: number; readonly rssKB: number | undefined; readonly stderr: string; readonly timedOut: boolean }
+export interface Load {
+  readonly ok: boolean; readonly ms: number; readonly rssKB: number | undefined; readonly stderr: string; readonly timedOut: boolean;
+  /** CPU seconds of the loader in user space (nft: parse, evaluate) and in the kernel (the transaction) */
+  readonly userSec?: number; readonly sysSec?: number;
+}
 
 /**
  * Runs a loader (nft -f, iptables-restore) inside a namespace under /usr/bin/time, which
- * reports the peak RSS of the loader process (`ip netns exec` execs it in place).
+ * reports the peak RSS and the user / system CPU time of the loader process (`ip netns exec`
+ * execs it in place).
  */
 export async function timedLoad(ns: Netns, cmd: readonly string[], opts: { input?: string; inputFile?: string; timeoutMs?: number }): Promise<Load> {
-  const r = await run(['/usr/bin/time', '-f', `${TIME_MARK}%M`, ...ns.prefix, ...cmd], opts);
+  const r = await run(['/usr/bin/time', '-f', TIME_FORMAT, ...ns.prefix, ...cmd], opts);
   return parseTimed(r);
 }
 
 export function timedPrefix(ns: Netns): string[] {
-  return ['/usr/bin/time', '-f', `${TIME_MARK}%M`, ...ns.prefix];
+  return ['/usr/bin/time', '-f', TIME_FORMAT, ...ns.prefix];
 }
 
 export function parseTimed(r: RunResult): Load {
   const lines = r.stderr.split('\n');
-  let rssKB: number | undefined;
+  let rssKB: number | undefined, userSec: number | undefined, sysSec: number | undefined;
   const rest: string[] = [];
   for (const l of lines) {
     const i = l.indexOf(TIME_MARK);
-    if (i >= 0) rssKB = Number(l.slice(i + TIME_MARK.length));
+    if (i >= 0) [rssKB, userSec, sysSec] = l.slice(i + TIME_MARK.length).trim().split(/\s+/).map(Number);
     else rest.push(l);
   }
-  return { ok: r.exitCode === 0, ms: r.ms, rssKB, stderr: rest.join('\n').trim(), timedOut: r.timedOut };
-}
-
-export function stripTimeMark(stderr: string): { stderr: string; rssKB: number | undefined } {
-  const p = parseTimed({ exitCode: 0, stdout: '', stderr, ms: 0, timedOut: false });
-  return { stderr: p.stderr, rssKB: p.rssKB };
+  return { ok: r.exitCode === 0, ms: r.ms, rssKB, stderr: rest.join('\n').trim(), timedOut: r.timedOut, ...(userSec !== undefined && Number.isFinite(userSec) ? { userSec } : {}), ...(sysSec !== undefined && Number.isFinite(sysSec) ? { sysSec } : {}) };
 }
 
 export function rssOf(pid: number): number | undefined {
+  return statusKB(pid, 'VmRSS');
+}
+
+/** A field of /proc/PID/status in kB (VmRSS, VmHWM: the peak RSS so far), or undefined when the process is gone. */
+export function statusKB(pid: number, field: 'VmRSS' | 'VmHWM'): number | undefined {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : undefined;
   } catch { return undefined; }
 }

@@ -68,10 +68,13 @@ export class Allocator {
   lb(): string { return ipv4(this.nextLB++); }
   clusterIP(): string { return ipv4(this.nextSvc++); }
   nodePort(): number {
-    // 30000-32767 first, then 20000-29999 (a widened --service-node-port-range).
+    // 30000-32767 first, then 20000-29999 (a widened --service-node-port-range), then
+    // 33000-59999 (50k services need ~25k NodePorts; a bench namespace has no local ports
+    // to collide with). Sizes up to 10k never reach the third range: their figures stay comparable.
     const p = this.nextNodePort++;
     if (this.nextNodePort === 32768) this.nextNodePort = 20000;
-    if (this.nextNodePort === 30000) throw new Error('out of NodePorts');
+    if (this.nextNodePort === 30000) this.nextNodePort = 33000;
+    if (this.nextNodePort === 60000) throw new Error('out of NodePorts');
     return p;
   }
 }
@@ -167,10 +170,12 @@ export function counts(snap: Snapshot): Counts {
 
 // ---- changes for the partial-sync phase --------------------------------------------------
 
-export type ChangeKind = 'endpoint' | 'add' | 'delete';
+export type ChangeKind = 'endpoint' | 'count' | 'add' | 'delete';
 
 export interface Change {
   readonly kind: ChangeKind;
+  /** count changes: into a count no other service uses (M -> M-1), or back (M-1 -> M) */
+  readonly count?: 'to-new' | 'back';
   /** the service that changed (for delete: the one removed) */
   readonly before: SnapService | undefined;
   readonly after: SnapService | undefined;
@@ -186,6 +191,8 @@ export interface Change {
 export class LiveSnapshot {
   services: SnapService[];
   private added = 0;
+  /** the service a count change took an endpoint from, until the next count change puts one back */
+  private shrunk: { key: string; endpoint: SnapEndpoint } | undefined;
   constructor(private readonly g: Generator) {
     this.services = [...g.snapshot.services];
   }
@@ -205,6 +212,30 @@ export class LiveSnapshot {
         const after = { ...before, endpoints };
         this.services[index] = after;
         return { kind, before, after, index };
+      }
+      case 'count': {
+        // Every generated service has M endpoints: M -> M-1 moves the service into a count no
+        // other service uses (its endpoint-count group is made), the next count change puts
+        // the endpoint back (M-1 -> M: that group is removed). One new endpoint each way.
+        if (this.shrunk) {
+          const { key, endpoint } = this.shrunk;
+          this.shrunk = undefined;
+          const index = this.services.findIndex((x) => `${x.ns}/${x.name}` === key);
+          const before = this.services[index]!;
+          const after = { ...before, endpoints: [...before.endpoints, { ip: this.g.alloc.pod(), node: endpoint.node }] };
+          this.services[index] = after;
+          return { kind, count: 'back', before, after, index };
+        }
+        let index = this.pickIndex();
+        for (let tries = 0; this.services[index]!.endpoints.length < 2; tries++) {
+          if (tries > 1000) throw new Error('count changes need services with 2 endpoints or more');
+          index = this.pickIndex();
+        }
+        const before = this.services[index]!;
+        const after = { ...before, endpoints: before.endpoints.slice(0, -1) };
+        this.shrunk = { key: `${before.ns}/${before.name}`, endpoint: before.endpoints[before.endpoints.length - 1]! };
+        this.services[index] = after;
+        return { kind, count: 'to-new', before, after, index };
       }
       case 'add': {
         const at = this.pickIndex();

@@ -117,11 +117,11 @@ export class Daemon {
       },
     });
     let restarts = 0;
-    this.runner = new SyncRunner(async (reason) => {
+    this.runner = new SyncRunner(async (reason, queuedAt) => {
       const now = this.source?.status?.().restarts ?? 0;
       if (now > restarts) this.metrics.sourceRestarts.inc(now - restarts);
       restarts = now;
-      return this.proxier!.sync(reason);
+      return this.proxier!.sync(reason, queuedAt);
     }, { minIntervalMs: this.o.minSyncMs, periodMs: this.o.syncPeriodMs });
     // Drift: another process changing our tables gets them replaced within --min-sync-period.
     this.o.writer.watch({ table: TABLE_NAME, dynamicSets: new Set([SET.affinity]), onChange: (c) => this.onForeignChange(c) });

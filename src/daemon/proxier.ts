@@ -74,7 +74,8 @@ export class Proxier {
     this.store = new ModelStore(o.proxyName ?? 'nftproxy');
   }
 
-  async sync(reason: SyncReason): Promise<boolean> {
+  /** `queuedAt`: performance.now() of the oldest change this sync includes (its log line's eventToAckMs) */
+  async sync(reason: SyncReason, queuedAt?: number): Promise<boolean> {
     const start = performance.now();
     const objects = this.o.source.snapshot();
     // The model, the compiled parts, the kernel objects and what is derived from them are kept
@@ -117,8 +118,10 @@ export class Proxier {
     };
     let result: SyncResult;
     this.o.log.debug({ reason, full, changed: comp.changed === 'all' ? 'all' : comp.changed.size }, 'sync started');
+    let ackedAt: number;
     try {
       result = await this.o.applier.sync(this.kernel, { full });
+      ackedAt = performance.now();
     } catch (e) {
       const durationMs = performance.now() - start;
       if (e instanceof ApplyError) {
@@ -135,7 +138,7 @@ export class Proxier {
       this.report({ reason, ok: false, kind: full ? 'full' : 'partial', ops: 0, durationMs, ...counts });
       return false;
     }
-    const ackMs = performance.now() - start;
+    const ackMs = ackedAt - start;
     if (this.o.afterSync) {
       try {
         await this.o.afterSync({ changes: portChanges, all: () => this.ports.all() }, config);
@@ -145,7 +148,8 @@ export class Proxier {
     }
     const durationMs = performance.now() - start;
     if (result.ops > 0 || result.kind === 'full') {
-      this.o.log.info({ reason, kind: result.kind, ops: result.ops, transactions: result.transactions, durationMs: round(durationMs), ackMs: round(ackMs), applyMs: round(result.durationMs), ...counts, ...(result.carriedAffinity ? { carriedAffinity: result.carriedAffinity } : {}) }, 'synced');
+      // eventToAckMs: from the change (for a start sync: the source's initial state in hand) to the kernel's last ack
+      this.o.log.info({ reason, kind: result.kind, ops: result.ops, transactions: result.transactions, durationMs: round(durationMs), ackMs: round(ackMs), applyMs: round(result.durationMs), ...(queuedAt !== undefined ? { eventToAckMs: round(ackedAt - queuedAt) } : {}), ...counts, ...(result.carriedAffinity ? { carriedAffinity: result.carriedAffinity } : {}) }, 'synced');
     } else {
       this.o.log.debug({ reason, durationMs: round(durationMs) }, 'nothing to change');
     }

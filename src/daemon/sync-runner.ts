@@ -26,9 +26,12 @@ export class SyncRunner {
   private stopped = false;
   /** when the oldest change not yet applied was queued (health: kube-proxy's lastQueued) */
   queuedSince: number | undefined;
+  /** the same moment by performance.now(), handed to the sync: its log says event -> kernel ack */
+  private queuedAt: number | undefined;
 
   constructor(
-    private readonly sync: (reason: SyncReason) => Promise<boolean>,
+    /** `queuedAt`: performance.now() when the oldest change this sync includes was queued */
+    private readonly sync: (reason: SyncReason, queuedAt: number | undefined) => Promise<boolean>,
     private readonly opts: SyncRunnerOptions,
     private readonly now: () => number = Date.now,
   ) {}
@@ -63,6 +66,7 @@ export class SyncRunner {
   private queue(reason: SyncReason): void {
     if (this.stopped) return;
     this.queuedSince ??= this.now();
+    this.queuedAt ??= performance.now();
     // A periodic or start request upgrades a queued change: it must not be lost.
     this.pending = this.pending === undefined || this.pending === 'change' ? reason : this.pending;
     if (this.running || this.timer) return;
@@ -89,13 +93,14 @@ export class SyncRunner {
     if (this.stopped || this.pending === undefined) return;
     const reason = this.failures > 0 && this.pending === 'change' ? 'retry' : this.pending;
     this.pending = undefined;
-    const queuedAt = this.queuedSince;
+    const queuedSince = this.queuedSince, queuedAt = this.queuedAt;
     this.queuedSince = undefined;
+    this.queuedAt = undefined;
     this.lastStart = this.now();
     let ok = false;
     this.running = (async () => {
       try {
-        ok = await this.sync(reason);
+        ok = await this.sync(reason, queuedAt);
       } catch {
         ok = false;
       }
@@ -105,7 +110,8 @@ export class SyncRunner {
     if (this.stopped) return;
     if (!ok) {
       this.failures++;
-      this.queuedSince ??= queuedAt;
+      this.queuedSince ??= queuedSince;
+      this.queuedAt ??= queuedAt;
       this.pending ??= isFullReason(reason) ? reason : 'change';
       const backoff = Math.min(this.opts.maxBackoffMs ?? 60_000, this.opts.minIntervalMs * 2 ** (this.failures - 1));
       this.schedule(Math.max(backoff, this.opts.minIntervalMs, 100));

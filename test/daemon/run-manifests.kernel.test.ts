@@ -61,9 +61,14 @@ describe.skipIf(!canUseKernel)(`nftproxy run --manifests${canUseKernel ? '' : ` 
 
         // a change: one more endpoint -> a partial sync
         let mark = d.logs.length;
+        const written = performance.now();
         await writeFile(join(dir, 'web.yaml'), svc('web', '10.96.0.10', ['10.244.1.1', '10.244.1.2', '10.244.1.3']));
         const second = await d.waitFor(synced, 10_000, mark);
+        const seen = performance.now();
         expect(second).toMatchObject({ reason: 'change', kind: 'partial' });
+        // event -> last kernel ack, as the daemon reports it: after the write, before we read the line
+        expect(second.eventToAckMs).toBeGreaterThanOrEqual(0);
+        expect(second.eventToAckMs).toBeLessThanOrEqual(seen - written);
         // 2 -> 3 endpoints: the port moves to the endpoint-count group of 3 (its maps and chains
         // created, group 2's removed): a handful of ops, not the table
         expect(second.ops as number).toBeLessThan(30);

@@ -4,16 +4,18 @@ import { type SyncReason, SyncRunner } from '../../src/daemon/sync-runner.js';
 
 describe('SyncRunner', () => {
   let runs: { at: number; reason: SyncReason }[];
+  let queued: (number | undefined)[];
   let results: boolean[];
   let syncMs: number;
   const make = (minIntervalMs = 1000, periodMs = 3_600_000): SyncRunner =>
-    new SyncRunner(async (reason) => {
+    new SyncRunner(async (reason, queuedAt) => {
       runs.push({ at: Date.now(), reason });
+      queued.push(queuedAt);
       if (syncMs) await new Promise((r) => setTimeout(r, syncMs));
       return results.shift() ?? true;
     }, { minIntervalMs, periodMs, maxBackoffMs: 8000 });
 
-  beforeEach(() => { vi.useFakeTimers({ now: 0 }); runs = []; results = []; syncMs = 0; });
+  beforeEach(() => { vi.useFakeTimers({ now: 0 }); runs = []; queued = []; results = []; syncMs = 0; });
   afterEach(() => { vi.useRealTimers(); });
 
   it('syncs at start, then the first change after a quiet period at once', async () => {
@@ -75,6 +77,25 @@ describe('SyncRunner', () => {
     expect(r.queuedSince).toBe(10);
     await vi.advanceTimersByTimeAsync(2000);
     expect(r.queuedSince).toBeUndefined();
+    await r.stop();
+  });
+
+  // What the synced log line's eventToAckMs counts from (performance.now(), faked here with Date).
+  it('hands each sync the time its oldest change was queued, kept across a failed attempt', async () => {
+    results = [true, true, false, true];
+    const t0 = performance.now();
+    const r = make();
+    r.start();
+    await vi.advanceTimersByTimeAsync(5000);
+    r.request();
+    await vi.advanceTimersByTimeAsync(10);
+    r.request(); // within the min interval: waits, and joins a later change
+    await vi.advanceTimersByTimeAsync(300);
+    r.request();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(runs.map((x) => [x.at, x.reason])).toEqual([[0, 'start'], [5000, 'change'], [6000, 'change'], [7000, 'retry']]);
+    // the start sync counts from start(); the throttled sync and its retry from the first of the two later changes
+    expect(queued.map((q) => (q === undefined ? q : q - t0))).toEqual([0, 5000, 5010, 5010]);
     await r.stop();
   });
 

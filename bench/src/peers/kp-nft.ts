@@ -9,15 +9,42 @@
 //    (an anonymous map per service port; plain `dnat to` for one endpoint); hairpin via the
 //    `hairpin-connections` set; ClusterIP masquerade in the `services` chain.
 //
-// Bench fixture written from the published rule shapes (see /work/shared), not product code.
+//  * "shared" (kubernetes PR #140362, proposed, not merged): for regular ClusterIP services
+//    (no NodePort/LoadBalancer, no session affinity) no service chain and no anonymous map:
+//    one named map per protocol, `endpoints-tcp` / `-udp` / `-sctp`, keyed
+//    `ip daddr . <proto> dport . numgen random mod N` -> `ip daddr . <proto> dport`, and one
+//    chain per endpoint count, `lb-N-endpoints`, whose three rules (one per protocol) DNAT
+//    through those maps; `service-ips` sends the ClusterIP to `goto lb-N-endpoints`. Every
+//    other service keeps the 1.36+ shape. Modelled from the PR's test diff and review thread
+//    (the map declarations pin the protocol: a generic `th dport` key was refused in a later
+//    transaction, says the PR); `lb-N-endpoints` chains exist here for every count 1..M+1
+//    from the start (the PR adds them as counts appear: a few chains either way).
+//
+// Bench fixtures written from the published rule shapes (see /work/shared), not product code.
 import { AFFINITY_TIMEOUT, CLUSTER_CIDR, NODE_IP, SERVICE_CIDR, type SnapEndpoint, type SnapPort, type SnapService, type Snapshot } from '../workload.js';
 import { categorize, hash32, isExternal, portName, proto } from './common.js';
-import { type DeltaEngine, type Layout, type NftObjs, NftDeltaEngine, type WriteStats, fullLines, nftBase, writeNftFull } from './layout.js';
+import { type Census, type DeltaEngine, type Layout, type NftObjs, NftDeltaEngine, T, type WriteStats, fullLines, nftBase, writeNftFull } from './layout.js';
 
-type Era = 'E2' | 'E3';
+type Era = 'E2' | 'E3' | 'E3-shared';
+const SHARED_PROTOS = ['tcp', 'udp', 'sctp'] as const;
+const lbChain = (n: number): string => `lb-${n}-endpoints`;
 const MARK = 'meta mark set meta mark | 0x00004000';
 
-function portObjs(era: Era, s: SnapService, p: SnapPort, o: NftObjs): void {
+/**
+ * Which of upstream's features the 1.36+ (E3) shape carries, to find what its load cost comes
+ * from (the reconcile phase): NodePort/LoadBalancer handling (external and local chains, their
+ * dispatch and no-endpoint elements), session affinity (endpoint chains and a dynamic set per
+ * endpoint), hairpin elements. All off = the minimal shape: a chain per service port with one
+ * `dnat … numgen random mod N map { … }` rule, ClusterIP handling only.
+ */
+export interface Features { readonly external: boolean; readonly affinity: boolean; readonly hairpin: boolean }
+export const ALL_FEATURES: Features = { external: true, affinity: true, hairpin: true };
+export const NO_FEATURES: Features = { external: false, affinity: false, hairpin: false };
+
+function portObjs(era: Era, s0: SnapService, p0: SnapPort, o: NftObjs, f: Features): void {
+  // a feature turned off: the service is handled as if it did not use it
+  const s: SnapService = { ...s0, ...(f.external ? {} : { type: 'ClusterIP', lbIP: undefined, etpLocal: false }), ...(f.affinity ? {} : { affinity: false }) };
+  const p: SnapPort = f.external ? p0 : { ...p0, nodePort: undefined };
   const pr = proto(p);
   const id = `${s.ns}/${s.name}/${pr}/${p.name}`;
   const h = hash32(id, 8);
@@ -30,8 +57,11 @@ function portObjs(era: Era, s: SnapService, p: SnapPort, o: NftObjs): void {
   const hasExternalEndpoints = !cat.etpLocal || cat.local.length > 0;
   const usesLocal = cat.etpLocal && cat.local.length > 0;
 
+  // the shared-map layout: a regular ClusterIP service has no chain and no anonymous map of its own
+  const sharedMaps = era === 'E3-shared' && !isExternal(s) && !s.affinity && cat.cluster.length > 0;
+
   // dispatch elements
-  o.elements.push({ set: 'service-ips', key: `${s.clusterIP} . ${pr} . ${p.port}`, text: `${s.clusterIP} . ${pr} . ${p.port} : goto ${svcChain}` });
+  o.elements.push({ set: 'service-ips', key: `${s.clusterIP} . ${pr} . ${p.port}`, text: `${s.clusterIP} . ${pr} . ${p.port} : goto ${sharedMaps ? lbChain(cat.cluster.length) : svcChain}` });
   if (s.lbIP) {
     const k = `${s.lbIP} . ${pr} . ${p.port}`;
     o.elements.push({ set: 'service-ips', key: k, text: `${k} : goto ${extChain}` });
@@ -42,9 +72,16 @@ function portObjs(era: Era, s: SnapService, p: SnapPort, o: NftObjs): void {
     o.elements.push({ set: 'service-nodeports', key: k, text: `${k} : goto ${extChain}` });
     if (!hasExternalEndpoints) o.elements.push({ set: 'no-endpoint-nodeports', key: k, text: `${k} comment ${comment} : drop` });
   }
-  if (era === 'E3') for (const e of cat.cluster) {
+  if (era !== 'E2' && f.hairpin) for (const e of cat.cluster) {
     const k = `${e.ip} . ${e.ip} . ${pr} . ${p.targetPort}`;
     o.elements.push({ set: 'hairpin-connections', key: k, text: k });
+  }
+  if (sharedMaps) {
+    cat.cluster.forEach((e, i) => {
+      const key = `${s.clusterIP} . ${p.port} . ${i}`;
+      o.elements.push({ set: `endpoints-${pr}`, key, text: `${key} : ${e.ip} . ${p.targetPort}` });
+    });
+    return;
   }
 
   const endpointChains = era === 'E2' || s.affinity;
@@ -89,24 +126,53 @@ function portObjs(era: Era, s: SnapService, p: SnapPort, o: NftObjs): void {
   }
 }
 
-function svcObjs(era: Era, s: SnapService): NftObjs {
+/** The shared-map layout's fixed part: the per-protocol endpoint maps and one chain per endpoint count. */
+function sharedBase(maxEndpoints: number): string[] {
+  const L: string[] = [];
+  for (const pr of SHARED_PROTOS) L.push(`add map ${T} endpoints-${pr} { typeof ip daddr . ${pr} dport . numgen random mod 2 : ip daddr . ${pr} dport ; }`);
+  for (let n = 1; n <= maxEndpoints + 1; n++) {
+    L.push(`add chain ${T} ${lbChain(n)}`, `flush chain ${T} ${lbChain(n)}`);
+    for (const pr of SHARED_PROTOS) L.push(`add rule ${T} ${lbChain(n)} meta l4proto ${pr} dnat ip addr . port to ip daddr . ${pr} dport . numgen random mod ${n} map @endpoints-${pr}`);
+  }
+  return L;
+}
+
+function svcObjs(era: Era, s: SnapService, f: Features): NftObjs {
   const o: NftObjs = { sets: [], chains: [], elements: [{ set: 'cluster-ips', key: s.clusterIP, text: s.clusterIP }] };
-  for (const p of s.ports) portObjs(era, s, p, o);
+  for (const p of s.ports) portObjs(era, s, p, o, f);
   return o;
 }
 
-function nftLayout(era: Era): Layout {
-  const objs = (s: SnapService): NftObjs => svcObjs(era, s);
+export function nftLayout(era: Era, f: Features = ALL_FEATURES, name?: { id: string; label: string }): Layout {
+  const objs = (s: SnapService): NftObjs => svcObjs(era, s, f);
   return {
-    id: era === 'E2' ? 'kp-nft-chains' : 'kp-nft-numgen',
-    label: era === 'E2' ? 'kube-proxy nft, chain per svc+endpoint (≤1.35)' : 'kube-proxy nft, inline numgen map (1.36+)',
+    id: name?.id ?? (era === 'E2' ? 'kp-nft-chains' : era === 'E3' ? 'kp-nft-numgen' : 'kp-nft-shared'),
+    label: name?.label ?? (era === 'E2' ? 'kube-proxy nft, chain per svc+endpoint (≤1.35)' : era === 'E3' ? 'kube-proxy nft, inline numgen map (1.36+)' : 'kube-proxy nft, shared endpoint maps (PR #140362)'),
     loadCmd: (file) => ['nft', '-f', file],
     deltaCmd: () => ['nft', '-f', '-'],
-    writeFull: (snap: Snapshot, file: string): Promise<WriteStats> => writeNftFull(file, nftBase(era, { clusterCIDR: CLUSTER_CIDR, serviceCIDR: SERVICE_CIDR, nodeIP: NODE_IP }), snap, objs),
+    writeFull: (snap: Snapshot, file: string): Promise<WriteStats> => {
+      const base = nftBase(era === 'E2' ? 'E2' : 'E3', { clusterCIDR: CLUSTER_CIDR, serviceCIDR: SERVICE_CIDR, nodeIP: NODE_IP });
+      if (era === 'E3-shared') base.push(...sharedBase(snap.services.reduce((a, x) => Math.max(a, x.endpoints.length), 0)));
+      return writeNftFull(file, base, snap, objs);
+    },
     deltas: (snap: Snapshot): DeltaEngine => new NftDeltaEngine(snap, objs),
     sample: (s) => fullLines(objs(s)),
+    census: (snap: Snapshot): Census => {
+      const c: Census = { chains: 0, rules: 0, anonMaps: 0, namedSets: 0, elements: 0 };
+      for (const sv of snap.services) {
+        const o = objs(sv);
+        c.chains += o.chains.length;
+        c.namedSets += o.sets.length;
+        c.elements += o.elements.length;
+        for (const ch of o.chains) for (const r of ch.rules) { c.rules++; if (/ (v?map) \{ /.test(r)) c.anonMaps++; }
+      }
+      return c;
+    },
   };
 }
 
 export const kpNftChains = nftLayout('E2');
 export const kpNftNumgen = nftLayout('E3');
+export const kpNftShared = nftLayout('E3-shared');
+/** The minimal 1.36+ shape (an independent model measured ~20× faster than kp-nft-numgen at 10k×10). */
+export const kpNftNumgenMin = nftLayout('E3', NO_FEATURES, { id: 'kp-nft-numgen-min', label: 'kube-proxy nft 1.36+, minimal: ClusterIP only, no affinity/hairpin' });

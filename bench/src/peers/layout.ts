@@ -30,7 +30,12 @@ export interface Layout {
   deltas(snap: Snapshot): DeltaEngine;
   /** a few lines of the full load for one service, for the report */
   sample(s: SnapService): string[];
+  /** what the per-service part of the load holds (nft layouts): the reconcile phase's explanation */
+  census?(snap: Snapshot): Census;
 }
+
+/** Objects of a load, beyond the fixed base: chains, rules, anonymous maps (inline `map { … }` / `vmap { … }`), named sets, elements. */
+export interface Census { chains: number; rules: number; anonMaps: number; namedSets: number; elements: number }
 
 /** Buffered writes of many small lines to a file. */
 export class LineWriter {

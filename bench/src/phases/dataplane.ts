@@ -30,7 +30,7 @@ export async function dataplanePhase(ctx: Ctx): Promise<void> {
   const snap = t.gen.snapshot;
   const first = snap.services[0]!, last = snap.services[snap.services.length - 1]!;
   const skipped: { loader: string; why: string }[] = [];
-  for (const l of ctx.loaders) if (!t.loaded.has(l.id)) skipped.push({ loader: l.id, why: `not loaded at ${plan.target.n}×${plan.target.m} (see full sync)` });
+  for (const l of ctx.loaders) if (l.dataplane && !t.loaded.has(l.id)) skipped.push({ loader: l.id, why: `not loaded at ${plan.target.n}×${plan.target.m} (see full sync)` });
 
   progress.phase('dataplane', 'Data plane', `${plan.target.n}×${plan.target.m} loaded; ${dp.rounds} rounds × ${dp.seconds} s per target, ${dp.concurrency} connections in flight; server: bench/c/httpd.c (epoll), client: bench/c/connbench.c`);
   const loaded = ctx.loaders.filter((l) => t.loaded.has(l.id));
@@ -148,13 +148,13 @@ async function measureAll(ctx: Ctx, targets: Target[], bpf: BpfState | undefined
     }
   }
 
-  // end by the run's deadline: fewer rounds (at least 3), then shorter ones (at least 0.5 s)
+  // end by the run's deadline: fewer rounds (at least 2), then shorter ones (at least 0.3 s)
   let rounds = dp.rounds, seconds = dp.seconds;
   const avail = plan.totalSec - process.uptime() - 20;
   const perRound = (s: number): number => targets.length * (s + 0.3);
   if (perRound(seconds) * rounds > avail) {
-    rounds = Math.max(3, Math.min(dp.rounds, Math.floor(avail / perRound(seconds))));
-    if (perRound(seconds) * rounds > avail) seconds = Math.max(0.5, avail / rounds / targets.length - 0.3);
+    rounds = Math.max(2, Math.min(dp.rounds, Math.floor(avail / perRound(seconds))));
+    if (perRound(seconds) * rounds > avail) seconds = Math.max(0.3, avail / rounds / targets.length - 0.3);
     if (rounds !== dp.rounds || seconds !== dp.seconds) progress.note(`shortened to end by the run's deadline: ${rounds} rounds of ${seconds.toFixed(1)} s`);
     progress.replan(rounds - dp.rounds);
   }
