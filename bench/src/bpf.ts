@@ -21,7 +21,7 @@ import { adopt, bpfSupport, findCgroup2Root, loadSockLb, type LoadReport, type S
 import { BpfApplier } from '../../src/apply/bpf-applier.js';
 import type { ServicePortInfo } from '../../src/ir/types.js';
 import type { ProxyConfig } from '../../src/model/config.js';
-import { type BpfService, bpfKey, bpfKeptSources, bpfServices } from '../../src/render/bpf-entries.js';
+import { type BpfService, bpfKey, bpfKeptSources, bpfServices } from '../../src/compile/bpf-coverage.js';
 import { type Netns, registerCleanup, run, sleep } from './sys.js';
 
 const CG_PREFIX = 'npx-bench';

@@ -1,5 +1,5 @@
 // Keeps the BPF socket load balancer's maps equal to the entries the renderer computed
-// (src/render/bpf-entries.ts). A changed service gets its backends under a new generation
+// (src/compile/bpf-coverage.ts). A changed service gets its backends under a new generation
 // (slots, then membership), then its service entry is switched to that generation in one
 // map update, then the old generation is deleted: a connect() never sees a half-written
 // service. Generations are unique across services (backend keys carry no service).
@@ -7,7 +7,8 @@
 // previous run left: entries nobody wants are removed, generations nobody uses are deleted.
 import { MEMBER_VAL, decodeSvcVal, encodeBeKey, encodeBeVal, encodeCidrKey, encodeMemberKey, encodeSvcKey, encodeSvcVal } from '../../native/layout.js';
 import type { SockLbHandle } from '../../native/loader.js';
-import { type BpfService, type KeptSource, bpfKey, diffBpfServices } from '../render/bpf-entries.js';
+import { type BpfService, type KeptSource, bpfKey } from '../compile/bpf-coverage.js';
+import { diffBpfServices } from '../render/bpf-entries.js';
 
 interface Live { readonly gen: number; readonly svc: BpfService }
 

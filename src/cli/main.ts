@@ -3,7 +3,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { renderText } from '../render/nft-text.js';
 import { renderJson } from '../render/nft-json.js';
-import { bpfKeptSources, bpfServices, renderBpfText } from '../render/bpf-entries.js';
+import { bpfKeptSources, bpfServices } from '../compile/bpf-coverage.js';
+import { renderBpfText } from '../render/bpf-entries.js';
 import { trace, type Trace } from '../trace/trace.js';
 import { formatTrace } from '../trace/format.js';
 import { type Loaded, UsageError } from './load-inputs.js';

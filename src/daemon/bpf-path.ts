@@ -3,13 +3,14 @@
 // it and says in one log line why not otherwise; `on` refuses to start without it. Loading
 // adopts what a previous run pinned (links switched in place, maps kept), so a restart has no
 // gap. The nftables rules stay complete either way: BPF only shortcuts the ClusterIP
-// connections it covers (src/render/bpf-entries.ts). Kernel I/O: src/apply/bpf-kernel.ts.
+// connections it covers (src/compile/bpf-coverage.ts). Kernel I/O: src/apply/bpf-kernel.ts.
 import type { Logger } from 'pino';
 import { BpfApplier, type BpfSyncResult } from '../apply/bpf-applier.js';
 import { DEFAULT_PIN_DIR, type NetnsPlace, type SockDestroyer, type SockLbHandle, attachSockLb, cgroup2Root, destroyUdpSocketsTo, openSockDestroy, pinSet, removePinSet, sockLbSupport, whereAmI } from '../apply/bpf-kernel.js';
 import type { ServicePortInfo } from '../ir/types.js';
 import type { ProxyConfig } from '../model/config.js';
-import { type BpfService, bpfKeptSources, bpfServices, deadUdpBackends } from '../render/bpf-entries.js';
+import { type BpfService, bpfKeptSources, bpfServices } from '../compile/bpf-coverage.js';
+import { deadUdpBackends } from '../render/bpf-entries.js';
 import { type BpfMode, decideBpf, mayTouchPins } from './bpf-mode.js';
 
 export type { BpfMode };

@@ -8,7 +8,7 @@ import { decodeSvcVal, encodeSvcKey } from '../../native/layout.js';
 import type { SockLbHandle } from '../../native/loader.js';
 import { BpfApplier, MAX_BACKENDS_PER_SERVICE } from '../../src/apply/bpf-applier.js';
 import { parseIP } from '../../src/model/ip.js';
-import type { BpfService } from '../../src/render/bpf-entries.js';
+import type { BpfService } from '../../src/compile/bpf-coverage.js';
 import { must } from '../support/must.js';
 
 type MapName = 'svcs' | 'backends' | 'members' | 'affinity' | 'revnat';

@@ -17,7 +17,7 @@ import {
 import { decodeAffKey, decodeAffVal, decodeRevVal, type Endpoint } from '../../native/layout.js';
 import { BpfApplier } from '../../src/apply/bpf-applier.js';
 import { parseCidr } from '../../src/model/ip.js';
-import { bpfKeptSources } from '../../src/render/bpf-entries.js';
+import { bpfKeptSources } from '../../src/compile/bpf-coverage.js';
 import {
   Probe, RefApplier, cgroupOf, createTestCgroup, inNetns, inNetnsAndCgroup, inNetnsOnly, kernelSkipReason,
   mountTestBpffs, removeTestCgroup, unmountTestBpffs,

@@ -38,7 +38,7 @@ import { parseFlows, type Flow } from '../../src/apply/conntrack-plan.js';
 import type { Ruleset } from '../../src/ir/types.js';
 import type { ProxyConfig } from '../../src/model/config.js';
 import { type IP, cidrContains, parseCidr, parseIP } from '../../src/model/ip.js';
-import { type BpfService, bpfKeptSources, bpfServices } from '../../src/render/bpf-entries.js';
+import { type BpfService, bpfKeptSources, bpfServices } from '../../src/compile/bpf-coverage.js';
 import { cgroupOf, createTestCgroup, kernelSkipReason, mountTestBpffs, removeTestCgroup, unmountTestBpffs } from '../bpf/env.js';
 import type { LoopRecord } from '../lab/agent-process.js';
 import { Lab, type LabSpec, parseDst } from '../lab/lab.js';

@@ -2,7 +2,8 @@
 // outcome a connect()-time rewrite reproduces; everything else stays with nftables.
 import { describe, expect, it } from 'vitest';
 import { LOCAL_PROBE_MAX } from '../../native/layout.js';
-import { bpfKeptSources, bpfServices, deadUdpBackends, diffBpfServices, fmtKeptSource, renderBpfText } from '../../src/render/bpf-entries.js';
+import { bpfKeptSources, bpfServices } from '../../src/compile/bpf-coverage.js';
+import { deadUdpBackends, diffBpfServices, fmtKeptSource, renderBpfText } from '../../src/render/bpf-entries.js';
 import { type Cidr, parseCidr } from '../../src/model/ip.js';
 import { CLUSTER_ENV } from '../support/address-plan.js';
 import { compileObjects, service, slice, type Env } from '../support/builders.js';
