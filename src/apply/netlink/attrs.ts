@@ -5,12 +5,16 @@
 // attributes {u16 len, u16 type, payload padded to 4}. nf_tables numbers are big-endian.
 import { NFGENMSG_LEN, NLA_F_NESTED, NLA_HDRLEN, NLMSG_HDRLEN } from './abi.js';
 
+// Chunks start small and double up to CHUNK: a partial sync's batch is a few hundred bytes,
+// and a 1 MiB buffer per transaction is external memory that V8 counts toward its next full
+// collection (at 10k services, a full mark-compact of the daemon's heap every few dozen syncs).
+const FIRST_CHUNK = 16 << 10;
 const CHUNK = 1 << 20;
 const align4 = (n: number): number => (n + 3) & ~3;
 
 export class MessageWriter {
   private readonly done: Buffer[] = [];
-  private buf = Buffer.allocUnsafe(CHUNK);
+  private buf = Buffer.allocUnsafe(FIRST_CHUNK);
   private off = 0;
   /** where the message being written starts in `buf` */
   private msgStart = -1;
@@ -138,7 +142,7 @@ export class MessageWriter {
     const out = this.off > 0 ? [...this.done, this.buf.subarray(0, this.off)] : [...this.done];
     this.done.length = 0;
     this.bytesDone = 0;
-    this.buf = Buffer.allocUnsafe(CHUNK);
+    this.buf = Buffer.allocUnsafe(FIRST_CHUNK);
     this.off = 0;
     this.messages = 0;
     return out;
@@ -158,7 +162,7 @@ export class MessageWriter {
     if (this.off + n <= this.buf.length) return;
     const start = this.msgStart >= 0 ? this.msgStart : this.off;
     const partial = this.off - start;
-    const next = Buffer.allocUnsafe(Math.max(CHUNK, 2 * (partial + n)));
+    const next = Buffer.allocUnsafe(Math.max(Math.min(CHUNK, 2 * this.buf.length), 2 * (partial + n)));
     this.buf.copy(next, 0, start, this.off);
     if (start > 0) {
       this.done.push(this.buf.subarray(0, start));

@@ -110,5 +110,11 @@ describe('netlink encoder', () => {
     const owners = msgs.flatMap((m) => batch.info.get(m.seq)!.elements!.map(([, o]) => o));
     expect(owners).toEqual(elements.map((e) => e.owner));
     expect(batch.ops).toBe(20_000);
+    // chunks start small and grow (a partial sync's batch is tiny): this one spans several,
+    // and each holds whole messages only, as the kernel reads them from one writev
+    expect(batch.chunks.length).toBeGreaterThan(2);
+    const perChunk = batch.chunks.map((c) => [...messages(c)]);
+    for (const [i, ms] of perChunk.entries()) expect(ms.reduce((n, m) => n + m.data.length, 0), `chunk ${i}`).toBe(batch.chunks[i]!.length);
+    expect(perChunk.flat().length).toBe(msgs.length + 2);
   });
 });
