@@ -7,7 +7,7 @@ import type { SourceObject } from '../model/build-model.js';
 import { UsageError } from './load-inputs.js';
 
 export function kubernetesSourceFactory(o: { kubeconfig: string | undefined; nodeName: string; log: Logger; onChange: () => void }): DaemonSource {
-  let source: { start(): Promise<void>; stop(): void; snapshot(): SourceObject[]; status(): { restarts: number } } | undefined;
+  let source: { start(): Promise<void>; stop(): void; snapshot(): readonly SourceObject[]; status(): { restarts: number } } | undefined;
   return {
     start: async () => {
       const { KubernetesSource, loadKubeConfig } = await import('../sources/kubernetes.js');

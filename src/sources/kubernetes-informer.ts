@@ -200,6 +200,8 @@ export class ResilientInformer {
   private running = false;
   private readonly syncWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private readonly log: Logger;
+  /** events that changed the cache so far */
+  private changes = 0;
   /** updates (by the object the cache got) in which nothing nftproxy reads changed */
   private readonly quiet = new WeakSet<KubernetesObject>();
 
@@ -258,11 +260,15 @@ export class ResilientInformer {
     const changed = (): void => {
       if (this.synced && !this.stopped) onChange();
     };
-    this.lw.on('add', changed);
+    // Every change to the cache comes with one of these events (the cache sets an object only
+    // for a new resourceVersion): `version` counts them, quiet ones too (their object replaced
+    // the cached one), so a snapshot is rebuilt only after one.
+    this.lw.on('add', () => { this.changes++; changed(); });
     this.lw.on('update', (o: KubernetesObject) => {
+      this.changes++;
       if (!this.quiet.has(o)) changed();
     });
-    this.lw.on('delete', changed);
+    this.lw.on('delete', () => { this.changes++; changed(); });
     this.lw.on('error', (err: unknown) => this.failed(err));
   }
 
@@ -285,6 +291,11 @@ export class ResilientInformer {
     void this.lw.stop();
     this.guard.close();
     for (const w of this.syncWaiters.splice(0)) w.reject(new Error(`${this.spec.kind} informer stopped before its first list`));
+  }
+
+  /** Changes whenever the cache does (see the event handlers). */
+  get version(): number {
+    return this.changes;
   }
 
   /** The cached objects: trimmed (see kubernetes-trim.ts), with kind and apiVersion. */

@@ -77,12 +77,22 @@ export class KubernetesSource implements ObjectSource {
     for (const i of this.informers) i.stop();
   }
 
-  /** Every cached object (trimmed, with kind and apiVersion), the same object while unchanged. */
-  snapshot(): SourceObject[] {
-    const out: SourceObject[] = [];
-    for (const i of this.informers) for (const o of i.objects()) out.push(this.sourceObject(i.spec, o));
-    return out;
+  /**
+   * Every cached object (trimmed, with kind and apiVersion), the same object while unchanged.
+   * Each informer's part is kept until its cache changes: an EndpointSlice event lists the
+   * slices again, not the Services, and a sync with nothing new copies nothing.
+   */
+  snapshot(): readonly SourceObject[] {
+    const versions = this.informers.map((i) => i.version);
+    const c = this.last;
+    if (c && versions.every((v, k) => v === c.versions[k])) return c.all;
+    const parts = this.informers.map((i, k) => (c && c.versions[k] === versions[k] ? c.parts[k]! : i.objects().map((o) => this.sourceObject(i.spec, o))));
+    const all = ([] as SourceObject[]).concat(...parts);
+    this.last = { versions, parts, all };
+    return all;
   }
+
+  private last: { readonly versions: readonly number[]; readonly parts: readonly (readonly SourceObject[])[]; readonly all: readonly SourceObject[] } | undefined;
 
   status(): KubernetesSourceStatus {
     const all = this.informers.map((i) => ({ kind: i.spec.kind, s: i.status() }));

@@ -49,6 +49,8 @@ interface DirWatch {
 
 export class ManifestWatcher {
   private files = new Map<string, FileState>();
+  /** snapshot(), until a file's good version changes */
+  private objects: readonly SourceObject[] | undefined;
   private readonly dirs = new Map<string, DirWatch>();
   private poll: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
@@ -88,9 +90,17 @@ export class ManifestWatcher {
     if (this.debounce) clearTimeout(this.debounce);
   }
 
-  /** Every object of every file's last good version, in file order. */
-  snapshot(): SourceObject[] {
-    return [...this.files.keys()].sort().flatMap((f) => this.files.get(f)!.good ?? []);
+  /**
+   * Every object of every file's last good version, in file order. Kept until a file's good
+   * version changes: a sync after one small file changed copies the object list once, and a
+   * sync with nothing new (a periodic one) copies nothing.
+   */
+  snapshot(): readonly SourceObject[] {
+    if (this.objects) return this.objects;
+    const out: SourceObject[] = [];
+    for (const f of [...this.files.keys()].sort()) for (const o of this.files.get(f)!.good ?? []) out.push(o);
+    this.objects = out;
+    return out;
   }
 
   /** The directories watched now (for tests and status). */
@@ -169,6 +179,7 @@ export class ManifestWatcher {
       if (present.has(f)) continue;
       if (this.files.get(f)!.good?.length) changed = true;
       this.files.delete(f);
+      this.objects = undefined;
       this.badFiles.delete(f);
       this.log.info('manifest removed', { file: f, by });
     }
@@ -185,6 +196,7 @@ export class ManifestWatcher {
       const result = await this.readGood(f);
       if (result.ok) {
         this.files.set(f, { seen: sig, good: result.objects });
+        this.objects = undefined;
         if (this.badFiles.delete(f)) this.log.info('manifest fixed', { file: f, by });
         else if (this.started) this.log.info('manifest changed', { file: f, by });
         changed = true;

@@ -154,14 +154,22 @@ describe('changes after the first sync', () => {
   ])('$what: onChange fires and the snapshot follows', async ({ act, want }) => {
     const src = makeSource();
     await src.start();
+    const before = src.snapshot();
+    // nothing new: the same snapshot, nothing copied
+    expect(src.snapshot()).toBe(before);
     act(fake);
     await eventually(() => changes === 1, 'onChange');
-    expect(refs(src.snapshot())).toEqual(want);
+    const after = src.snapshot();
+    expect(refs(after)).toEqual(want);
+    // what did not change is the very same object (the model's per-object cache skips it)
+    const was = new Map(before.map((s) => [s.origin, s]));
+    for (const s of after) if (was.has(s.origin)) expect(s).toBe(was.get(s.origin));
   });
 
   it('MODIFIED replaces the object; another node changing is not a change', async () => {
     const src = makeSource();
     await src.start();
+    const before = src.snapshot();
     fake.update('Node', node('n2', 'c'));
     fake.update('Service', { ...svc('default', 'web', '10.96.0.10'), spec: { type: 'ClusterIP', clusterIP: '10.96.0.10', clusterIPs: ['10.96.0.10'], ports: [{ name: 'http', port: 81, protocol: 'TCP' }] } });
     await eventually(() => changes === 1, 'onChange');
@@ -169,6 +177,7 @@ describe('changes after the first sync', () => {
     expect(changes).toBe(1);
     const web = src.snapshot().find((s) => s.origin === 'api:Service/default/web')!.object as { spec: { ports: { port: number }[] } };
     expect(web.spec.ports[0]!.port).toBe(81);
+    expect(before.find((s) => s.origin === 'api:Service/default/web')!.object).not.toBe(web);
   });
 });
 
