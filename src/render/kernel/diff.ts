@@ -20,8 +20,12 @@
 //   3. clean:  stale keys, then chains nothing points at any more (flushed, then deleted),
 //              then sets. A packet that took an old verdict before 2 committed still finds
 //              what it looks up, because none of it goes before 2 is acknowledged.
-// A change that only replaces values under the same keys (an endpoint replaced, the count
-// unchanged) is a switch alone: one transaction, since the lookup path does not change.
+// A change that only replaces values under the same keys is a switch alone: one transaction,
+// since the lookup path does not change. An endpoint replaced (the count unchanged) is still
+// three: the endpoint's hairpin pair is a shared element (refcounted across service ports), so
+// the new pair is made first and the old one cleaned after the switch, as for any shared key.
+// (The masquerade lookup is downstream of the DNAT and reads the generation current then, so the
+// new pair could probably ride with the switch; not done: it would need its own test under traffic.)
 import type { Op } from './ops.js';
 import { at, sameElement, sameRules } from './ops.js';
 import type { KFamily, KUnit, KUnitElement } from './family.js';
