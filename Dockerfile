@@ -1,6 +1,6 @@
-# nftproxy image: Node 20 slim, libmnl (nftproxy's netlink socket), conntrack, libbpf.
-# `run` never starts nft; the nftables package stays for operators (nft list …, loading dump's text)
-# and brings libmnl0. Build: docker build -t nftproxy .
+# nftproxy image: Node 20 slim, libmnl (nftproxy's netlink socket), libbpf.
+# `run` never starts nft or conntrack (both over netlink); the nftables package stays for
+# operators (nft list …, loading dump's text) and brings libmnl0, conntrack stays for operators. Build: docker build -t nftproxy .
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json ./

@@ -1,5 +1,5 @@
-// UDP conntrack hygiene, the pure half: which flows must go after a sync, and how to read
-// what the conntrack tool lists. No I/O here; ./conntrack.ts runs the tool.
+// UDP conntrack hygiene, the pure half: which flows must go after a sync. No I/O here;
+// ./conntrack.ts lists and deletes over netlink.
 //
 // Why at all: UDP has no connection teardown, so a conntrack entry keeps steering a
 // client's packets along the path chosen by its first packet for as long as the client
@@ -15,7 +15,7 @@
 // and port. And a NodePort filter leaves alone flows whose destination is some service's
 // VIP:port, which that VIP's own filter judges.
 import type { Family, ServicePortInfo } from '../ir/types.js';
-import { type IP, familyOf, parseIP } from '../model/ip.js';
+import type { IP } from '../model/ip.js';
 
 /** At least one element: an empty keep-list would mean "delete every flow", never wanted. */
 export type NonEmpty<T> = readonly [T, ...T[]];
@@ -107,7 +107,7 @@ export function planConntrackChanges(known: ReadonlyMap<string, string> | undefi
 export { portKey as conntrackPortKey, signature as conntrackSignature };
 
 // ---------------------------------------------------------------------------------------
-// Reading `conntrack -L` output
+// Flows, as the kernel lists them
 
 export interface Tuple {
   readonly src: IP;
@@ -119,60 +119,15 @@ export interface Tuple {
 /** One conntrack entry, as far as cleanup cares. */
 export interface Flow {
   readonly family: Family;
-  /** layer-4 protocol name as the tool prints it: udp, tcp, icmp, ... */
+  /** layer-4 protocol name: udp, tcp, icmp, ... */
   readonly proto: string;
   readonly orig: Tuple;
   readonly reply: Tuple;
 }
 
-const TUPLE_KEYS = ['src', 'dst', 'sport', 'dport'] as const;
-type TupleKey = (typeof TUPLE_KEYS)[number];
-const isTupleKey = (k: string): k is TupleKey => (TUPLE_KEYS as readonly string[]).includes(k);
-
-/**
- * One line of `conntrack -L` in the default format, e.g. (conntrack 1.4.7)
- *   udp      17 29 src=10.0.0.2 dst=172.30.0.41 sport=40000 dport=53 [UNREPLIED] src=10.180.0.1 dst=10.0.0.2 sport=53 dport=40000 [ASSURED] mark=0 use=1
- * The first src/dst/sport/dport are the original direction, the second the reply. Other
- * words (state, [FLAGS], packets=, bytes=, zone=, mark=, ...) vary with protocol and
- * sysctls and are skipped. Anything without both full tuples (icmp, summary lines) is
- * not a flow we could judge: undefined.
- */
-export function parseFlowLine(line: string): Flow | undefined {
-  const words = line.trim().split(/\s+/);
-  const proto = words[0];
-  if (proto === undefined || !/^[a-z0-9]+$/.test(proto) || !/^[0-9]+$/.test(words[1] ?? '')) return undefined;
-  const seen: Record<TupleKey, string[]> = { src: [], dst: [], sport: [], dport: [] };
-  for (const w of words.slice(2)) {
-    const eq = w.indexOf('=');
-    const k = w.slice(0, eq);
-    if (eq > 0 && isTupleKey(k)) seen[k].push(w.slice(eq + 1));
-  }
-  const tuple = (i: 0 | 1): Tuple | undefined => {
-    const src = parseIP(seen.src[i] ?? ''), dst = parseIP(seen.dst[i] ?? '');
-    const sport = port(seen.sport[i]), dport = port(seen.dport[i]);
-    if (!src.ok || !dst.ok || sport === undefined || dport === undefined) return undefined;
-    return { src: src.value, dst: dst.value, sport, dport };
-  };
-  const orig = tuple(0), reply = tuple(1);
-  if (orig === undefined || reply === undefined) return undefined;
-  const fam = familyOf(orig.src);
-  if ([orig.dst, reply.src, reply.dst].some((a) => familyOf(a) !== fam)) return undefined;
-  return { family: fam === 'ipv4' ? 'ip' : 'ip6', proto, orig, reply };
-}
-
-function port(s: string | undefined): number | undefined {
-  if (s === undefined || !/^[0-9]{1,5}$/.test(s)) return undefined;
-  const n = Number(s);
-  return n <= 65535 ? n : undefined;
-}
-
-export function parseFlows(listing: string): Flow[] {
-  return listing.split('\n').map(parseFlowLine).filter((f): f is Flow => f !== undefined);
-}
-
 /**
  * Does `filter` say this flow must go? Re-checks every criterion itself, so a listing that
- * was not (or not fully) filtered by the tool or the kernel is still judged correctly.
+ * was not (or not fully) narrowed by the kernel is still judged correctly.
  */
 export function isStale(filter: ConntrackFilter, flow: Flow): boolean {
   if (flow.proto !== filter.proto || flow.family !== filter.family || flow.orig.dport !== filter.origDport) return false;
@@ -185,9 +140,4 @@ export function isStale(filter: ConntrackFilter, flow: Flow): boolean {
       break;
   }
   return !filter.keepReplySrc.includes(flow.reply.src);
-}
-
-/** The flows in a `conntrack -L` listing that `filter` says must go. */
-export function staleFlows(filter: ConntrackFilter, listing: string): Flow[] {
-  return parseFlows(listing).filter((f) => isStale(filter, f));
 }

@@ -184,7 +184,7 @@ Exit codes: 0 --count packets traced, 1 timed out first, 2 bad usage or no input
     .option('--sync-period <duration>', 'a full sync (atomic replace of the table) runs this often; /healthz fails when an update waits 2x this (default 1h)')
     .option('--healthz-bind-address <host:port>', 'kube-proxy compatible /healthz and /livez; "" disables (default 0.0.0.0:10256)')
     .option('--metrics-bind-address <host:port>', 'Prometheus /metrics; "" disables (default 127.0.0.1:10249)')
-    .option('--no-conntrack', 'skip UDP conntrack cleanup (for hosts without the conntrack tool)')
+    .option('--no-conntrack', 'skip UDP conntrack cleanup')
     .option('--socket <path>', 'serve the inspection socket here, root only (dump, explain, verify and trace without -f ask it); "" turns it off', DEFAULT_SOCKET)
     .addOption(new Option('--bpf <mode>', 'the eBPF socket load balancer for ClusterIP traffic: auto loads it in the host\'s network namespace when the kernel supports it (elsewhere it stays off), on refuses to start without it (outside the host\'s network namespace it needs --bpf-cgroup)').choices(['off', 'auto', 'on']).default('auto'))
     .option('--bpf-cgroup <path>', 'cgroup v2 the BPF programs attach to: they rewrite connect() of every process in it, whatever its network namespace (default: the cgroup v2 root, the whole host; /sys/fs/cgroup/unified on hybrid hosts)')

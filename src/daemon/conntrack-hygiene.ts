@@ -2,7 +2,7 @@
 // src/apply/conntrack-plan.ts). Remembers the last state it cleaned for, and only moves on
 // when every deletion worked, so a failed cleanup is planned again after the next sync.
 import type { Logger } from 'pino';
-import { type RunConntrack, cleanConntrack, runConntrackHere } from '../apply/conntrack.js';
+import { type ConntrackTable, cleanConntrack } from '../apply/conntrack.js';
 import { conntrackPortKey, conntrackSignature, planConntrackChanges, udpVipsOn } from '../apply/conntrack-plan.js';
 import type { ServicePortInfo } from '../ir/types.js';
 import type { IP } from '../model/ip.js';
@@ -15,14 +15,14 @@ export class ConntrackHygiene {
   private retry = new Map<string, ServicePortInfo>();
   deletedTotal = 0;
 
-  constructor(private readonly log: Logger, private readonly run: RunConntrack = runConntrackHere) {}
+  constructor(private readonly log: Logger, private readonly table: ConntrackTable) {}
 
   /**
    * After a sync: `changed` the ports of the services it touched as they are now ('all': every
    * port, given by `all`). Only ports whose destinations or serving endpoints changed are
    * cleaned; the UDP VIPs a NodePort filter leaves alone come from `all` (read only then).
    */
-  async afterSync(changes: PortChanges | 'all', all: () => readonly ServicePortInfo[]): Promise<void> {
+  afterSync(changes: PortChanges | 'all', all: () => readonly ServicePortInfo[]): void {
     const changed = changes === 'all' ? 'all' : changes.after;
     const ports = changed === 'all' ? all() : [...changed, ...[...this.retry.values()].filter((r) => !changed.some((c) => c.id === r.id && c.family === r.family))];
     // ports that are gone are forgotten: a service that comes back is judged afresh
@@ -37,7 +37,7 @@ export class ConntrackHygiene {
     };
     if (filters.length === 0) { remember(); return; }
     const start = performance.now();
-    const r = await cleanConntrack(filters, this.run);
+    const r = cleanConntrack(filters, this.table);
     this.deletedTotal += r.deleted;
     if (r.errors.length === 0) remember();
     else for (const p of ports) this.retry.set(conntrackPortKey(p), p);

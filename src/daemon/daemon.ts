@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import { createServer } from 'node:http';
 import type { Logger } from 'pino';
 import { Applier } from '../apply/applier.js';
+import { NetlinkConntrack } from '../apply/conntrack.js';
 import type { NetlinkWriter } from '../apply/netlink/writer.js';
 import type { ForeignChange } from '../apply/netlink/monitor.js';
 import { TABLE_NAME } from '../ir/types.js';
@@ -48,6 +49,7 @@ export class Daemon {
   private runner: SyncRunner | undefined;
   private serviceHealth: ServiceHealthServers | undefined;
   private bpf: BpfPath | undefined;
+  private conntrackTable: NetlinkConntrack | undefined;
   private drift: { seen: string[]; kinds: Map<string, number>; timer: NodeJS.Immediate | undefined } = { seen: [], kinds: new Map(), timer: undefined };
   private inspect: InspectServer | undefined;
   proxier: Proxier | undefined;
@@ -96,7 +98,8 @@ export class Daemon {
     });
     log.info('waiting for the source\'s initial state before the first sync');
     await this.source.start();
-    const conntrack = this.o.conntrack ? new ConntrackHygiene(log) : undefined;
+    this.conntrackTable = this.o.conntrack ? new NetlinkConntrack() : undefined;
+    const conntrack = this.conntrackTable ? new ConntrackHygiene(log, this.conntrackTable) : undefined;
     this.proxier = new Proxier({
       applier: new Applier(this.o.writer), source: this.source, base: this.o.base, log,
       metrics: this.metrics, serviceHealth: this.serviceHealth,
@@ -111,7 +114,7 @@ export class Daemon {
         }
         if (conntrack) {
           const before = conntrack.deletedTotal;
-          await conntrack.afterSync(ports.changes, ports.all);
+          conntrack.afterSync(ports.changes, ports.all);
           this.metrics.conntrackDeleted.inc(conntrack.deletedTotal - before);
         }
       },
@@ -174,6 +177,7 @@ export class Daemon {
     await this.runner?.stop();
     if (this.drift.timer) clearImmediate(this.drift.timer);
     await this.o.writer.close();
+    this.conntrackTable?.close();
     await this.serviceHealth?.stop();
     this.bpf?.close(); // pinned: the programs stay attached, as the nft rules stay
     await Promise.all(this.servers.map((s) => new Promise((r) => { s.closeAllConnections?.(); s.close(r); })));

@@ -40,6 +40,15 @@ export function parseIP(input: string): Result<IP, string> {
   return ok(v4 as IP);
 }
 
+/** An address as the kernel sends it (4 or 16 bytes, network order); undefined for any other length. */
+export function ipFromBytes(b: Uint8Array): IP | undefined {
+  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}` as IP;
+  if (b.length !== 16) return undefined;
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((b[i]! << 8) | b[i + 1]!);
+  return compressIPv6(groups) as IP;
+}
+
 export function parseCidr(input: string): Result<Cidr, string> {
   const s = input.trim();
   const slash = s.indexOf('/');

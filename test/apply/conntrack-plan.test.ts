@@ -1,12 +1,15 @@
 // UDP conntrack hygiene, the pure half: which filters a sync plans, how `conntrack -L`
-// lines read, which flows a filter condemns, how tool answers count (scripted tool). Lines below were captured from conntrack
-// v1.4.7 on kernel 6.18.
+// lines read (the tests' own view of the table), which flows a filter condemns, and how
+// cleanConntrack carries on when the kernel refuses (a scripted table; the real one is in
+// conntrack.kernel.test.ts). Lines below were captured from conntrack v1.4.7 on kernel 6.18.
 import { describe, expect, it } from 'vitest';
 import { type EndpointSpec, type PortSpec, compileObjects, service, slice } from '../support/builders.js';
 import { LAB_ENV } from '../support/address-plan.js';
 import type { ServicePortInfo } from '../../src/ir/types.js';
-import { type ConntrackFilter, type Flow, isStale, parseFlowLine, planConntrackCleanup, staleFlows } from '../../src/apply/conntrack-plan.js';
-import { type RunResult, cleanConntrack, deleteArgs, listArgs } from '../../src/apply/conntrack.js';
+import { type ConntrackFilter, type Flow, isStale, planConntrackCleanup } from '../../src/apply/conntrack-plan.js';
+import { type ConntrackTable, cleanConntrack } from '../../src/apply/conntrack.js';
+import type { FlowQuery, ListedFlow } from '../../src/apply/netlink/conntrack.js';
+import { parseFlowLine, parseFlows } from '../support/conntrack-listing.js';
 import type { IP } from '../../src/model/ip.js';
 
 const ENV = LAB_ENV;
@@ -176,65 +179,64 @@ describe('isStale', () => {
   it.each(matchRows)('$name: stale $stale', ({ filter, flow: l, stale }) => expect(isStale(filter, parseFlowLine(l)!)).toBe(stale));
 });
 
-describe('staleFlows over a whole listing', () => {
+describe('judging a whole listing', () => {
   it('picks exactly the stale lines and skips what it cannot read', () => {
     const listing = Object.values(LINES).join('\n') + '\n';
-    expect(staleFlows(vip('172.30.0.41', 53, ['10.180.0.1']), listing).map((f) => `${f.orig.src}:${f.orig.sport} via ${f.reply.src}`))
+    const filter = vip('172.30.0.41', 53, ['10.180.0.1']);
+    expect(parseFlows(listing).filter((f) => isStale(filter, f)).map((f) => `${f.orig.src}:${f.orig.sport} via ${f.reply.src}`))
       .toEqual(['10.0.0.2:40000 via 10.180.0.9', '10.0.0.2:40000 via 10.180.0.9', '10.0.0.2:40000 via 10.180.0.9']);
   });
 });
 
-describe('conntrack command lines', () => {
-  it.each<[string, string[], string]>([
-    ['list flows to a VIP', listArgs(vip('172.30.0.10', 53, ['10.180.0.1'])), '-L -p udp -f ipv4 --orig-dst 172.30.0.10 --orig-port-dst 53'],
-    ['list flows to a NodePort', listArgs(nodePort(30053, ['fd00:10::1'], [], 'ip6')), '-L -p udp -f ipv6 --orig-port-dst 30053'],
-    ['delete one IPv4 flow', deleteArgs(parseFlowLine(LINES.unreplied)!), '-D -p udp -f ipv4 --orig-src 10.0.0.2 --orig-dst 172.30.0.41 --orig-port-src 40000 --orig-port-dst 53 --reply-src 10.180.0.9'],
-    ['delete one IPv6 flow', deleteArgs(parseFlowLine(LINES.ipv6)!), '-D -p udp -f ipv6 --orig-src 2001:db8::7 --orig-dst 2001:db8::1 --orig-port-src 5000 --orig-port-dst 30053 --reply-src fd00:10::5'],
-  ])('%s', (_, got, want) => expect(got.join(' ')).toBe(want));
-});
-
 // ---------------------------------------------------------------------------------------
 
-/** What conntrack v1.4.7 answered on this machine, per situation. */
-const TOOL = {
-  listed: (stdout: string): RunResult => ({ stdout, stderr: 'conntrack v1.4.7 (conntrack-tools): 1 flow entries have been shown.\n', exitCode: 0 }),
-  badFamily: { stdout: '', stderr: "conntrack v1.4.7 (conntrack-tools): mismatched address family\nTry `conntrack -h' or 'conntrack --help' for more information.\n", exitCode: 2 },
-  deleted: (n: number): RunResult => ({ stdout: '', stderr: `conntrack v1.4.7 (conntrack-tools): ${n} flow entries have been deleted.\n`, exitCode: 0 }),
-  noneDeleted: { stdout: '', stderr: 'conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.\n', exitCode: 1 },
-  opFailed: { stdout: '', stderr: 'conntrack v1.4.7 (conntrack-tools): Operation failed: invalid parameters\n', exitCode: 1 },
-  notStarted: { stdout: '', stderr: 'Command failed with ENOENT: conntrack', exitCode: -1 },
-} satisfies Record<string, RunResult | ((x: never) => RunResult)>;
+const listed = (l: string, id: number, zone = 0): ListedFlow => ({ ...parseFlowLine(l)!, id, zone });
+const STALE = listed(LINES.unreplied, 1); // via 10.180.0.9: stale for the filter below
+const KEPT = listed(LINES.assured, 2); // via 10.180.0.1: kept
 
-interface ToolRow { name: string; list: RunResult; del: RunResult; deleted: number; errors: RegExp[] }
-const STALE_LISTING = `${LINES.unreplied}\n${LINES.assured}\n`; // one stale (via 10.180.0.9), one kept
-const toolRows: ToolRow[] = [
-  { name: 'a stale flow deleted', list: TOOL.listed(STALE_LISTING), del: TOOL.deleted(1), deleted: 1, errors: [] },
-  { name: 'deleted in two zones at once', list: TOOL.listed(STALE_LISTING), del: TOOL.deleted(2), deleted: 2, errors: [] },
-  { name: 'already gone: exit 1 with "0 deleted" is no failure', list: TOOL.listed(STALE_LISTING), del: TOOL.noneDeleted, deleted: 0, errors: [] },
-  { name: 'delete refused', list: TOOL.listed(STALE_LISTING), del: TOOL.opFailed, deleted: 0, errors: [/^conntrack -D .*--reply-src 10\.180\.0\.9 \(ns\/svc:p 172\.30\.0\.41:53\): exit 1: .*Operation failed/] },
-  { name: 'listing refused: no delete attempted', list: TOOL.badFamily, del: TOOL.deleted(1), deleted: 0, errors: [/^conntrack -L -p udp -f ipv4 --orig-dst 172\.30\.0\.41 --orig-port-dst 53 .*exit 2: .*mismatched address family$/] },
-  { name: 'tool missing', list: TOOL.notStarted, del: TOOL.deleted(1), deleted: 0, errors: [/exit -1: Command failed with ENOENT/] },
-  { name: 'nothing listed: nothing deleted', list: TOOL.listed(''), del: TOOL.opFailed, deleted: 0, errors: [] },
+/** A table that answers as scripted and records what it was asked. */
+function scripted(list: (q: FlowQuery) => readonly ListedFlow[], del: (f: ListedFlow) => boolean): ConntrackTable & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    list: (q) => { calls.push(`list ${q.family} ${q.origDst ?? '*'}:${q.origDport ?? '*'}`); return list(q); },
+    delete: (f) => { calls.push(`delete ${f.id}`); return del(f); },
+  };
+}
+const refuse = (what: string) => (): never => { throw new Error(what); };
+
+interface TableRow { name: string; list: (q: FlowQuery) => readonly ListedFlow[]; del: (f: ListedFlow) => boolean; deleted: number; errors: RegExp[]; calls: string[] }
+const tableRows: TableRow[] = [
+  { name: 'a stale flow deleted, a kept one left', list: () => [STALE, KEPT], del: () => true, deleted: 1, errors: [], calls: ['list ip 172.30.0.41:53', 'delete 1'] },
+  { name: 'already gone (the kernel says ENOENT): not counted, no failure', list: () => [STALE], del: () => false, deleted: 0, errors: [], calls: ['list ip 172.30.0.41:53', 'delete 1'] },
+  { name: 'delete refused: reported with the flow and the service port', list: () => [STALE], del: refuse('errno 22'), deleted: 0,
+    errors: [/^deleting udp 10\.0\.0\.2:40000 -> 172\.30\.0\.41:53 via 10\.180\.0\.9:53 \(ns\/svc:p 172\.30\.0\.41:53\): errno 22$/], calls: ['list ip 172.30.0.41:53', 'delete 1'] },
+  { name: 'listing refused: no delete attempted', list: refuse('netfilter netlink refused us (EPERM)'), del: () => true, deleted: 0,
+    errors: [/^listing conntrack for ns\/svc:p 172\.30\.0\.41:53: .*EPERM/], calls: ['list ip 172.30.0.41:53'] },
+  { name: 'nothing listed: nothing deleted', list: () => [], del: refuse('not called'), deleted: 0, errors: [], calls: ['list ip 172.30.0.41:53'] },
 ];
 
-describe('cleanConntrack with a scripted tool', () => {
-  it.each(toolRows)('$name', async ({ list, del, deleted, errors }) => {
-    const calls: string[] = [];
-    const result = await cleanConntrack([vip('172.30.0.41', 53, ['10.180.0.1'])], async (args) => {
-      calls.push(args[0]!);
-      return args[0] === '-L' ? list : del;
-    });
+describe('cleanConntrack with a scripted table', () => {
+  it.each(tableRows)('$name', ({ list, del, deleted, errors, calls }) => {
+    const table = scripted(list, del);
+    const result = cleanConntrack([vip('172.30.0.41', 53, ['10.180.0.1'])], table);
     expect(result.deleted).toBe(deleted);
     expect(result.errors).toHaveLength(errors.length);
     errors.forEach((re, i) => expect(result.errors[i]).toMatch(re));
-    expect(calls).toEqual(list.exitCode === 0 && list.stdout !== '' ? ['-L', '-D'] : ['-L']);
+    expect(table.calls).toEqual(calls);
   });
 
-  it('a failing filter does not stop the next one', async () => {
-    const result = await cleanConntrack([vip('172.30.0.41', 53, ['10.180.0.1']), vip('172.30.0.41', 53, ['10.180.0.1'])], (() => {
-      let n = 0;
-      return async (args: string[]) => (args[0] === '-L' ? (n++ === 0 ? TOOL.badFamily : TOOL.listed(STALE_LISTING)) : TOOL.deleted(1));
-    })());
-    expect(result).toMatchObject({ deleted: 1, errors: [expect.stringContaining('exit 2')] });
+  it('a failing filter does not stop the next one', () => {
+    let n = 0;
+    const table = scripted(() => { if (n++ === 0) throw new Error('errno 105'); return [STALE]; }, () => true);
+    const result = cleanConntrack([vip('172.30.0.41', 53, ['10.180.0.1']), vip('172.30.0.41', 53, ['10.180.0.1'])], table);
+    expect(result).toMatchObject({ deleted: 1, errors: [expect.stringContaining('errno 105')] });
+  });
+
+  it('many filters: one listing per family, and a flow two filters condemn is deleted once', () => {
+    const table = scripted(() => [STALE, KEPT], () => true);
+    const result = cleanConntrack([vip('172.30.0.41', 53, ['10.180.0.1']), vip('172.30.0.41', 53, ['10.180.0.1']), nodePort(53, ['10.180.0.1'])], table, 0);
+    expect(result).toEqual({ deleted: 1, errors: [] });
+    expect(table.calls).toEqual(['list ip *:*', 'delete 1']);
   });
 });

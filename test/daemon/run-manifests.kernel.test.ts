@@ -17,6 +17,20 @@ import { readKernelTables } from '../support/kernel-table.js';
 const FLAGS = ['--node', 'node-a', '--cluster-cidr', '10.244.0.0/16,fd00:10:244::/64', '--service-cidr', '10.96.0.0/12', '--ip-families', 'dual'];
 type Exec = Parameters<Parameters<typeof withNetns>[1]>[0];
 
+/** lab/dns: UDP 53 on 10.96.0.53, endpoints on 5353 */
+const udpSvc = (eps: string[]): string => `apiVersion: v1
+kind: Service
+metadata: { name: dns, namespace: lab }
+spec: { clusterIP: 10.96.0.53, ports: [{ name: dns, port: 53, protocol: UDP, targetPort: 5353 }] }
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: dns-1, namespace: lab, labels: { kubernetes.io/service-name: dns } }
+addressType: IPv4
+ports: [{ name: dns, port: 5353, protocol: UDP }]
+endpoints: [${eps.map((e) => `{ addresses: [${e}], nodeName: node-a }`).join(', ')}]
+`;
+
 const svc = (name: string, ip: string, eps: string[], port = 80): string => `apiVersion: v1
 kind: Service
 metadata: { name: ${name}, namespace: lab }
@@ -175,23 +189,34 @@ describe.skipIf(!canUseKernel)(`nftproxy run --manifests${canUseKernel ? '' : ` 
     }
   }, 90_000);
 
-  it('never runs nft: start, partial syncs and --sync-period full syncs with an nft that fails and leaves a mark', async () => {
+  it('never runs nft or conntrack: start, partial syncs, a UDP endpoint removal and --sync-period full syncs, with tools that fail and leave a mark', async () => {
     const fake = await mkdtemp(join(tmpdir(), 'nftproxy-nonft-'));
-    const mark = join(fake, 'nft-was-run');
+    const mark = join(fake, 'tool-was-run');
     try {
-      // Any nft on the PATH (and the usual places) fails loudly and leaves a mark.
-      await writeFile(join(fake, 'nft'), `#!/bin/sh\necho "$@" >> ${mark}\necho 'nft must not run' >&2\nexit 1\n`, { mode: 0o755 });
+      // Any nft or conntrack on the PATH (and the usual places) fails loudly and leaves a mark.
+      for (const tool of ['nft', 'conntrack']) await writeFile(join(fake, tool), `#!/bin/sh\necho "${tool} $@" >> ${mark}\necho '${tool} must not run' >&2\nexit 1\n`, { mode: 0o755 });
       await mkdir(join(fake, 'm'));
       await writeFile(join(fake, 'm', 'web.yaml'), svc('web', '10.96.0.10', ['10.244.1.1', '10.244.1.2']));
+      await writeFile(join(fake, 'm', 'dns.yaml'), udpSvc(['10.244.1.5', '10.244.1.6']));
       await withNetns('nonft', async (exec) => {
         const d = new Daemon(await nsName(exec), ['--manifests', join(fake, 'm'), ...FLAGS, '--min-sync-period', '100ms', '--sync-period', '1s'], { PATH: `${fake}:/usr/bin:/bin` });
         try {
           expect(await d.waitFor(synced, 15_000, 0)).toMatchObject({ reason: 'start', kind: 'full' });
-          const at = d.logs.length;
+          let at = d.logs.length;
           await writeFile(join(fake, 'm', 'extra.yaml'), svc('extra', '10.96.0.11', ['10.244.1.3']));
           expect(await d.waitFor((l) => synced(l) && l.reason === 'change', 10_000, at)).toMatchObject({ kind: 'partial' });
           expect(await d.waitFor((l) => synced(l) && l.reason === 'periodic', 10_000, at)).toMatchObject({ kind: 'full' });
           expect((await exec(['nft', 'list', 'table', 'ip', 'nftproxy'])).stdout).toContain('"lab/extra:http"');
+
+          // A flow pinned to the endpoint about to go (inserted with the real tool, from the
+          // test's PATH): the daemon's cleanup must delete it, over netlink.
+          const flow = ['-p', 'udp', '-s', '10.244.9.9', '-d', '10.96.0.53', '--sport', '40000', '--dport', '53',
+            '--reply-src', '10.244.1.6', '--reply-dst', '10.244.9.9', '--reply-port-src', '5353', '--reply-port-dst', '40000'];
+          expect((await exec(['conntrack', '-I', ...flow, '-t', '300'])).exitCode).toBe(0);
+          at = d.logs.length;
+          await writeFile(join(fake, 'm', 'dns.yaml'), udpSvc(['10.244.1.5']));
+          expect(await d.waitFor((l) => l.msg === 'stale UDP conntrack entries deleted', 10_000, at)).toMatchObject({ deleted: 1 });
+          expect((await exec(['conntrack', '-L', '-p', 'udp', '--orig-src', '10.244.9.9'])).stdout).toBe('');
         } finally {
           d.kill('SIGTERM');
           await d.exited;

@@ -21,10 +21,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Applier } from '../../src/apply/applier.js';
-import type { RunConntrack } from '../../src/apply/conntrack.js';
-import { parseFlows } from '../../src/apply/conntrack-plan.js';
+import { NetlinkConntrack } from '../../src/apply/conntrack.js';
+import { parseFlows } from '../support/conntrack-listing.js';
 import { ConntrackHygiene } from '../../src/daemon/conntrack-hygiene.js';
 import type { Ruleset } from '../../src/ir/types.js';
 import type { LoopRecord, Proto } from '../lab/agent-process.js';
@@ -210,8 +210,14 @@ const inNode = (lab: Lab) => async (cmd: string[], input?: string) => {
   const r = await execa('ip', ['netns', 'exec', lab.nodeNetns, ...cmd], { input, reject: false });
   return { stdout: String(r.stdout), stderr: String(r.stderr), exitCode: r.exitCode ?? -1 };
 };
-/** The product's conntrack runner, pointed at the node namespace. */
-const conntrackInNode = (lab: Lab): RunConntrack => (args) => inNode(lab)(['conntrack', ...args]);
+/** The product's conntrack table (netlink), opened in the node namespace; closed after each test. */
+const openTables: NetlinkConntrack[] = [];
+afterEach(() => { for (const t of openTables.splice(0)) t.close(); });
+const conntrackInNode = (lab: Lab): NetlinkConntrack => {
+  const t = new NetlinkConntrack(`/run/netns/${lab.nodeNetns}`);
+  openTables.push(t);
+  return t;
+};
 
 /** UDP flows the node tracks to dst:port, as "client:sport -> dst:port via replySrc". */
 async function udpFlowsTo(lab: Lab, dst: string, port: number): Promise<string[]> {
@@ -369,7 +375,7 @@ describe.skipIf(!canUseKernel)(`syncs under real traffic${canUseKernel ? '' : ` 
     const state0: State = { dns: [A, B] };
     await reset(state0);
     const hygiene = new ConntrackHygiene(silent, conntrackInNode(lab));
-    await hygiene.afterSync('all', () => compiled(state0).servicePorts); // the first cleanup, as after a daemon's first sync: nothing stale yet
+    hygiene.afterSync('all', () => compiled(state0).servicePorts); // the first cleanup, as after a daemon's first sync: nothing stale yet
     const { loop, sport } = await stickySocket(`${DNS.vip}:${DNS.port}`);
     let records: LoopRecord[] = [];
     try {
@@ -384,7 +390,7 @@ describe.skipIf(!canUseKernel)(`syncs under real traffic${canUseKernel ? '' : ` 
       const flowsBefore = await udpFlowsTo(lab, DNS.vip, DNS.port);
 
       const cleanStart = Date.now();
-      await hygiene.afterSync('all', () => compiled(state1).servicePorts);
+      hygiene.afterSync('all', () => compiled(state1).servicePorts);
       const cleaned = Date.now();
       await loop.waitFor(STICKY_TRIES, cleaned);
       const flowsAfter = await udpFlowsTo(lab, DNS.vip, DNS.port);
@@ -431,7 +437,7 @@ describe.skipIf(!canUseKernel)(`syncs under real traffic${canUseKernel ? '' : ` 
     const state0: State = {};
     await reset(state0);
     const hygiene = new ConntrackHygiene(silent, conntrackInNode(lab));
-    await hygiene.afterSync('all', () => compiled(state0).servicePorts);
+    hygiene.afterSync('all', () => compiled(state0).servicePorts);
     const late = await stickySocket(`${LATE.vip}:${LATE.port}`);
     const ext = await stickySocket(`${EXT.externalIP}:${EXT.port}`);
     let records: LoopRecord[][] = [];
@@ -448,7 +454,7 @@ describe.skipIf(!canUseKernel)(`syncs under real traffic${canUseKernel ? '' : ` 
       const flowsSynced = { late: await udpFlowsTo(lab, LATE.vip, LATE.port), ext: await udpFlowsTo(lab, EXT.externalIP, EXT.port) };
 
       const cleanStart = Date.now();
-      await hygiene.afterSync('all', () => compiled(state1).servicePorts);
+      hygiene.afterSync('all', () => compiled(state1).servicePorts);
       const cleaned = Date.now();
       await Promise.all([late.loop.waitFor(STICKY_TRIES, cleaned), ext.loop.waitFor(STICKY_TRIES, cleaned)]);
       records = [await late.loop.stop(), await ext.loop.stop()];

@@ -27,7 +27,7 @@ export async function netnsOfThisProcess(): Promise<string[]> {
   return String(r.stdout).split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith('npx-') && n.includes(`-${process.pid}-`));
 }
 
-export async function withNetns<T>(tag: string, fn: (exec: (cmd: string[], input?: string) => Promise<{ stdout: string; stderr: string; exitCode: number }>) => Promise<T>): Promise<T> {
+export async function withNetns<T>(tag: string, fn: (exec: (cmd: string[], input?: string) => Promise<{ stdout: string; stderr: string; exitCode: number }>, name: string) => Promise<T>): Promise<T> {
   const name = uniqueName(tag);
   await execa('ip', ['netns', 'add', name]);
   live.add(name);
@@ -35,7 +35,7 @@ export async function withNetns<T>(tag: string, fn: (exec: (cmd: string[], input
     return await fn(async (cmd, input) => {
       const r = await execa('ip', ['netns', 'exec', name, ...cmd], { input, reject: false });
       return { stdout: String(r.stdout), stderr: String(r.stderr), exitCode: r.exitCode ?? -1 };
-    });
+    }, name);
   } finally {
     await execa('ip', ['netns', 'del', name], { reject: false });
     live.delete(name);

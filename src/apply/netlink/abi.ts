@@ -1,6 +1,7 @@
-// The parts of the kernel's netlink and nf_tables ABI nftproxy speaks (linux/netlink.h,
-// linux/netfilter/nfnetlink.h, linux/netfilter/nf_tables.h). Numbers only; checked against
-// the headers of this machine's kernel (test/apply/netlink/abi.test.ts compiles them).
+// The parts of the kernel's netlink, nf_tables and ctnetlink ABI nftproxy speaks
+// (linux/netlink.h, linux/netfilter/nfnetlink.h, linux/netfilter/nf_tables.h,
+// linux/netfilter/nfnetlink_conntrack.h). Numbers only; checked against the headers of this
+// machine's kernel (test/apply/netlink/abi.test.ts compiles them).
 
 export const NLMSG_HDRLEN = 16;
 export const NFGENMSG_LEN = 4;
@@ -81,3 +82,18 @@ export const UDATA_RULE_COMMENT = 0;
 export const UDATA_SET = { KEYBYTEORDER: 0, DATABYTEORDER: 1, MERGE_ELEMENTS: 2, KEY_TYPEOF: 3, DATA_TYPEOF: 4, DATA_INTERVAL: 6, COMMENT: 7 } as const;
 export const UDATA_SET_ELEM_COMMENT = 0;
 export const UDATA_TYPEOF = { EXPR: 0, DATA: 1 } as const;
+
+// ctnetlink (linux/netfilter/nfnetlink_conntrack.h): listing and deleting conntrack entries.
+export const NFNL_SUBSYS_CTNETLINK = 1;
+export const CT_MSG = { NEW: 0, GET: 1, DELETE: 2 } as const;
+export const CTA = { TUPLE_ORIG: 1, TUPLE_REPLY: 2, ID: 12, ZONE: 18, FILTER: 25 } as const;
+export const CTA_TUPLE = { IP: 1, PROTO: 2 } as const;
+export const CTA_IP = { V4_SRC: 1, V4_DST: 2, V6_SRC: 3, V6_DST: 4 } as const;
+export const CTA_PROTO = { NUM: 1, SRC_PORT: 2, DST_PORT: 3 } as const;
+export const CTA_FILTER = { ORIG_FLAGS: 1, REPLY_FLAGS: 2 } as const;
+/**
+ * Which fields of the request's CTA_TUPLE_ORIG a filtered dump compares. The kernel keeps
+ * these bits in net/netfilter/nf_internals.h, not in a uapi header, so no header test can
+ * check them: test/apply/conntrack.kernel.test.ts proves them by the flows a dump returns.
+ */
+export const CTA_FILTER_F = { IP_SRC: 1 << 0, IP_DST: 1 << 1, PROTO_NUM: 1 << 3, PROTO_SRC_PORT: 1 << 4, PROTO_DST_PORT: 1 << 5 } as const;

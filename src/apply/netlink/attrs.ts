@@ -105,6 +105,26 @@ export class MessageWriter {
     this.off += 8;
   }
 
+  /** 16 bits, network order (ports, conntrack zones) */
+  u16(type: number, v: number): void {
+    this.ensure(8);
+    this.buf.writeUInt16LE(6, this.off);
+    this.buf.writeUInt16LE(type, this.off + 2);
+    this.buf.writeUInt32LE(0, this.off + 4);
+    this.buf.writeUInt16BE(v, this.off + 4);
+    this.off += 8;
+  }
+
+  /** 32 bits in host order, which this module writes little-endian as it does nlmsghdr: the
+   *  few attributes the kernel reads as plain NLA_U32 (ctnetlink's filter flags) */
+  u32host(type: number, v: number): void {
+    this.ensure(8);
+    this.buf.writeUInt16LE(8, this.off);
+    this.buf.writeUInt16LE(type, this.off + 2);
+    this.buf.writeUInt32LE(v >>> 0, this.off + 4);
+    this.off += 8;
+  }
+
   u32(type: number, v: number): void {
     this.ensure(8);
     this.buf.writeUInt16LE(8, this.off);

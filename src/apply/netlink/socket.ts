@@ -107,13 +107,13 @@ export class NfSocket {
    * A dump request (GET… with NLM_F_DUMP) -> every message of the answer. A dump the kernel
    * marks interrupted (the ruleset changed while it was read) is read again.
    */
-  dump(type: number, family: number, put?: (w: MessageWriter) => void): Message[] {
+  dump(type: number, family: number, put?: (w: MessageWriter) => void, subsys = A.NFNL_SUBSYS_NFTABLES): Message[] {
     this.check();
     for (let attempt = 0; attempt < 10; attempt++) {
       this.drain();
       const w = new MessageWriter();
       const seq = this.seqs(1);
-      w.begin((A.NFNL_SUBSYS_NFTABLES << 8) | type, A.NLM_F.REQUEST | A.NLM_F.DUMP, seq, family);
+      w.begin((subsys << 8) | type, A.NLM_F.REQUEST | A.NLM_F.DUMP, seq, family);
       put?.(w);
       w.end();
       const sent = this.lib.writev(this.fd, w.finish());
@@ -165,6 +165,30 @@ export class NfSocket {
       } else found = m;
     }
     return found;
+  }
+
+  /**
+   * One request of another netfilter subsystem that asks only for the kernel's verdict (a
+   * ctnetlink delete): 0 when done, else the errno. Only EPERM throws: it means the socket can
+   * do nothing at all.
+   */
+  act(subsys: number, type: number, family: number, put: (w: MessageWriter) => void): number {
+    this.check();
+    this.drain();
+    const w = new MessageWriter();
+    const seq = this.seqs(1);
+    w.begin((subsys << 8) | type, A.NLM_F.REQUEST | A.NLM_F.ACK, seq, family);
+    put(w);
+    w.end();
+    const sent = this.lib.writev(this.fd, w.finish());
+    if (sent < 0) throw new NetlinkError('NETLINK_IO', `request failed: errno ${-sent}`);
+    for (const m of this.drain()) {
+      if (m.seq !== seq || m.type !== A.NLMSG.ERROR) continue;
+      const errno = -m.data.readInt32LE(16);
+      if (errno === 1) throw new NetlinkError('NETLINK_UNAVAILABLE', 'netfilter netlink refused us (EPERM): nftproxy needs root, or CAP_NET_ADMIN in its network namespace');
+      return errno;
+    }
+    throw new NetlinkError('NETLINK_IO', 'the kernel did not answer the request');
   }
 
   /**

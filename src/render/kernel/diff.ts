@@ -21,11 +21,16 @@
 //              then sets. A packet that took an old verdict before 2 committed still finds
 //              what it looks up, because none of it goes before 2 is acknowledged.
 // A change that only replaces values under the same keys is a switch alone: one transaction,
-// since the lookup path does not change. An endpoint replaced (the count unchanged) is still
-// three: the endpoint's hairpin pair is a shared element (refcounted across service ports), so
-// the new pair is made first and the old one cleaned after the switch, as for any shared key.
-// (The masquerade lookup is downstream of the DNAT and reads the generation current then, so the
-// new pair could probably ride with the switch; not done: it would need its own test under traffic.)
+// since the lookup path does not change.
+// The hairpin set is the one exception to "new keys are made first": it is looked up only in
+// nat-postrouting, a base chain a packet enters after its DNAT was decided, so at a generation
+// no older than the one that chose the endpoint. A new endpoint's pair therefore rides with the
+// switch that makes the endpoint reachable (a packet DNATed to it finds its pair), and an
+// endpoint replaced with the count unchanged costs two transactions (switch, clean). The old
+// pair still goes in clean: a packet DNATed to the old endpoint just before the switch may
+// reach postrouting just after it. test/datapath/make-before-break.datapath.test.ts runs a
+// hairpin storm from an endpoint that comes and goes.
+import { SET } from '../../compile/base-chains.js';
 import type { Op } from './ops.js';
 import { at, sameElement, sameRules } from './ops.js';
 import type { KFamily, KUnit, KUnitElement } from './family.js';
@@ -177,7 +182,7 @@ class DeltaBuilder {
     }
     for (const [k, d] of this.sharedDelta) {
       const cur = shared.get(k) ?? 0;
-      if (cur === 0 && d.n > 0) this.makeAdd.add(d.s.set, d.s.el);
+      if (cur === 0 && d.n > 0) (d.s.set === SET.hairpin ? this.switchAdd : this.makeAdd).add(d.s.set, d.s.el);
       if (cur > 0 && cur + d.n <= 0) this.cleanDel.add(d.s.set, d.s.el);
     }
     for (const [name, d] of this.groupDelta) {

@@ -44,13 +44,20 @@ const CHECKS: readonly (readonly [string, number])[] = [
   ...Object.entries(A.FIB).map(([k, v]) => [`NFTA_FIB_${k}`, v] as const), ['NFT_FIB_RESULT_ADDRTYPE', A.FIB_RESULT_ADDRTYPE], ['NFTA_FIB_F_SADDR', A.FIB_F.saddr], ['NFTA_FIB_F_DADDR', A.FIB_F.daddr],
   ...Object.entries(A.TRACE).map(([k, v]) => [`NFTA_TRACE_${k}`, v] as const),
   ...Object.entries(A.TRACETYPE).map(([k, v]) => [`NFT_TRACETYPE_${k}`, v] as const),
+  ['NFNL_SUBSYS_CTNETLINK', A.NFNL_SUBSYS_CTNETLINK],
+  ...Object.entries(A.CT_MSG).map(([k, v]) => [`IPCTNL_MSG_CT_${k}`, v] as const),
+  ...Object.entries(A.CTA).map(([k, v]) => [`CTA_${k}`, v] as const),
+  ...Object.entries(A.CTA_TUPLE).map(([k, v]) => [`CTA_TUPLE_${k}`, v] as const),
+  ...Object.entries(A.CTA_IP).map(([k, v]) => [`CTA_IP_${k}`, v] as const),
+  ...Object.entries(A.CTA_PROTO).map(([k, v]) => [`CTA_PROTO_${k}`, v] as const),
+  ...Object.entries(A.CTA_FILTER).map(([k, v]) => [`CTA_FILTER_${k}`, v] as const),
 ];
 
 describe('nf_tables ABI numbers', () => {
   it.skipIf(skip !== undefined)(`match this machine's kernel headers${skip ? ` [skipped: ${skip}]` : ''}`, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'nftproxy-abi-'));
     try {
-      const src = ['#include <stdio.h>', '#include <linux/netlink.h>', '#include <linux/netfilter/nfnetlink.h>', '#include <linux/netfilter/nf_tables.h>', '#include <linux/netfilter.h>', 'int main(void) {',
+      const src = ['#include <stdio.h>', '#include <linux/netlink.h>', '#include <linux/netfilter/nfnetlink.h>', '#include <linux/netfilter/nf_tables.h>', '#include <linux/netfilter/nfnetlink_conntrack.h>', '#include <linux/netfilter.h>', 'int main(void) {',
         ...CHECKS.map(([c]) => `  printf("%lld\\n", (long long)(${c}));`), '  return 0;', '}'].join('\n');
       await writeFile(join(dir, 'abi.c'), src);
       await execa(cc!, [join(dir, 'abi.c'), '-o', join(dir, 'abi')]);
