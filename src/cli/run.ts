@@ -77,7 +77,7 @@ export async function runDaemon(opts: RunOptions, hooks: RunHooks = {}): Promise
   const makeSource = (onChange: () => void): DaemonSource => {
     if (opts.manifests) {
       const w = new ManifestWatcher(opts.manifests, onChange, { info: (msg, f) => log.info(f ?? {}, msg), error: (msg, f) => log.error(f ?? {}, msg) });
-      return { start: () => w.start(), stop: () => w.stop(), snapshot: () => w.snapshot() };
+      return { start: () => w.start(), stop: () => w.stop(), snapshot: () => w.snapshot(), changesSince: (v) => w.changesSince(v) };
     }
     if (!hooks.kubernetesSource) throw new UsageError('--manifests DIR is required (no Kubernetes source in this build)');
     return hooks.kubernetesSource({ kubeconfig: d.kubeconfig, nodeName: base.nodeName, log, onChange });

@@ -52,6 +52,8 @@ export interface ProxierOptions {
 
 export class Proxier {
   private readonly quarantine = new Quarantine();
+  /** the source's version the model store last took in (sources that tell their changes) */
+  private sourceVersion: number | undefined;
   private loggedDiagnostics = new Map<Diagnostic, string>();
   private loggedConfigNotes = new Set<string>();
   private readonly store: ModelStore;
@@ -77,15 +79,18 @@ export class Proxier {
   /** `queuedAt`: performance.now() of the oldest change this sync includes (its log line's eventToAckMs) */
   async sync(reason: SyncReason, queuedAt?: number): Promise<boolean> {
     const start = performance.now();
-    const objects = this.o.source.snapshot();
     // The model, the compiled parts, the kernel objects and what is derived from them are kept
     // across syncs and updated for the services that changed (model-store.ts, incremental-
-    // compile.ts, kernelFamilyUpdate): a one-endpoint change costs that service.
-    const upd = this.store.update(objects);
+    // compile.ts, kernelFamilyUpdate): a one-endpoint change costs that service. A source that
+    // can say what changed (the manifest watcher) spares the walk over its whole snapshot.
+    const delta = this.o.source.changesSince?.(this.sourceVersion);
+    const upd = this.store.update(() => this.o.source.snapshot(), delta?.changes);
+    this.sourceVersion = delta?.version;
+    const objectsOf = (refs: ReadonlySet<string>) => this.store.objectsOf(refs);
     const built = upd.result;
     this.logDiagnostics(built.diagnostics);
     const dirty: Set<string> | 'all' = upd.dirty === 'all' ? 'all' : new Set(upd.dirty);
-    for (const r of this.quarantine.release(objects, dirty)) {
+    for (const r of this.quarantine.release(objectsOf, dirty)) {
       this.o.log.info({ service: r }, 'service changed: leaving quarantine');
       if (dirty !== 'all') dirty.add(r);
     }
@@ -127,7 +132,7 @@ export class Proxier {
       if (e instanceof ApplyError) {
         const culprits = [...new Set(e.culprits.map((id) => this.ports.serviceOfPort(id)).filter((s): s is string => s !== undefined))];
         if (culprits.length) {
-          this.quarantine.add(objects, culprits, e.error.message);
+          this.quarantine.add(objectsOf, culprits, e.error.message);
           // compiled again next time, now left out
           for (const c of culprits) this.requeued.add(c);
         }

@@ -2,8 +2,6 @@
 // objects change (a new version may be fine), so one bad Service never blocks the others.
 import { createHash } from 'node:crypto';
 import type { SourceObject } from '../model/build-model.js';
-import type { Model } from '../model/types.js';
-import { refString } from '../model/types.js';
 
 const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
@@ -31,36 +29,23 @@ function fingerprints(objects: readonly SourceObject[], refs: ReadonlySet<string
   return new Map([...refs].map((r) => [r, hashes.get(r)?.digest('hex') ?? 'absent']));
 }
 
+/** The objects (Service, EndpointSlices) of these services, as the last model update holds them, in a stable order. */
+export type ObjectsOf = (refs: ReadonlySet<string>) => readonly SourceObject[];
+
 export class Quarantine {
   private held = new Map<string, { fingerprint: string; reason: string }>();
 
-  add(objects: readonly SourceObject[], services: readonly string[], reason: string): void {
-    for (const [ref, fp] of fingerprints(objects, new Set(services))) this.held.set(ref, { fingerprint: fp, reason });
-  }
-
-  /** Drop quarantined services from the model; release the ones whose objects changed. */
-  apply(model: Model, objects: readonly SourceObject[]): { model: Model; released: string[]; held: { service: string; reason: string }[] } {
-    const released: string[] = [];
-    if (this.held.size === 0) return { model, released, held: [] };
-    const now = fingerprints(objects, new Set(this.held.keys()));
-    for (const [ref, q] of [...this.held]) {
-      if (now.get(ref) !== q.fingerprint) {
-        this.held.delete(ref);
-        released.push(ref);
-      }
-    }
-    const held = [...this.held].map(([service, q]) => ({ service, reason: q.reason }));
-    if (held.length === 0) return { model, released, held };
-    const services = model.services.filter((s) => !this.held.has(refString(s.ref)));
-    return { model: { ...model, services }, released, held };
+  add(objectsOf: ObjectsOf, services: readonly string[], reason: string): void {
+    const refs = new Set(services);
+    for (const [ref, fp] of fingerprints(objectsOf(refs), refs)) this.held.set(ref, { fingerprint: fp, reason });
   }
 
   /** Release the quarantined services whose objects changed; with `dirty` known, only those are fingerprinted. */
-  release(objects: readonly SourceObject[], dirty: ReadonlySet<string> | 'all'): string[] {
+  release(objectsOf: ObjectsOf, dirty: ReadonlySet<string> | 'all'): string[] {
     if (this.held.size === 0) return [];
     const candidates = new Set([...this.held.keys()].filter((r) => dirty === 'all' || dirty.has(r)));
     if (candidates.size === 0) return [];
-    const now = fingerprints(objects, candidates);
+    const now = fingerprints(objectsOf(candidates), candidates);
     const released: string[] = [];
     for (const ref of candidates) {
       if (now.get(ref) !== this.held.get(ref)!.fingerprint) {

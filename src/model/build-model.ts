@@ -13,6 +13,15 @@ export interface SourceObject {
   readonly origin?: string;
 }
 
+/**
+ * One change between two versions of a source: an object gone (before), come (after), or
+ * replaced (both). `before` is the very object the source handed out earlier.
+ */
+export interface SourceChange {
+  readonly before?: SourceObject;
+  readonly after?: SourceObject;
+}
+
 export interface BuildResult {
   readonly model: Model;
   readonly diagnostics: readonly Diagnostic[];

@@ -13,7 +13,7 @@
 // whose destinations (ClusterIP:port, NodePort …) collide with another's, or any change to
 // Services while some Service is skipped for such a conflict (who keeps a destination depends
 // on every claimant). Those are rare, and a full build gives the same answer as ever.
-import { type BuildResult, type SourceObject, buildModel, classify, nodePortClaimKeys, addressClaimKeys, objectKey } from './build-model.js';
+import { type BuildResult, type SourceChange, type SourceObject, buildModel, classify, nodePortClaimKeys, addressClaimKeys, objectKey } from './build-model.js';
 import type { Diagnostic } from './diagnostic.js';
 import { type EndpointSlice, type Model, type Node, type Service, refString } from './types.js';
 
@@ -72,12 +72,24 @@ export class ModelStore {
 
   constructor(private readonly proxyName = 'nftproxy') {}
 
-  update(objects: readonly SourceObject[]): ModelUpdate {
-    const pairs = this.prev && this.ix ? changedPairs(this.prev, objects) : undefined;
+  /**
+   * `objects`: the source's snapshot, or a function that makes it (called only when needed).
+   * `told`: what changed since the snapshot of the last update, when the source knows it: then
+   * nothing walks the snapshot, and a one-object change costs that object. Without it, the
+   * last snapshot and this one are compared by identity (O(objects), no object read).
+   */
+  update(objects: readonly SourceObject[] | (() => readonly SourceObject[]), told?: readonly SourceChange[]): ModelUpdate {
+    const list = typeof objects === 'function' ? objects : () => objects;
+    const pairs = !this.ix ? undefined : told ?? (this.prev ? changedPairs(this.prev, list()) : undefined);
     const inc = pairs && pairs.length <= MAX_INCREMENTAL ? this.incremental(pairs) : undefined;
-    this.prev = objects;
-    if (inc) return inc;
-    return this.full(objects, pairs);
+    if (inc) {
+      // a told update leaves no snapshot to compare the next one with: the next untold one builds afresh
+      this.prev = told ? undefined : list();
+      return inc;
+    }
+    const all = list();
+    this.prev = all;
+    return this.full(all, pairs);
   }
 
   private full(objects: readonly SourceObject[], pairs: readonly Pair[] | undefined): ModelUpdate {
@@ -127,6 +139,22 @@ export class ModelStore {
     if (this.holes.has(ref)) return undefined;
     const at = this.ix?.position.get(ref);
     return at === undefined ? undefined : this.ix!.services[at];
+  }
+
+  /**
+   * The source objects of these services (the Service and its EndpointSlices) as the last
+   * update left them, sorted by key: what a quarantine fingerprints. O(objects); only asked
+   * while a service is quarantined.
+   */
+  objectsOf(refs: ReadonlySet<string>): SourceObject[] {
+    const ix = this.ix;
+    if (!ix) return [];
+    const keys: string[] = [];
+    for (const key of ix.objects.keys()) {
+      const owner = key.startsWith('Service/') ? key.slice('Service/'.length) : ix.sliceOwner.get(key);
+      if (owner !== undefined && refs.has(owner)) keys.push(key);
+    }
+    return keys.sort().map((k) => ({ object: ix.objects.get(k) }));
   }
 
   /** EndpointSlices in the model */
@@ -291,7 +319,7 @@ function kindOf(o: unknown): 'Service' | 'EndpointSlice' | 'Node' | undefined {
   return o.kind === 'Service' || o.kind === 'EndpointSlice' || o.kind === 'Node' ? o.kind : undefined;
 }
 
-interface Pair { readonly before?: SourceObject; readonly after?: SourceObject }
+type Pair = SourceChange;
 
 /**
  * The positions where two snapshots differ, as (before, after) pairs: a replaced object, an

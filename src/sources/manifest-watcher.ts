@@ -16,7 +16,8 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { SourceObject } from '../model/build-model.js';
+import type { SourceChange, SourceObject } from '../model/build-model.js';
+import type { SourceDelta } from './object-source.js';
 import { buildModel } from '../model/build-model.js';
 import { formatDiagnostic } from '../model/diagnostic.js';
 import { formatManifestError, listManifestTree, parseManifest } from './manifests.js';
@@ -51,6 +52,12 @@ export class ManifestWatcher {
   private files = new Map<string, FileState>();
   /** snapshot(), until a file's good version changes */
   private objects: readonly SourceObject[] | undefined;
+  /** bumped by every change of a file's good version (changesSince) */
+  private version = 0;
+  /** the changes after version `loggedFrom`, oldest first: what changesSince can tell */
+  private readonly logged: { readonly version: number; readonly changes: readonly SourceChange[] }[] = [];
+  private loggedFrom = 0;
+  private loggedCount = 0;
   private readonly dirs = new Map<string, DirWatch>();
   private poll: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
@@ -101,6 +108,40 @@ export class ManifestWatcher {
     for (const f of [...this.files.keys()].sort()) for (const o of this.files.get(f)!.good ?? []) out.push(o);
     this.objects = out;
     return out;
+  }
+
+  /**
+   * What changed since version `since` (as an earlier call returned it): the objects of each
+   * file whose good version changed, the old ones as `before`, the new as `after`. So a sync
+   * after one small file changed reads that file's objects, not the directory's. For one
+   * consumer (the daemon's sync): what it has seen (versions up to `since`) is forgotten.
+   */
+  changesSince(since: number | undefined): SourceDelta {
+    if (since === undefined || since < this.loggedFrom) return { version: this.version, changes: undefined };
+    while (this.logged.length > 0 && this.logged[0]!.version <= since) this.loggedCount -= this.logged.shift()!.changes.length;
+    this.loggedFrom = Math.max(this.loggedFrom, since);
+    const changes: SourceChange[] = [];
+    for (const e of this.logged) for (const c of e.changes) changes.push(c);
+    return { version: this.version, changes };
+  }
+
+  /** A file's good version changed from `before` to `after` (undefined: none). */
+  private record(before: readonly SourceObject[] | undefined, after: readonly SourceObject[] | undefined): void {
+    this.objects = undefined;
+    this.version++;
+    // The first read is the first snapshot: nobody asks what changed before it.
+    if (!this.started) { this.loggedFrom = this.version; return; }
+    const changes: SourceChange[] = [];
+    for (const o of before ?? []) changes.push({ before: o });
+    for (const o of after ?? []) changes.push({ after: o });
+    this.logged.push({ version: this.version, changes });
+    this.loggedCount += changes.length;
+    // Nobody consuming (or a flood): beyond this many, the consumer compares snapshots instead.
+    while (this.loggedCount > MAX_LOGGED && this.logged.length > 0) {
+      const e = this.logged.shift()!;
+      this.loggedCount -= e.changes.length;
+      this.loggedFrom = e.version;
+    }
   }
 
   /** The directories watched now (for tests and status). */
@@ -177,9 +218,10 @@ export class ManifestWatcher {
     const present = new Set(listed.value.files);
     for (const f of [...this.files.keys()]) {
       if (present.has(f)) continue;
-      if (this.files.get(f)!.good?.length) changed = true;
+      const gone = this.files.get(f)!.good;
+      if (gone?.length) changed = true;
       this.files.delete(f);
-      this.objects = undefined;
+      this.record(gone, undefined);
       this.badFiles.delete(f);
       this.log.info('manifest removed', { file: f, by });
     }
@@ -196,7 +238,7 @@ export class ManifestWatcher {
       const result = await this.readGood(f);
       if (result.ok) {
         this.files.set(f, { seen: sig, good: result.objects });
-        this.objects = undefined;
+        this.record(prev?.good, result.objects);
         if (this.badFiles.delete(f)) this.log.info('manifest fixed', { file: f, by });
         else if (this.started) this.log.info('manifest changed', { file: f, by });
         changed = true;
@@ -226,3 +268,6 @@ export class ManifestWatcher {
     return { ok: true, objects: parsed.value };
   }
 }
+
+/** Changes remembered for changesSince; more than the model folds in one by one (2,000). */
+const MAX_LOGGED = 4096;

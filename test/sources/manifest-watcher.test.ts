@@ -160,4 +160,40 @@ describe('ManifestWatcher sees every change through its directory watches', () =
     expect(ports(w)).toEqual({ web: 85 });
     expect(changes).toBe(5);
    }, 30_000);
+
+  it('tells what changed since a version: the changed file\'s old objects as before, its new ones as after; each version once', async () => {
+    await writeFile(join(dir, 'web.yaml'), svc('web', 80));
+    await writeFile(join(dir, 'db.yaml'), svc('db', 5432));
+    const w = await startWatcher();
+    // no version yet: nothing to tell, compare snapshots
+    const first = w.changesSince(undefined);
+    expect(first.changes).toBeUndefined();
+    const before = w.snapshot().find((o) => (o.object as { metadata: { name: string } }).metadata.name === 'web')!;
+    replaceByRename(join(dir, 'web.yaml'), svc('web', 81));
+    await eventually(() => changes === 1, 'the edit');
+    const told = w.changesSince(first.version);
+    expect(told.version).toBeGreaterThan(first.version);
+    expect(told.changes).toHaveLength(2);
+    expect(told.changes![0]!.before).toBe(before); // the very object handed out before
+    const after = told.changes![1]!.after!;
+    expect(w.snapshot()).toContain(after);
+    expect(ports(w)).toEqual({ web: 81, db: 5432 });
+    // asked again from the new version: nothing; from the old one: forgotten (one consumer)
+    expect(w.changesSince(told.version).changes).toEqual([]);
+    await rm(join(dir, 'db.yaml'));
+    await eventually(() => changes === 2, 'the removal');
+    const gone = w.changesSince(told.version);
+    expect(gone.changes!.map((c) => [c.before ? 'before' : '', c.after ? 'after' : ''].join(''))).toEqual(['before']);
+    // a version older than what was taken in cannot be told any more
+    expect(w.changesSince(first.version).changes).toBeUndefined();
+  });
+
+  it('a file rejected keeps its last good version and tells nothing', async () => {
+    await writeFile(join(dir, 'web.yaml'), svc('web', 80));
+    const w = await startWatcher();
+    const v = w.changesSince(undefined).version;
+    replaceByRename(join(dir, 'web.yaml'), 'kind: Service\nmetadata: { name: [\n');
+    await eventually(() => logs.some((l) => l.msg === 'manifest rejected; keeping its last good version'), 'the rejection');
+    expect(w.changesSince(v)).toEqual({ version: v, changes: [] });
+  });
 });
