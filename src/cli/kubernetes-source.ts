@@ -1,13 +1,13 @@
 // `run` without --manifests: the Kubernetes API source (in-cluster config, or --kubeconfig).
 // The client library is imported only here and only when used: `run --manifests` does not
 // pay its memory.
-import type { DaemonSource } from '../sources/object-source.js';
+import type { DaemonSource, SourceDelta } from '../sources/object-source.js';
 import type { Logger } from 'pino';
 import type { SourceObject } from '../model/build-model.js';
 import { UsageError } from './load-inputs.js';
 
 export function kubernetesSourceFactory(o: { kubeconfig: string | undefined; nodeName: string; log: Logger; onChange: () => void }): DaemonSource {
-  let source: { start(): Promise<void>; stop(): void; snapshot(): readonly SourceObject[]; status(): { restarts: number } } | undefined;
+  let source: { start(): Promise<void>; stop(): void; snapshot(): readonly SourceObject[]; changesSince(since: number | undefined): SourceDelta; status(): { restarts: number } } | undefined;
   return {
     start: async () => {
       const { KubernetesSource, loadKubeConfig } = await import('../sources/kubernetes.js');
@@ -22,6 +22,7 @@ export function kubernetesSourceFactory(o: { kubeconfig: string | undefined; nod
     },
     stop: () => source?.stop(),
     snapshot: () => source?.snapshot() ?? [],
+    changesSince: (since) => source?.changesSince(since) ?? { version: 0, changes: undefined },
     status: () => source?.status() ?? { restarts: 0 },
   };
 }

@@ -83,7 +83,9 @@ export class Proxier {
     // across syncs and updated for the services that changed (model-store.ts, incremental-
     // compile.ts, kernelFamilyUpdate): a one-endpoint change costs that service. A source that
     // can say what changed (the manifest watcher) spares the walk over its whole snapshot.
-    const delta = this.o.source.changesSince?.(this.sourceVersion);
+    // A full sync (start, --sync-period, drift) takes the snapshot whatever the source tells:
+    // a told change missed would otherwise live until the object changed again.
+    const delta = this.o.source.changesSince?.(isFullReason(reason) ? undefined : this.sourceVersion);
     const upd = this.store.update(() => this.o.source.snapshot(), delta?.changes);
     this.sourceVersion = delta?.version;
     const objectsOf = (refs: ReadonlySet<string>) => this.store.objectsOf(refs);

@@ -204,6 +204,11 @@ export class ResilientInformer {
   private changes = 0;
   /** updates (by the object the cache got) in which nothing nftproxy reads changed */
   private readonly quiet = new WeakSet<KubernetesObject>();
+  /** the object the cache holds per namespace/name, as its events said: what an update replaced */
+  private readonly current = new Map<string, KubernetesObject>();
+  /** the cache's changes after version `loggedFrom`, oldest first (changesSince) */
+  private readonly logged: { readonly version: number; readonly before?: KubernetesObject; readonly after?: KubernetesObject }[] = [];
+  private loggedFrom = 0;
 
   constructor(
     kc: KubeConfig,
@@ -263,12 +268,12 @@ export class ResilientInformer {
     // Every change to the cache comes with one of these events (the cache sets an object only
     // for a new resourceVersion): `version` counts them, quiet ones too (their object replaced
     // the cached one), so a snapshot is rebuilt only after one.
-    this.lw.on('add', () => { this.changes++; changed(); });
+    this.lw.on('add', (o: KubernetesObject) => { this.note(o, o); changed(); });
     this.lw.on('update', (o: KubernetesObject) => {
-      this.changes++;
+      this.note(o, o);
       if (!this.quiet.has(o)) changed();
     });
-    this.lw.on('delete', () => { this.changes++; changed(); });
+    this.lw.on('delete', (o: KubernetesObject) => { this.note(o, undefined); changed(); });
     this.lw.on('error', (err: unknown) => this.failed(err));
   }
 
@@ -296,6 +301,31 @@ export class ResilientInformer {
   /** Changes whenever the cache does (see the event handlers). */
   get version(): number {
     return this.changes;
+  }
+
+  /**
+   * What the cache got since version `since` (as `version` read then): per event the object it
+   * replaced or dropped (`before`, the very object the cache held) and the one it got (`after`).
+   * Undefined when that is not known (no `since`, or older than what is remembered). For one
+   * consumer: what it has seen (versions up to `since`) is forgotten.
+   */
+  changesSince(since: number | undefined): { before?: KubernetesObject; after?: KubernetesObject }[] | undefined {
+    if (since === undefined || since < this.loggedFrom) return undefined;
+    while (this.logged.length > 0 && this.logged[0]!.version <= since) this.logged.shift();
+    this.loggedFrom = Math.max(this.loggedFrom, since);
+    return this.logged.map((e) => ({ ...(e.before ? { before: e.before } : {}), ...(e.after ? { after: e.after } : {}) }));
+  }
+
+  /** One cache event: `key` names the object, `after` is what the cache holds for it now (none: deleted). */
+  private note(key: KubernetesObject, after: KubernetesObject | undefined): void {
+    this.changes++;
+    const k = `${key.metadata?.namespace ?? ''}/${key.metadata?.name ?? ''}`;
+    const before = this.current.get(k);
+    if (after) this.current.set(k, after); else this.current.delete(k);
+    // The first list is the first snapshot: nobody asks what changed before it.
+    if (!this.synced) { this.loggedFrom = this.changes; return; }
+    this.logged.push({ version: this.changes, ...(before ? { before } : {}), ...(after ? { after } : {}) });
+    if (this.logged.length > MAX_LOGGED) this.loggedFrom = this.logged.shift()!.version;
   }
 
   /** The cached objects: trimmed (see kubernetes-trim.ts), with kind and apiVersion. */
@@ -365,3 +395,6 @@ function describe(err: unknown): string {
   }
   return String(err);
 }
+
+/** Cache events remembered for changesSince; more than the model folds in one by one (2,000). */
+const MAX_LOGGED = 4096;

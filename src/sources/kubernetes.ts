@@ -9,8 +9,8 @@
 //   proxying to what it last knew, which is what kube-proxy does too.
 import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { ObjectSource } from './object-source.js';
-import type { SourceObject } from '../model/build-model.js';
+import type { ObjectSource, SourceDelta } from './object-source.js';
+import type { SourceChange, SourceObject } from '../model/build-model.js';
 import { type InformerOptions, ResilientInformer, type ResourceSpec } from './kubernetes-informer.js';
 
 export type KubernetesSourceOptions = InformerOptions;
@@ -93,6 +93,28 @@ export class KubernetesSource implements ObjectSource {
   }
 
   private last: { readonly versions: readonly number[]; readonly parts: readonly (readonly SourceObject[])[]; readonly all: readonly SourceObject[] } | undefined;
+
+  /** the informers' versions when changesSince last answered, under the version it gave */
+  private mark: { readonly version: number; readonly versions: readonly number[] } | undefined;
+
+  /**
+   * What the caches got since `since` (a version this returned): the objects each event
+   * replaced, dropped or added, as the snapshot hands them out. Undefined changes when not
+   * known (no `since`, another `since` than the last answer's, or too much since). One consumer.
+   */
+  changesSince(since: number | undefined): SourceDelta {
+    const prev = this.mark;
+    const versions = this.informers.map((i) => i.version);
+    this.mark = { version: (prev?.version ?? 0) + 1, versions };
+    if (since === undefined || prev === undefined || since !== prev.version) return { version: this.mark.version, changes: undefined };
+    const changes: SourceChange[] = [];
+    for (const [k, i] of this.informers.entries()) {
+      const told = i.changesSince(prev.versions[k]);
+      if (told === undefined) return { version: this.mark.version, changes: undefined };
+      for (const c of told) changes.push({ ...(c.before ? { before: this.sourceObject(i.spec, c.before) } : {}), ...(c.after ? { after: this.sourceObject(i.spec, c.after) } : {}) });
+    }
+    return { version: this.mark.version, changes };
+  }
 
   status(): KubernetesSourceStatus {
     const all = this.informers.map((i) => ({ kind: i.spec.kind, s: i.status() }));

@@ -3,7 +3,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { buildModel, type SourceObject } from '../../src/model/build-model.js';
+import { buildModel, type SourceChange, type SourceObject } from '../../src/model/build-model.js';
 import { KubernetesSource, type KubernetesSourceOptions, loadKubeConfig } from '../../src/sources/kubernetes.js';
 import { FakeApiServer } from '../fake-apiserver/server.js';
 import { service, slice } from '../support/builders.js';
@@ -144,6 +144,20 @@ describe('first sync', () => {
   });
 });
 
+/**
+ * The snapshot `before` with the told changes applied, by identity (what the model folds in):
+ * every `before` must be an object `before` held.
+ */
+function applyTold(before: readonly SourceObject[], changes: readonly SourceChange[]): Set<SourceObject> {
+  const out = new Set(before);
+  for (const c of changes) if (c.before) {
+    expect(out.has(c.before), `told before ${c.before.origin} was handed out`).toBe(true);
+    out.delete(c.before);
+  }
+  for (const c of changes) if (c.after) out.add(c.after);
+  return out;
+}
+
 describe('changes after the first sync', () => {
   it.each([
     { what: 'Service added', act: (f: FakeApiServer) => f.create('Service', svc('shop', 'pay', '10.96.0.13')), want: [...SEEDED, 'Service shop/pay'].sort() },
@@ -154,6 +168,8 @@ describe('changes after the first sync', () => {
   ])('$what: onChange fires and the snapshot follows', async ({ act, want }) => {
     const src = makeSource();
     await src.start();
+    const v = src.changesSince(undefined);
+    expect(v.changes).toBeUndefined(); // nothing to tell before a first version
     const before = src.snapshot();
     // nothing new: the same snapshot, nothing copied
     expect(src.snapshot()).toBe(before);
@@ -161,6 +177,11 @@ describe('changes after the first sync', () => {
     await eventually(() => changes === 1, 'onChange');
     const after = src.snapshot();
     expect(refs(after)).toEqual(want);
+    // told: one change, and the last snapshot with it applied is this one, object for object
+    const told = src.changesSince(v.version);
+    expect(told.changes).toHaveLength(1);
+    expect(applyTold(before, told.changes!)).toEqual(new Set(after));
+    expect(src.changesSince(told.version).changes).toEqual([]);
     // what did not change is the very same object (the model's per-object cache skips it)
     const was = new Map(before.map((s) => [s.origin, s]));
     for (const s of after) if (was.has(s.origin)) expect(s).toBe(was.get(s.origin));
@@ -230,6 +251,8 @@ describe('resilience', () => {
   it('API server down while history is compacted: 410 on reconnect, relist, converge', async () => {
     const src = makeSource();
     await src.start();
+    const v = src.changesSince(undefined);
+    const before = src.snapshot();
     await fake.stop();
     fake.delete('Service', { metadata: { namespace: 'default', name: 'web' } });
     fake.compactHistory();
@@ -238,6 +261,10 @@ describe('resilience', () => {
     await eventually(() => !refs(src.snapshot()).includes('Service default/web'), 'relist');
     await eventually(() => src.status().connected, 'reconnect');
     expect(changes).toBe(1);
+    // the relist told what it changed: the snapshot before with it applied is the one now
+    const told = src.changesSince(v.version);
+    expect(told.changes).toBeDefined();
+    expect(applyTold(before, told.changes!)).toEqual(new Set(src.snapshot()));
   });
 
   it('a 500 on the relist after a 410 is retried too', async () => {
