@@ -11,6 +11,7 @@ import { NFGENMSG_LEN, NLA_F_NESTED, NLA_HDRLEN, NLMSG_HDRLEN } from './abi.js';
 const FIRST_CHUNK = 16 << 10;
 const CHUNK = 1 << 20;
 const align4 = (n: number): number => (n + 3) & ~3;
+const EMPTY = Buffer.alloc(0);
 
 export class MessageWriter {
   private readonly done: Buffer[] = [];
@@ -162,7 +163,8 @@ export class MessageWriter {
     const out = this.off > 0 ? [...this.done, this.buf.subarray(0, this.off)] : [...this.done];
     this.done.length = 0;
     this.bytesDone = 0;
-    this.buf = Buffer.allocUnsafe(FIRST_CHUNK);
+    // usually thrown away after this: a reused writer allocates again on its first write
+    this.buf = EMPTY;
     this.off = 0;
     this.messages = 0;
     return out;
@@ -182,7 +184,7 @@ export class MessageWriter {
     if (this.off + n <= this.buf.length) return;
     const start = this.msgStart >= 0 ? this.msgStart : this.off;
     const partial = this.off - start;
-    const next = Buffer.allocUnsafe(Math.max(Math.min(CHUNK, 2 * this.buf.length), 2 * (partial + n)));
+    const next = Buffer.allocUnsafe(Math.max(FIRST_CHUNK, Math.min(CHUNK, 2 * this.buf.length), 2 * (partial + n)));
     this.buf.copy(next, 0, start, this.off);
     if (start > 0) {
       this.done.push(this.buf.subarray(0, start));
