@@ -7,7 +7,7 @@ import type { Family, Ruleset } from '../ir/types.js';
 import { TABLE_NAME } from '../ir/types.js';
 import { AppliedFamily, type FamilyDelta } from '../render/kernel/diff.js';
 import { type KFamily, kernelFamilyOfTable } from '../render/kernel/family.js';
-import { type Op, type Transaction, fullOps } from '../render/kernel/ops.js';
+import { type Op, type TableLayout, type Transaction, fullOps } from '../render/kernel/ops.js';
 import type { KTableHead } from '../render/kernel/types.js';
 import { CONTENT_ERRNOS, type KernelWriter, type WriteError } from './kernel-writer.js';
 import { carriedAffinity } from './affinity-carry.js';
@@ -107,13 +107,26 @@ export class Applier {
     } catch {
       carry = { ops: [], carried: 0 };
     }
-    const tx = (extra: readonly Op[]): Transaction => ({ [Symbol.iterator]: () => fullOps(fams, HEADS, extra) });
-    let r = await this.writer.commit(tx(carry.ops));
+    // What the tables hold now: a table that exists is replaced in place, keeping the chains
+    // and sets it will hold again (ops.ts, fullOps, says why). Unknown (the writer cannot say,
+    // the dump failed), or refused in place (a set whose declaration changed between versions
+    // of nftproxy): the table is deleted and made again whole.
+    const existing = new Map<string, TableLayout | undefined>();
+    if (this.writer.layout) {
+      try {
+        for (const f of fams) existing.set(`${f.head.family} ${f.head.name}`, await this.writer.layout(f.head.family, f.head.name));
+      } catch {
+        existing.clear();
+      }
+    }
+    const tx = (extra: readonly Op[], known: ReadonlyMap<string, TableLayout | undefined>): Transaction => ({ [Symbol.iterator]: () => fullOps(fams, HEADS, extra, known) });
+    let r = await this.writer.commit(tx(carry.ops, existing));
     let carried = carry.carried;
     if (!r.ok && carry.ops.length > 0) {
-      r = await this.writer.commit(tx([]));
+      r = await this.writer.commit(tx([], existing));
       carried = 0;
     }
+    if (!r.ok && r.error.code === 'NFT_REJECTED' && [...existing.values()].some((l) => l !== undefined)) r = await this.writer.commit(tx([], new Map()));
     if (!r.ok) {
       // The kernel undid the whole transaction: it still holds the previous state, but after a
       // failure we stop trusting our record of it; the next attempt is a full replace.

@@ -4,7 +4,7 @@
 // make-before-break transactions without root.
 import type { Family } from '../ir/types.js';
 import type { Result } from '../model/result.js';
-import type { Transaction } from '../render/kernel/ops.js';
+import type { TableLayout, Transaction } from '../render/kernel/ops.js';
 import type { KElement } from '../render/kernel/types.js';
 
 export type WriteError =
@@ -26,6 +26,11 @@ export interface KernelWriter {
   commit(tx: Transaction): Promise<Result<CommitInfo, WriteError>>;
   /** The elements of a set the kernel fills itself (session affinity), with their timeouts; undefined when absent. */
   listDynamicSet(family: Family, table: string, set: string, shapeKeyLen: number): Promise<KElement[] | undefined>;
+  /**
+   * What a table holds, by name (chains with their hooks, named sets); undefined when it does
+   * not exist. Optional: without it a full sync deletes and remakes the table.
+   */
+  layout?(family: Family, table: string): Promise<TableLayout | undefined>;
   /** Which of nftproxy's tables exist, with their chain and set counts. */
   tables(name: string): Promise<{ family: Family; chains: number; sets: number }[]>;
 }

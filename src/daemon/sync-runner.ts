@@ -18,7 +18,8 @@ export interface SyncRunnerOptions {
 
 export class SyncRunner {
   private lastStart = -Infinity;
-  private timer: NodeJS.Timeout | undefined;
+  /** the scheduled run, if any (a timeout, or an immediate when nothing holds it back) */
+  private timer: { cancel(): void } | undefined;
   private periodic: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private pending: SyncReason | undefined;
@@ -54,7 +55,7 @@ export class SyncRunner {
   /** Stop scheduling; resolves when a sync in flight has finished. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     if (this.periodic) clearTimeout(this.periodic);
     await this.running;
   }
@@ -74,10 +75,19 @@ export class SyncRunner {
   }
 
   private schedule(delayMs: number): void {
-    this.timer = setTimeout(() => {
+    const run = (): void => {
       this.timer = undefined;
       void this.runOnce();
-    }, delayMs);
+    };
+    // Nothing to wait for: the next turn of the event loop. setTimeout(0) waits at least 1 ms,
+    // a quarter of a one-endpoint sync's whole event -> ack.
+    if (delayMs <= 0) {
+      const h = setImmediate(run);
+      this.timer = { cancel: () => clearImmediate(h) };
+    } else {
+      const h = setTimeout(run, delayMs);
+      this.timer = { cancel: () => clearTimeout(h) };
+    }
   }
 
   private armPeriodic(): void {

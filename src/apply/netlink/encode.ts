@@ -92,7 +92,7 @@ function anonLayout(f: Family, s: AnonSet): SetLayout {
   }
 }
 
-const HOOKNUM = { prerouting: 0, input: 1, forward: 2, output: 3, postrouting: 4 } as const;
+export const HOOKNUM = { prerouting: 0, input: 1, forward: 2, output: 3, postrouting: 4 } as const;
 
 /** What a message of the batch was for: named in errors. */
 export interface MessageInfo {
@@ -175,6 +175,20 @@ export function encodeBatch(ops: Iterable<Op>, seq: number): Batch {
           w.u32(A.HOOK.PRIORITY, op.chain.hook.priority);
           w.close(h);
         }
+        w.end(); count++;
+        break;
+      case 'flush-table':
+        // no chain named: the kernel deletes every rule of the table
+        replacesTables = true;
+        msg(A.MSG.DELRULE, 0, f, `flush table ${f} ${op.table}`);
+        w.str(A.RULE.TABLE, op.table);
+        w.end(); count++;
+        break;
+      case 'flush-set':
+        // no elements listed: the kernel deletes every element of the set
+        msg(A.MSG.DELSETELEM, 0, f, `flush ${op.kind} ${op.name}`);
+        w.str(A.SET_ELEM_LIST.TABLE, op.table);
+        w.str(A.SET_ELEM_LIST.SET, op.name);
         w.end(); count++;
         break;
       case 'flush-chain':

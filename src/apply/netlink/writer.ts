@@ -3,12 +3,13 @@
 // encoding (microseconds), a full sync one send of the whole batch.
 import type { Family } from '../../ir/types.js';
 import { type Result, err, ok } from '../../model/result.js';
-import type { Transaction } from '../../render/kernel/ops.js';
-import type { KElement } from '../../render/kernel/types.js';
+import type { TableLayout, Transaction } from '../../render/kernel/ops.js';
+import type { KElement, KHook } from '../../render/kernel/types.js';
 import type { CommitInfo, KernelWriter, WriteError } from '../kernel-writer.js';
 import * as A from './abi.js';
 import { attrList, bodyAttrs, familyOf, str, u64 } from './attrs.js';
-import { type Batch, encodeBatch } from './encode.js';
+import { type Batch, HOOKNUM, encodeBatch } from './encode.js';
+import { readChains } from './dump.js';
 import { NetlinkError, NfSocket, type Refusal, errnoText } from './socket.js';
 import { type MonitorOptions, TableMonitor } from './monitor.js';
 
@@ -87,6 +88,27 @@ export class NetlinkWriter implements KernelWriter {
       }
     }
     return out;
+  }
+
+  async layout(family: Family, table: string): Promise<TableLayout | undefined> {
+    const sock = this.socket();
+    if (!sock.get(A.MSG.GETTABLE, A.NFPROTO[family], (w) => w.str(A.TABLE.NAME, table))) return undefined;
+    const hookName = (n: number): KHook['hook'] | undefined => (Object.entries(HOOKNUM) as [KHook['hook'], number][]).find(([, v]) => v === n)?.[0];
+    const chains = readChains(sock, family, table).map((c): TableLayout['chains'][number] => {
+      const hook = c.hook ? hookName(c.hook.hooknum) : undefined;
+      const type = c.hook?.type;
+      const kh: KHook | undefined = c.hook && hook && (type === 'filter' || type === 'nat') ? { type, hook, priority: c.hook.priority } : undefined;
+      return { name: c.name, ...(kh ? { hook: kh } : {}), policyAccept: c.hook?.policy === A.VERDICT_CODE.accept };
+    });
+    const sets: { name: string; kind: 'set' | 'map' }[] = [];
+    for (const m of sock.dump(A.MSG.GETSET, A.NFPROTO[family], (w) => w.str(A.SET.TABLE, table))) {
+      const a = bodyAttrs(m);
+      const name = str(a.get(A.SET.NAME));
+      const flags = a.get(A.SET.FLAGS)?.readUInt32BE(0) ?? 0;
+      if (str(a.get(A.SET.TABLE)) !== table || name === undefined || flags & A.SET_F.ANONYMOUS) continue;
+      sets.push({ name, kind: flags & A.SET_F.MAP ? 'map' : 'set' });
+    }
+    return { chains, sets };
   }
 
   async tables(name: string): Promise<{ family: Family; chains: number; sets: number }[]> {

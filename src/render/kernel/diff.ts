@@ -32,7 +32,7 @@
 // hairpin storm from an endpoint that comes and goes.
 import { SET } from '../../compile/base-chains.js';
 import type { Op } from './ops.js';
-import { at, sameElement, sameRules } from './ops.js';
+import { at, sameElement, sameRules, setKind } from './ops.js';
 import type { KFamily, KUnit, KUnitElement } from './family.js';
 import type { GroupObjects } from './objects.js';
 import type { KChain, KElement, KSet, SetShape } from './types.js';
@@ -253,7 +253,7 @@ class DeltaBuilder {
       ...elementOps('delete-elements', this.cleanDel),
       ...this.goneChains.map((c): Op => ({ ...w, op: 'flush-chain', name: c.name, ...(c.owner ? { owner: c.owner } : {}) })),
       ...this.goneChains.map((c): Op => ({ ...w, op: 'delete-chain', name: c.name, ...(c.owner ? { owner: c.owner } : {}) })),
-      ...this.goneSets.map((s): Op => ({ ...w, op: 'delete-set', name: s.name, shape: s.shape })),
+      ...this.goneSets.map((s): Op => ({ ...w, op: 'delete-set', name: s.name, kind: setKind(s.shape) })),
     ];
     return { make, switch: sw, clean };
   }

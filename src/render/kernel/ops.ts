@@ -11,7 +11,11 @@ export type Op =
   | At & { readonly op: 'add-table'; readonly comment?: string }
   | At & { readonly op: 'delete-table' }
   | At & { readonly op: 'add-set'; readonly set: KSetDecl; readonly owner?: string }
-  | At & { readonly op: 'delete-set'; readonly name: string; readonly shape: SetShape; readonly owner?: string }
+  | At & { readonly op: 'delete-set'; readonly name: string; readonly kind: 'set' | 'map'; readonly owner?: string }
+  /** every rule of every chain of the table (the chains and sets stay) */
+  | At & { readonly op: 'flush-table' }
+  /** every element of a set or map (the set stays) */
+  | At & { readonly op: 'flush-set'; readonly name: string; readonly kind: 'set' | 'map' }
   | At & { readonly op: 'add-chain'; readonly chain: { readonly name: string; readonly hook?: KHook }; readonly owner?: string }
   | At & { readonly op: 'flush-chain'; readonly name: string; readonly owner?: string }
   | At & { readonly op: 'delete-chain'; readonly name: string; readonly owner?: string }
@@ -23,30 +27,78 @@ export type Transaction = Iterable<Op>;
 
 export const at = (h: KTableHead): At => ({ family: h.family, table: h.name });
 
+/** What a table holds, by name: what a full replace in place deletes, and which base chains it keeps. */
+export interface TableLayout {
+  readonly chains: readonly { readonly name: string; readonly hook?: KHook; readonly policyAccept: boolean }[];
+  /** named sets and maps (anonymous ones go with their rules) */
+  readonly sets: readonly { readonly name: string; readonly kind: 'set' | 'map' }[];
+}
+
 /**
- * The full sync, as one transaction: each family's table is created if missing and deleted
- * (so a table left by an earlier run goes, whatever it held), then made again whole. Families
- * in `heads` without a desired table are only removed. A generator: the netlink writer
- * encodes it as it goes, so the whole transaction never exists twice in memory.
- * `extra` adds elements after the tables are filled (session affinity carried over).
+ * The full sync, as one transaction. Families in `heads` without a desired table are removed
+ * (created if missing, then deleted). A desired table that does not exist, or whose content is
+ * not known (`existing` without it), is created if missing, deleted and made again whole.
+ *
+ * A desired table whose content is known is replaced *in place*, as upstream's full sync does:
+ * every chain and named set it will hold again keeps its kernel object (base chains only with
+ * the same hook, type, priority and policy): its rules and elements are flushed and filled
+ * again in the same transaction; only what goes away is deleted and only what is new is made.
+ * Why not delete the table and make it again: a packet that entered a base chain before the
+ * commit keeps running the old rules after it, but each of its lookups reads the generation
+ * current then. Had the old maps been deleted, their elements are gone for it (the kernel
+ * deactivates a deleted map's elements); had the base chains been remade, a new chain's hook
+ * is registered ahead of the old one and a packet can pass both, the new one before the commit
+ * (no rules yet) and the old one after (none any more). Either way it leaves un-NATed and is
+ * refused. With the objects kept, an old rule's lookup finds the same key again (the new
+ * element), and a `goto` to a kept chain runs that chain's old rules. What changed between
+ * the two states (a service's endpoint count, a service gone) can still be seen half old, half
+ * new, as in any single transaction; the ordered transactions of a partial sync do not apply
+ * here because a restarted daemon does not know what the table holds, element by element.
+ *
+ * A generator: the netlink writer encodes it as it goes, so the whole transaction never exists
+ * twice in memory. `extra` adds elements after the tables are filled (session affinity carried over).
  */
-export function* fullOps(fams: readonly KFamily[], heads: readonly KTableHead[], extra: readonly Op[] = []): Generator<Op> {
+export function* fullOps(fams: readonly KFamily[], heads: readonly KTableHead[], extra: readonly Op[] = [], existing?: ReadonlyMap<string, TableLayout | undefined>): Generator<Op> {
+  const layoutOf = (h: KTableHead): TableLayout | undefined => existing?.get(`${h.family} ${h.name}`);
+  const wanted = new Set(fams.map((f) => `${f.head.family} ${f.head.name}`));
   for (const h of heads) {
+    if (wanted.has(`${h.family} ${h.name}`) && layoutOf(h)) continue; // replaced in place below
     yield { ...at(h), op: 'add-table' };
     yield { ...at(h), op: 'delete-table' };
   }
   for (const f of fams) {
     const where = at(f.head);
-    yield { ...where, op: 'add-table', comment: f.head.comment };
-    const sets = familySets(f);
-    for (const s of sets) yield { ...where, op: 'add-set', set: s.decl };
     const chains = [...familyChains(f)];
-    for (const c of chains) yield { ...where, op: 'add-chain', chain: { name: c.name, ...(c.hook ? { hook: c.hook } : {}) }, ...(c.owner ? { owner: c.owner } : {}) };
+    const sets = familySets(f);
+    const had = layoutOf(f.head);
+    const keptChains = new Set<string>(), keptSets = new Set<string>();
+    yield { ...where, op: 'add-table', comment: f.head.comment };
+    if (had) {
+      const wantChains = new Map(chains.map((c) => [c.name, c]));
+      for (const c of had.chains) {
+        const w = wantChains.get(c.name);
+        if (!w) continue;
+        const sameHook = !c.hook && !w.hook ? true : !!c.hook && !!w.hook && c.policyAccept && c.hook.type === w.hook.type && c.hook.hook === w.hook.hook && c.hook.priority === w.hook.priority;
+        if (sameHook) keptChains.add(c.name);
+      }
+      const wantSets = new Map(sets.map((s) => [s.decl.name, s]));
+      for (const s of had.sets) if (wantSets.has(s.name) && setKind(wantSets.get(s.name)!.decl.shape) === s.kind) keptSets.add(s.name);
+      // rules first (they hold the sets and the chains they jump to), then elements and maps
+      // (their verdicts hold chains), then the chains
+      yield { ...where, op: 'flush-table' };
+      for (const s of had.sets) yield keptSets.has(s.name) ? { ...where, op: 'flush-set', name: s.name, kind: s.kind } : { ...where, op: 'delete-set', name: s.name, kind: s.kind };
+      for (const c of had.chains) if (!keptChains.has(c.name)) yield { ...where, op: 'delete-chain', name: c.name };
+    }
+    for (const s of sets) if (!keptSets.has(s.decl.name)) yield { ...where, op: 'add-set', set: s.decl };
+    for (const c of chains) if (!keptChains.has(c.name)) yield { ...where, op: 'add-chain', chain: { name: c.name, ...(c.hook ? { hook: c.hook } : {}) }, ...(c.owner ? { owner: c.owner } : {}) };
     for (const c of chains) for (const rule of c.rules) yield { ...where, op: 'add-rule', chain: c.name, rule };
     for (const s of sets) if (s.elements?.length) yield { ...where, op: 'add-elements', set: s.decl.name, shape: s.decl.shape, elements: s.elements };
   }
   yield* extra;
 }
+
+/** A set shape's kind: a map when it has data. */
+export const setKind = (shape: SetShape): 'set' | 'map' => (shape.includes(':') ? 'map' : 'set');
 
 /** How many objects and elements a transaction touches: what a sync costs the kernel. */
 export function opCount(ops: Iterable<Op>): number {

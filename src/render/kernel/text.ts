@@ -12,9 +12,9 @@ const addrType = (f: Family): string => (f === 'ip' ? 'ipv4_addr' : 'ipv6_addr')
 const kw = (f: Family): string => (f === 'ip' ? 'ip' : 'ip6');
 const quoted = (s: string): string => `"${s}"`;
 
-export function setKind(shape: SetShape): 'set' | 'map' {
-  return shape.includes(':') ? 'map' : 'set';
-}
+import { setKind } from './ops.js';
+
+export { setKind };
 
 /** The declaration lines of a set (type, size, flags, timeout, comment), without elements. */
 export function setDeclLines(f: Family, s: KSetDecl): string[] {
@@ -121,7 +121,9 @@ export function opsText(ops: Iterable<Op>): string {
       case 'add-table': out.push(`add table ${at}${op.comment ? ` { comment ${quoted(op.comment)}; }` : ''}`); break;
       case 'delete-table': out.push(`delete table ${at}`); break;
       case 'add-set': out.push(`add ${setKind(op.set.shape)} ${at} ${op.set.name} { ${setDeclLines(op.family, op.set).join('; ')}; }`); break;
-      case 'delete-set': out.push(`delete ${setKind(op.shape)} ${at} ${op.name}`); break;
+      case 'delete-set': out.push(`delete ${op.kind} ${at} ${op.name}`); break;
+      case 'flush-table': out.push(`flush table ${at}`); break;
+      case 'flush-set': out.push(`flush ${op.kind} ${at} ${op.name}`); break;
       case 'add-chain': out.push(`add chain ${at} ${op.chain.name}${op.chain.hook ? ` { ${hookText(op.chain.hook)} }` : ''}`); break;
       case 'flush-chain': out.push(`flush chain ${at} ${op.name}`); break;
       case 'delete-chain': out.push(`delete chain ${at} ${op.name}`); break;
