@@ -1,7 +1,7 @@
 // The CLI contract: exit codes, messages on stderr, data on stdout, and dump's output
 // loading into the real kernel (in a throwaway network namespace), in both formats.
-import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
@@ -14,6 +14,7 @@ async function run(args: string[]): Promise<{ code: number; out: string; err: st
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'nftproxy-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const file = (name: string, text: string): string => { const p = join(dir, name); writeFileSync(p, text); return p; };
 const GOOD = file('good.yaml', `apiVersion: v1
 kind: Service

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { loadRunConfig } from '../../src/cli/config.js';
-import { writeFileSync, mkdtempSync, existsSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { KUBECTL } from '../fake-apiserver/clients.js';
@@ -101,9 +101,10 @@ describe('deploy/ manifests', () => {
 
   it('the ConfigMap holds a KubeProxyConfiguration nftproxy accepts', async () => {
     const cm = docs.find((d) => d.obj.kind === 'ConfigMap')!.obj as unknown as k8s.V1ConfigMap;
-    const file = join(mkdtempSync(join(tmpdir(), 'nftproxy-cm-')), 'config.yaml');
+    const dir = mkdtempSync(join(tmpdir(), 'nftproxy-cm-'));
+    const file = join(dir, 'config.yaml');
     writeFileSync(file, cm.data!['config.yaml']!);
-    const r = await loadRunConfig({ config: file, node: 'n1' });
+    const r = await loadRunConfig({ config: file, node: 'n1' }).finally(() => rmSync(dir, { recursive: true, force: true }));
     expect(r.ok && r.value.daemon).toMatchObject({ healthzBindAddress: '0.0.0.0:10256', syncPeriod: '1h', minSyncPeriod: '1s' });
     expect(c.args).toEqual(['run', '--config=/etc/nftproxy/config.yaml']);
   });
