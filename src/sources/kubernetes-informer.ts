@@ -22,6 +22,7 @@ import { type KubeConfig, type KubernetesObject, ListWatch, Watch } from '@kuber
 import type { Logger } from 'pino';
 import { listAll } from './kubernetes-list.js';
 import { sameButVersion, trimObject } from './kubernetes-trim.js';
+import { ChangeLog } from './change-log.js';
 
 export interface ResourceSpec {
   readonly kind: 'Service' | 'EndpointSlice' | 'Node';
@@ -206,9 +207,8 @@ export class ResilientInformer {
   private readonly quiet = new WeakSet<KubernetesObject>();
   /** the object the cache holds per namespace/name, as its events said: what an update replaced */
   private readonly current = new Map<string, KubernetesObject>();
-  /** the cache's changes after version `loggedFrom`, oldest first (changesSince) */
-  private readonly logged: { readonly version: number; readonly before?: KubernetesObject; readonly after?: KubernetesObject }[] = [];
-  private loggedFrom = 0;
+  /** the cache's changes, for changesSince */
+  private readonly logged = new ChangeLog<{ readonly before?: KubernetesObject; readonly after?: KubernetesObject }>(MAX_LOGGED);
 
   constructor(
     kc: KubeConfig,
@@ -310,10 +310,7 @@ export class ResilientInformer {
    * consumer: what it has seen (versions up to `since`) is forgotten.
    */
   changesSince(since: number | undefined): { before?: KubernetesObject; after?: KubernetesObject }[] | undefined {
-    if (since === undefined || since < this.loggedFrom) return undefined;
-    while (this.logged.length > 0 && this.logged[0]!.version <= since) this.logged.shift();
-    this.loggedFrom = Math.max(this.loggedFrom, since);
-    return this.logged.map((e) => ({ ...(e.before ? { before: e.before } : {}), ...(e.after ? { after: e.after } : {}) }));
+    return this.logged.since(since);
   }
 
   /** One cache event: `key` names the object, `after` is what the cache holds for it now (none: deleted). */
@@ -323,9 +320,8 @@ export class ResilientInformer {
     const before = this.current.get(k);
     if (after) this.current.set(k, after); else this.current.delete(k);
     // The first list is the first snapshot: nobody asks what changed before it.
-    if (!this.synced) { this.loggedFrom = this.changes; return; }
-    this.logged.push({ version: this.changes, ...(before ? { before } : {}), ...(after ? { after } : {}) });
-    if (this.logged.length > MAX_LOGGED) this.loggedFrom = this.logged.shift()!.version;
+    if (!this.synced) { this.logged.startAt(this.changes); return; }
+    this.logged.add(this.changes, [{ ...(before ? { before } : {}), ...(after ? { after } : {}) }]);
   }
 
   /** The cached objects: trimmed (see kubernetes-trim.ts), with kind and apiVersion. */

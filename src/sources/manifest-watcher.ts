@@ -18,6 +18,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { SourceChange, SourceObject } from '../model/build-model.js';
 import type { SourceDelta } from './object-source.js';
+import { ChangeLog } from './change-log.js';
 import { buildModel } from '../model/build-model.js';
 import { formatDiagnostic } from '../model/diagnostic.js';
 import { formatManifestError, listManifestTree, parseManifest } from './manifests.js';
@@ -54,10 +55,8 @@ export class ManifestWatcher {
   private objects: readonly SourceObject[] | undefined;
   /** bumped by every change of a file's good version (changesSince) */
   private version = 0;
-  /** the changes after version `loggedFrom`, oldest first: what changesSince can tell */
-  private readonly logged: { readonly version: number; readonly changes: readonly SourceChange[] }[] = [];
-  private loggedFrom = 0;
-  private loggedCount = 0;
+  /** what changesSince can tell */
+  private readonly logged = new ChangeLog<SourceChange>(MAX_LOGGED);
   private readonly dirs = new Map<string, DirWatch>();
   private poll: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
@@ -117,12 +116,7 @@ export class ManifestWatcher {
    * consumer (the daemon's sync): what it has seen (versions up to `since`) is forgotten.
    */
   changesSince(since: number | undefined): SourceDelta {
-    if (since === undefined || since < this.loggedFrom) return { version: this.version, changes: undefined };
-    while (this.logged.length > 0 && this.logged[0]!.version <= since) this.loggedCount -= this.logged.shift()!.changes.length;
-    this.loggedFrom = Math.max(this.loggedFrom, since);
-    const changes: SourceChange[] = [];
-    for (const e of this.logged) for (const c of e.changes) changes.push(c);
-    return { version: this.version, changes };
+    return { version: this.version, changes: this.logged.since(since) };
   }
 
   /** A file's good version changed from `before` to `after` (undefined: none). */
@@ -130,18 +124,11 @@ export class ManifestWatcher {
     this.objects = undefined;
     this.version++;
     // The first read is the first snapshot: nobody asks what changed before it.
-    if (!this.started) { this.loggedFrom = this.version; return; }
+    if (!this.started) { this.logged.startAt(this.version); return; }
     const changes: SourceChange[] = [];
     for (const o of before ?? []) changes.push({ before: o });
     for (const o of after ?? []) changes.push({ after: o });
-    this.logged.push({ version: this.version, changes });
-    this.loggedCount += changes.length;
-    // Nobody consuming (or a flood): beyond this many, the consumer compares snapshots instead.
-    while (this.loggedCount > MAX_LOGGED && this.logged.length > 0) {
-      const e = this.logged.shift()!;
-      this.loggedCount -= e.changes.length;
-      this.loggedFrom = e.version;
-    }
+    this.logged.add(this.version, changes);
   }
 
   /** The directories watched now (for tests and status). */

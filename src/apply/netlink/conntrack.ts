@@ -49,7 +49,7 @@ export function listFlows(sock: NfSocket, q: FlowQuery): ListedFlow[] {
     const tuple = w.open(A.CTA.TUPLE_ORIG);
     if (q.origDst !== undefined && q.family === 'ip') {
       const ip = w.open(A.CTA_TUPLE.IP);
-      w.bytes(q.family === 'ip' ? A.CTA_IP.V4_DST : A.CTA_IP.V6_DST, addrBytes(q.origDst));
+      w.bytes(A.CTA_IP.V4_DST, addrBytes(q.origDst));
       w.close(ip);
       flags |= A.CTA_FILTER_F.IP_DST;
     }

@@ -145,22 +145,12 @@ export class NfSocket {
 
   /** A GET without NLM_F_DUMP: the one object, or undefined when the kernel says ENOENT. */
   get(type: number, family: number, put: (w: MessageWriter) => void): Message | undefined {
-    this.check();
-    this.drain();
-    const w = new MessageWriter();
-    const seq = this.seqs(1);
-    w.begin((A.NFNL_SUBSYS_NFTABLES << 8) | type, A.NLM_F.REQUEST | A.NLM_F.ACK, seq, family);
-    put(w);
-    w.end();
-    const sent = this.lib.writev(this.fd, w.finish());
-    if (sent < 0) throw new NetlinkError('NETLINK_IO', `request failed: errno ${-sent}`);
+    const { seq, answers } = this.request(A.NFNL_SUBSYS_NFTABLES, type, family, put);
     let found: Message | undefined;
-    for (const m of this.drain()) {
-      if (m.seq !== seq) continue;
+    for (const m of answers) {
       if (m.type === A.NLMSG.ERROR) {
         const errno = -m.data.readInt32LE(16);
         if (errno === 2) return undefined;
-        if (errno === 1) throw new NetlinkError('NETLINK_UNAVAILABLE', 'netfilter netlink refused us (EPERM): nftproxy needs root, or CAP_NET_ADMIN in its network namespace');
         if (errno !== 0) throw new NetlinkError('NFT_REJECTED', `request refused: ${errnoText(errno)}`, [{ seq, errno }]);
       } else found = m;
     }
@@ -173,6 +163,12 @@ export class NfSocket {
    * do nothing at all.
    */
   act(subsys: number, type: number, family: number, put: (w: MessageWriter) => void): number {
+    for (const m of this.request(subsys, type, family, put).answers) if (m.type === A.NLMSG.ERROR) return -m.data.readInt32LE(16);
+    throw new NetlinkError('NETLINK_IO', 'the kernel did not answer the request');
+  }
+
+  /** One acknowledged request: the kernel's answers to it (an EPERM among them throws). */
+  private request(subsys: number, type: number, family: number, put: (w: MessageWriter) => void): { seq: number; answers: Message[] } {
     this.check();
     this.drain();
     const w = new MessageWriter();
@@ -182,13 +178,9 @@ export class NfSocket {
     w.end();
     const sent = this.lib.writev(this.fd, w.finish());
     if (sent < 0) throw new NetlinkError('NETLINK_IO', `request failed: errno ${-sent}`);
-    for (const m of this.drain()) {
-      if (m.seq !== seq || m.type !== A.NLMSG.ERROR) continue;
-      const errno = -m.data.readInt32LE(16);
-      if (errno === 1) throw new NetlinkError('NETLINK_UNAVAILABLE', 'netfilter netlink refused us (EPERM): nftproxy needs root, or CAP_NET_ADMIN in its network namespace');
-      return errno;
-    }
-    throw new NetlinkError('NETLINK_IO', 'the kernel did not answer the request');
+    const answers = this.drain().filter((m) => m.seq === seq);
+    if (answers.some((m) => m.type === A.NLMSG.ERROR && m.data.readInt32LE(16) === -1)) throw new NetlinkError('NETLINK_UNAVAILABLE', 'netfilter netlink refused us (EPERM): nftproxy needs root, or CAP_NET_ADMIN in its network namespace');
+    return { seq, answers };
   }
 
   /**

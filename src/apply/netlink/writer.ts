@@ -9,7 +9,7 @@ import type { CommitInfo, KernelWriter, WriteError } from '../kernel-writer.js';
 import * as A from './abi.js';
 import { attrList, bodyAttrs, familyOf, str, u64 } from './attrs.js';
 import { type Batch, HOOKNUM, encodeBatch } from './encode.js';
-import { readChains } from './dump.js';
+import { readChains, setOf } from './dump.js';
 import { NetlinkError, NfSocket, type Refusal, errnoText } from './socket.js';
 import { type MonitorOptions, TableMonitor } from './monitor.js';
 
@@ -103,10 +103,9 @@ export class NetlinkWriter implements KernelWriter {
     const sets: { name: string; kind: 'set' | 'map' }[] = [];
     for (const m of sock.dump(A.MSG.GETSET, A.NFPROTO[family], (w) => w.str(A.SET.TABLE, table))) {
       const a = bodyAttrs(m);
-      const name = str(a.get(A.SET.NAME));
-      const flags = a.get(A.SET.FLAGS)?.readUInt32BE(0) ?? 0;
-      if (str(a.get(A.SET.TABLE)) !== table || name === undefined || flags & A.SET_F.ANONYMOUS) continue;
-      sets.push({ name, kind: flags & A.SET_F.MAP ? 'map' : 'set' });
+      const s = setOf(a);
+      if (str(a.get(A.SET.TABLE)) !== table || !s || s.flags & A.SET_F.ANONYMOUS) continue;
+      sets.push({ name: s.name, kind: s.flags & A.SET_F.MAP ? 'map' : 'set' });
     }
     return { chains, sets };
   }

@@ -32,7 +32,7 @@
 // hairpin storm from an endpoint that comes and goes.
 import { SET } from '../../compile/base-chains.js';
 import type { Op } from './ops.js';
-import { at, sameElement, sameRules, setKind } from './ops.js';
+import { at, sameElement, sameHook, sameRules, setKind } from './ops.js';
 import type { KFamily, KUnit, KUnitElement } from './family.js';
 import type { GroupObjects } from './objects.js';
 import type { KChain, KElement, KSet, SetShape } from './types.js';
@@ -225,7 +225,7 @@ class DeltaBuilder {
       now.add(c.name);
       const o = old.get(c.name);
       // base chains are the base's: a hook that comes or goes is a full sync (baseKey)
-      if ((o?.hook ?? c.hook) !== undefined && (o?.hook?.hook !== c.hook?.hook || o?.hook?.priority !== c.hook?.priority || o?.hook?.type !== c.hook?.type)) return false;
+      if (!sameHook(o?.hook, c.hook)) return false;
       if (o === c) continue;
       if (!o) this.newChains.push(c);
       else if (!sameRules(o.rules, c.rules)) this.changedChains.push(c);

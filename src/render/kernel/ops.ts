@@ -77,9 +77,8 @@ export function* fullOps(fams: readonly KFamily[], heads: readonly KTableHead[],
       const wantChains = new Map(chains.map((c) => [c.name, c]));
       for (const c of had.chains) {
         const w = wantChains.get(c.name);
-        if (!w) continue;
-        const sameHook = !c.hook && !w.hook ? true : !!c.hook && !!w.hook && c.policyAccept && c.hook.type === w.hook.type && c.hook.hook === w.hook.hook && c.hook.priority === w.hook.priority;
-        if (sameHook) keptChains.add(c.name);
+        // a base chain is kept only with the policy nftproxy gives it (accept)
+        if (w && sameHook(c.hook, w.hook) && (!c.hook || c.policyAccept)) keptChains.add(c.name);
       }
       const wantSets = new Map(sets.map((s) => [s.decl.name, s]));
       for (const s of had.sets) if (wantSets.has(s.name) && setKind(wantSets.get(s.name)!.decl.shape) === s.kind) keptSets.add(s.name);
@@ -96,6 +95,10 @@ export function* fullOps(fams: readonly KFamily[], heads: readonly KTableHead[],
   }
   yield* extra;
 }
+
+/** Two chains hook in the same way (both regular, or the same type, hook and priority). */
+export const sameHook = (a: KHook | undefined, b: KHook | undefined): boolean =>
+  a === b || (a !== undefined && b !== undefined && a.type === b.type && a.hook === b.hook && a.priority === b.priority);
 
 /** A set shape's kind: a map when it has data. */
 export const setKind = (shape: SetShape): 'set' | 'map' => (shape.includes(':') ? 'map' : 'set');
