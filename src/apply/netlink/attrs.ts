@@ -64,11 +64,21 @@ export class MessageWriter {
     return this.off - this.msgStart;
   }
 
+  // The writers below set bytes one by one: for the short values netlink carries (names of
+  // a few dozen bytes, keys of 4-40), that is several times faster than Buffer's own
+  // write/fill calls, and a full sync at 10k services writes about a million of them.
+
+  /** an attribute's header: length (host order) and type */
+  private head(len: number, type: number): void {
+    const b = this.buf, o = this.off;
+    b[o] = len & 0xff; b[o + 1] = len >>> 8;
+    b[o + 2] = type & 0xff; b[o + 3] = (type >>> 8) & 0xff;
+  }
+
   bytes(type: number, payload: Buffer | Uint8Array): void {
     const len = NLA_HDRLEN + payload.length;
     this.ensure(align4(len));
-    this.buf.writeUInt16LE(len, this.off);
-    this.buf.writeUInt16LE(type, this.off + 2);
+    this.head(len, type);
     this.buf.set(payload, this.off + NLA_HDRLEN);
     this.pad(this.off + len, align4(len) - len);
     this.off += align4(len);
@@ -78,31 +88,61 @@ export class MessageWriter {
   latin1(type: number, s: string): void {
     const len = NLA_HDRLEN + s.length;
     this.ensure(align4(len));
-    this.buf.writeUInt16LE(len, this.off);
-    this.buf.writeUInt16LE(type, this.off + 2);
-    this.buf.write(s, this.off + NLA_HDRLEN, s.length, 'latin1');
+    this.head(len, type);
+    const b = this.buf, o = this.off + NLA_HDRLEN;
+    for (let i = 0; i < s.length; i++) b[o + i] = s.charCodeAt(i);
     this.pad(this.off + len, align4(len) - len);
     this.off += align4(len);
   }
 
   /** a NUL-terminated string */
   str(type: number, s: string): void {
-    const n = Buffer.byteLength(s);
+    // room for the worst case (3 bytes a UTF-16 unit), then one pass that writes ASCII as it goes
+    this.ensure(align4(NLA_HDRLEN + 3 * s.length + 1));
+    const b = this.buf, at = this.off + NLA_HDRLEN;
+    let n = 0;
+    for (; n < s.length; n++) {
+      const c = s.charCodeAt(n);
+      if (c > 0x7f) break;
+      b[at + n] = c;
+    }
+    if (n < s.length) n = b.write(s, at, 'utf8');
     const len = NLA_HDRLEN + n + 1;
-    this.ensure(align4(len));
-    this.buf.writeUInt16LE(len, this.off);
-    this.buf.writeUInt16LE(type, this.off + 2);
-    this.buf.write(s, this.off + NLA_HDRLEN);
-    this.pad(this.off + NLA_HDRLEN + n, align4(len) - len + 1);
+    this.head(len, type);
+    this.pad(at + n, align4(len) - len + 1);
     this.off += align4(len);
+  }
+
+  /**
+   * A user-data attribute holding one item, a NUL-terminated string (what nft stores a
+   * comment as: libnftnl's TLV, u8 tag, u8 length, value).
+   */
+  udataString(type: number, tag: number, s: string): void {
+    const n = asciiLength(s) ?? Buffer.byteLength(s);
+    if (n + 1 > 255) throw new Error('user data item over 255 bytes');
+    const len = NLA_HDRLEN + 2 + n + 1;
+    this.ensure(align4(len));
+    this.head(len, type);
+    const o = this.off + NLA_HDRLEN;
+    this.buf[o] = tag;
+    this.buf[o + 1] = n + 1;
+    this.text(s, n, o + 2);
+    this.pad(o + 2 + n, align4(len) - len + 1);
+    this.off += align4(len);
+  }
+
+  /** writes `s` (`n` bytes as UTF-8) at `at` */
+  private text(s: string, n: number, at: number): void {
+    if (n !== s.length) { this.buf.write(s, at, n, 'utf8'); return; }
+    const b = this.buf;
+    for (let i = 0; i < n; i++) b[at + i] = s.charCodeAt(i);
   }
 
   u8(type: number, v: number): void {
     this.ensure(8);
-    this.buf.writeUInt16LE(5, this.off);
-    this.buf.writeUInt16LE(type, this.off + 2);
-    this.buf.writeUInt32LE(0, this.off + 4);
-    this.buf.writeUInt8(v, this.off + 4);
+    this.head(5, type);
+    const b = this.buf, o = this.off + 4;
+    b[o] = v & 0xff; b[o + 1] = 0; b[o + 2] = 0; b[o + 3] = 0;
     this.off += 8;
   }
 
@@ -128,9 +168,9 @@ export class MessageWriter {
 
   u32(type: number, v: number): void {
     this.ensure(8);
-    this.buf.writeUInt16LE(8, this.off);
-    this.buf.writeUInt16LE(type, this.off + 2);
-    this.buf.writeUInt32BE(v >>> 0, this.off + 4);
+    this.head(8, type);
+    const b = this.buf, o = this.off + 4;
+    b[o] = (v >>> 24) & 0xff; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
     this.off += 8;
   }
 
@@ -146,7 +186,8 @@ export class MessageWriter {
   open(type: number): number {
     this.ensure(NLA_HDRLEN);
     const at = this.off - this.msgStart;
-    this.buf.writeUInt16LE(type | NLA_F_NESTED, this.off + 2);
+    const t = type | NLA_F_NESTED;
+    this.buf[this.off + 2] = t & 0xff; this.buf[this.off + 3] = (t >>> 8) & 0xff;
     this.off += NLA_HDRLEN;
     return at;
   }
@@ -154,7 +195,8 @@ export class MessageWriter {
   close(at: number): void {
     const len = this.off - this.msgStart - at;
     if (len > 0xffff) throw new Error(`netlink attribute of ${len} bytes: the most one can hold is 65,535`);
-    this.buf.writeUInt16LE(len, this.msgStart + at);
+    const o = this.msgStart + at;
+    this.buf[o] = len & 0xff; this.buf[o + 1] = len >>> 8;
   }
 
   /** The finished messages, as the chunks to send. */
@@ -175,7 +217,7 @@ export class MessageWriter {
   }
 
   private pad(at: number, n: number): void {
-    if (n > 0) this.buf.fill(0, at, at + n);
+    for (let i = 0; i < n; i++) this.buf[at + i] = 0;
   }
 
   // A message never spans two chunks: when it outgrows this one, what was written of it
@@ -194,6 +236,12 @@ export class MessageWriter {
     this.off = partial;
     if (this.msgStart >= 0) this.msgStart = 0;
   }
+}
+
+/** The length of `s` when every character is ASCII (so one byte each in UTF-8), else undefined. */
+function asciiLength(s: string): number | undefined {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return undefined;
+  return s.length;
 }
 
 /** One netlink message of a received datagram. */

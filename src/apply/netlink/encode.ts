@@ -28,7 +28,6 @@ function udata(items: readonly Item[]): Buffer {
   return Buffer.concat(parts);
 }
 const cstr = (s: string): Buffer => Buffer.concat([Buffer.from(s), Buffer.from([0])]);
-export const commentUdata = (tag: number, s: string): Buffer => udata([[tag, cstr(s)]]);
 
 // How nft describes a `typeof` key: an expression type (nft's enum expr_types) and its fields.
 const EXPR_TYPE = { verdict: 1, payload: 7, meta: 9, concat: 13, numgen: 23 } as const;
@@ -98,8 +97,8 @@ export const HOOKNUM = { prerouting: 0, input: 1, forward: 2, output: 3, postrou
 export interface MessageInfo {
   readonly what: string;
   readonly owner?: string;
-  /** element messages: where each element starts in the message, and whose it is */
-  readonly elements?: readonly (readonly [offset: number, owner: string | undefined])[];
+  /** element messages: where each element starts in the message, and whose it is (same index) */
+  readonly elements?: { readonly offsets: readonly number[]; readonly owners: readonly (string | undefined)[] };
 }
 
 export interface Batch {
@@ -143,7 +142,7 @@ export function encodeBatch(ops: Iterable<Op>, seq: number): Batch {
         msg(A.MSG.NEWTABLE, 0, f, `add table ${f} ${op.table}`);
         w.str(A.TABLE.NAME, op.table);
         w.u32(A.TABLE.FLAGS, 0);
-        if (op.comment) w.bytes(A.TABLE.USERDATA, commentUdata(A.UDATA_TABLE_COMMENT, op.comment));
+        if (op.comment) w.udataString(A.TABLE.USERDATA, A.UDATA_TABLE_COMMENT, op.comment);
         w.end(); count++;
         break;
       case 'delete-table':
@@ -238,7 +237,7 @@ export function encodeBatch(ops: Iterable<Op>, seq: number): Batch {
         const list = w.open(A.RULE.EXPRESSIONS);
         for (const e of op.rule.exprs) expression(w, f, e, anonIds);
         w.close(list);
-        if (op.rule.comment) w.bytes(A.RULE.USERDATA, commentUdata(A.UDATA_RULE_COMMENT, op.rule.comment));
+        if (op.rule.comment) w.udataString(A.RULE.USERDATA, A.UDATA_RULE_COMMENT, op.rule.comment);
         w.end(); count++;
         break;
       }
@@ -246,25 +245,26 @@ export function encodeBatch(ops: Iterable<Op>, seq: number): Batch {
         const add = op.op === 'add-elements';
         const verb = add ? 'add' : 'delete';
         const layout = setLayout(f, op.shape);
-        let open = false, listAt = 0, listStart = 0, i = 0, owners: [number, string | undefined][] = [], s = 0;
+        let open = false, listAt = 0, listStart = 0, i = 0, offsets: number[] = [], owners: (string | undefined)[] = [], s = 0;
         const start = (): void => {
           s = msg(add ? A.MSG.NEWSETELEM : A.MSG.DELSETELEM, add ? A.NLM_F.CREATE : 0, f, `${verb} elements of ${op.set}`);
           w.str(A.SET_ELEM_LIST.TABLE, op.table);
           w.str(A.SET_ELEM_LIST.SET, op.set);
           listStart = w.messageLength;
           listAt = w.open(A.SET_ELEM_LIST.ELEMENTS);
-          open = true; i = 0; owners = [];
+          open = true; i = 0; offsets = []; owners = [];
         };
         const finish = (): void => {
           w.close(listAt);
           w.end();
-          info.set(s, { what: `${verb} elements of ${op.set}`, elements: owners });
+          info.set(s, { what: `${verb} elements of ${op.set}`, elements: { offsets, owners } });
           open = false;
         };
         for (const el of op.elements) {
           if (!open) start();
           else if (w.messageLength - listStart > ELEMENT_LIST_BUDGET) { finish(); start(); }
-          owners.push([w.messageOffset, el.owner]);
+          offsets.push(w.messageOffset);
+          owners.push(el.owner);
           const n = w.open(++i);
           element(w, layout, el, add);
           w.close(n);
@@ -335,7 +335,7 @@ function element(w: MessageWriter, l: SetLayout, el: KElement, add: boolean): vo
   }
   if (el.timeoutMs !== undefined) w.u64(A.SET_ELEM.TIMEOUT, BigInt(el.timeoutMs));
   if (el.expiresMs !== undefined) w.u64(A.SET_ELEM.EXPIRATION, BigInt(el.expiresMs));
-  if (el.comment) w.bytes(A.SET_ELEM.USERDATA, commentUdata(A.UDATA_SET_ELEM_COMMENT, el.comment));
+  if (el.comment) w.udataString(A.SET_ELEM.USERDATA, A.UDATA_SET_ELEM_COMMENT, el.comment);
 }
 
 function expression(w: MessageWriter, f: Family, e: Expr, anonIds: ReadonlyMap<AnonSet, number>): void {

@@ -165,7 +165,8 @@ function ownerOf(r: Refusal, batch: Batch): string | undefined {
   if (!info) return undefined;
   if (info.elements && r.offset !== undefined) {
     let owner: string | undefined;
-    for (const [off, o] of info.elements) if (off <= r.offset) owner = o; else break;
+    const { offsets, owners } = info.elements;
+    for (let i = 0; i < offsets.length && offsets[i]! <= r.offset; i++) owner = owners[i];
     return owner;
   }
   return info.owner;

@@ -43,17 +43,17 @@ export class AppliedFamily {
     /** the family last applied; its units are `units` (a copy: the caller may update its map in place) */
     public fam: KFamily,
     private readonly units: Map<string, readonly KUnit[]>,
-    private readonly shared: Map<string, number>,
+    private readonly shared: SharedCounts,
     private readonly groups: Map<string, number>,
   ) {}
 
   /** right after a full sync of `fam` */
   static of(fam: KFamily): AppliedFamily {
-    const shared = new Map<string, number>();
+    const shared = new SharedCounts();
     const groups = new Map<string, number>();
     for (const us of fam.units.values()) {
       for (const u of us) {
-        for (const s of u.shared) bump(shared, sharedKey(s), 1);
+        for (const s of u.shared) shared.bump(s, 1);
         for (const g of u.groups) bump(groups, g.name, 1);
       }
     }
@@ -91,7 +91,7 @@ export class AppliedFamily {
       commit: () => {
         this.fam = next;
         for (const [ref, us] of nextUnits) { if (us) mine.set(ref, us); else mine.delete(ref); }
-        for (const [k, n] of d.sharedDelta) bump(this.shared, k, n.n);
+        for (const n of d.sharedDelta.values()) this.shared.bump(n.s, n.n);
         for (const [k, n] of d.groupDelta) bump(this.groups, k, n.n);
       },
     };
@@ -111,6 +111,23 @@ export interface FamilyDelta {
 }
 
 const sharedKey = (s: KUnitElement): string => `${s.set}\0${s.el.key}`;
+
+/**
+ * How many units use each shared element, per set: one map per set keyed by the element's
+ * own key string (no key made per element: at 10k services there are ~190k of them).
+ */
+class SharedCounts {
+  private readonly bySet = new Map<string, Map<string, number>>();
+  get(s: KUnitElement): number {
+    return this.bySet.get(s.set)?.get(s.el.key) ?? 0;
+  }
+  bump(s: KUnitElement, n: number): void {
+    let m = this.bySet.get(s.set);
+    if (!m) this.bySet.set(s.set, (m = new Map()));
+    bump(m, s.el.key, n);
+  }
+}
+
 function bump(m: Map<string, number>, k: string, n: number): void {
   const v = (m.get(k) ?? 0) + n;
   if (v > 0) m.set(k, v); else m.delete(k);
@@ -161,7 +178,7 @@ class DeltaBuilder {
     return this.chains(prevChains, nextChains);
   }
 
-  units(before: readonly KUnit[], after: readonly KUnit[], shared: ReadonlyMap<string, number>, groups: ReadonlyMap<string, number>): boolean {
+  units(before: readonly KUnit[], after: readonly KUnit[], shared: SharedCounts, groups: ReadonlyMap<string, number>): boolean {
     const bc: KChain[] = [], ac: KChain[] = [], be: KUnitElement[] = [], ae: KUnitElement[] = [];
     for (const u of before) { for (const c of u.chains) bc.push(c); for (const e of u.elements) be.push(e); }
     for (const u of after) { for (const c of u.chains) ac.push(c); for (const e of u.elements) ae.push(e); }
@@ -180,8 +197,8 @@ class DeltaBuilder {
         }
       }
     }
-    for (const [k, d] of this.sharedDelta) {
-      const cur = shared.get(k) ?? 0;
+    for (const d of this.sharedDelta.values()) {
+      const cur = shared.get(d.s);
       if (cur === 0 && d.n > 0) (d.s.set === SET.hairpin ? this.switchAdd : this.makeAdd).add(d.s.set, d.s.el);
       if (cur > 0 && cur + d.n <= 0) this.cleanDel.add(d.s.set, d.s.el);
     }

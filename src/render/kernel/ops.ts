@@ -89,8 +89,8 @@ export function* fullOps(fams: readonly KFamily[], heads: readonly KTableHead[],
       for (const c of had.chains) if (!keptChains.has(c.name)) yield { ...where, op: 'delete-chain', name: c.name };
     }
     for (const s of sets) if (!keptSets.has(s.decl.name)) yield { ...where, op: 'add-set', set: s.decl };
-    for (const c of chains) if (!keptChains.has(c.name)) yield { ...where, op: 'add-chain', chain: { name: c.name, ...(c.hook ? { hook: c.hook } : {}) }, ...(c.owner ? { owner: c.owner } : {}) };
-    for (const c of chains) for (const rule of c.rules) yield { ...where, op: 'add-rule', chain: c.name, rule };
+    for (const c of chains) if (!keptChains.has(c.name)) yield { family: where.family, table: where.table, op: 'add-chain', chain: c.hook ? { name: c.name, hook: c.hook } : { name: c.name }, ...(c.owner ? { owner: c.owner } : {}) };
+    for (const c of chains) for (const rule of c.rules) yield { family: where.family, table: where.table, op: 'add-rule', chain: c.name, rule };
     for (const s of sets) if (s.elements?.length) yield { ...where, op: 'add-elements', set: s.decl.name, shape: s.decl.shape, elements: s.elements };
   }
   yield* extra;

@@ -107,7 +107,7 @@ describe('netlink encoder', () => {
     const msgs = [...messages(Buffer.concat(batch.chunks))].slice(1, -1);
     expect(msgs.length).toBeGreaterThan(1);
     for (const m of msgs) expect(m.data.length).toBeLessThan(65_536);
-    const owners = msgs.flatMap((m) => batch.info.get(m.seq)!.elements!.map(([, o]) => o));
+    const owners = msgs.flatMap((m) => batch.info.get(m.seq)!.elements!.owners);
     expect(owners).toEqual(elements.map((e) => e.owner));
     expect(batch.ops).toBe(20_000);
     // chunks start small and grow (a partial sync's batch is tiny): this one spans several,
