@@ -4,22 +4,32 @@ import type { IPFamily } from '../model/ip.js';
 import type { Endpoint, EndpointSlice, ServicePort } from '../model/types.js';
 
 export function endpointsForPort(slices: readonly EndpointSlice[], family: IPFamily, sp: ServicePort, nodeName: string): Endpoint[] {
-  const byKey = new Map<string, Endpoint>();
+  const all: Endpoint[] = [];
   for (const slice of slices) {
     if (slice.family !== family) continue;
     // Each slice names its own number for the port: this is how a named targetPort
     // resolves differently for pods that expose it on different numbers.
     const sp2 = slice.ports.find((p) => p.name === sp.name && p.protocol === sp.protocol);
     if (!sp2) continue;
+    const port = sp2.port;
     for (const e of slice.endpoints) {
-      const key = `${e.ip}/${sp2.port}`;
-      const prev = byKey.get(key);
-      // Duplicates across slices: keep the first, but a local copy wins (as kube-proxy).
-      if (prev && !(e.nodeName === nodeName && prev.nodeName !== nodeName)) continue;
-      byKey.set(key, { ...e, port: sp2.port });
+      all.push({ ip: e.ip, port, conditions: e.conditions, nodeName: e.nodeName, zone: e.zone, hintsForZones: e.hintsForZones, hintsForNodes: e.hintsForNodes });
     }
   }
-  return [...byKey.values()].sort(compareEndpoints);
+  // Sorted by address and port; the sort is stable, so copies of one address and port stay in
+  // slice order. Of those the first is kept, but a local copy wins (as kube-proxy).
+  all.sort(compareEndpoints);
+  const out: Endpoint[] = [];
+  for (let i = 0; i < all.length;) {
+    let keep = all[i]!;
+    let j = i + 1;
+    for (; j < all.length && compareEndpoints(all[j]!, keep) === 0; j++) {
+      if (all[j]!.nodeName === nodeName && keep.nodeName !== nodeName) keep = all[j]!;
+    }
+    out.push(keep);
+    i = j;
+  }
+  return out;
 }
 
 function compareEndpoints(a: Endpoint, b: Endpoint): number {

@@ -90,6 +90,7 @@ export class Proxier {
     this.sourceVersion = delta?.version;
     const objectsOf = (refs: ReadonlySet<string>) => this.store.objectsOf(refs);
     const built = upd.result;
+    const modelAt = performance.now();
     this.logDiagnostics(built.diagnostics);
     const dirty: Set<string> | 'all' = upd.dirty === 'all' ? 'all' : new Set(upd.dirty);
     for (const r of this.quarantine.release(objectsOf, dirty)) {
@@ -108,7 +109,11 @@ export class Proxier {
     // back under a new key whatever the kernel got.
     this.affinity.settle(comp.parts, performance.now(), comp.changed);
     const portChanges = this.ports.update(comp.parts, comp.changed);
+    const compiledAt = performance.now();
     this.kernel = comp.parts.map((p, i) => kernelFamilyUpdate(this.kernel?.[i], p, comp.changed));
+    // where a sync's time goes, in its log line: the model, the compile (and what is derived
+    // from it per service port), the kernel objects, then the kernel (applyMs)
+    const phases = { modelMs: round(modelAt - start), compileMs: round(compiledAt - modelAt), objectsMs: round(performance.now() - compiledAt) };
     if (comp.changed === 'all' || this.healthEntries === undefined) this.healthEntries = new Map(serviceHealthOf(built.model, this.o.base.nodeName).map((h) => [`${h.namespace}/${h.name}`, h]));
     else for (const ref of comp.changed) {
       const svc = this.store.service(ref);
@@ -156,7 +161,7 @@ export class Proxier {
     const durationMs = performance.now() - start;
     if (result.ops > 0 || result.kind === 'full') {
       // eventToAckMs: from the change (for a start sync: the source's initial state in hand) to the kernel's last ack
-      this.o.log.info({ reason, kind: result.kind, ops: result.ops, transactions: result.transactions, durationMs: round(durationMs), ackMs: round(ackMs), applyMs: round(result.durationMs), ...(queuedAt !== undefined ? { eventToAckMs: round(ackedAt - queuedAt) } : {}), ...counts, ...(result.carriedAffinity ? { carriedAffinity: result.carriedAffinity } : {}) }, 'synced');
+      this.o.log.info({ reason, kind: result.kind, ops: result.ops, transactions: result.transactions, durationMs: round(durationMs), ackMs: round(ackMs), applyMs: round(result.durationMs), ...phases, ...(queuedAt !== undefined ? { eventToAckMs: round(ackedAt - queuedAt) } : {}), ...counts, ...(result.carriedAffinity ? { carriedAffinity: result.carriedAffinity } : {}) }, 'synced');
     } else {
       this.o.log.debug({ reason, durationMs: round(durationMs) }, 'nothing to change');
     }

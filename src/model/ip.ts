@@ -1,6 +1,6 @@
 // IP addresses and CIDRs as the API hands them to us, validated and normalized once.
 // Only this module creates the branded types; everything past model/ may trust them.
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 import { type Result, ok, err } from './result.js';
 
 type Brand<T, B extends string> = T & { readonly __brand: B };
@@ -16,16 +16,28 @@ export interface Cidr {
 }
 
 // kube-proxy parses "sloppily": IPv4 octets with leading zeros (172.30.0.041) are read as
-// decimal, as Go's ParseIPSloppy does. Node's net.isIPv4 refuses them, so strip them first.
-function stripLeadingZeros(s: string): string | undefined {
-  const parts = s.split('.');
-  if (parts.length !== 4) return undefined;
-  const out: string[] = [];
-  for (const p of parts) {
-    if (!/^[0-9]{1,3}$/.test(p)) return undefined;
-    out.push(String(Number(p)));
+// decimal, as Go's ParseIPSloppy does. One pass: four octets of 1-3 digits, each at most 255.
+// An address already in canonical form is returned as the same string (the model then shares
+// it with the API object instead of holding a copy: there is one per endpoint).
+function parseIPv4(s: string): string | undefined {
+  const octets = [0, 0, 0, 0];
+  let n = 0, digits = 0, v = 0, canonical = true;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 0x2e; // a '.' after the last octet
+    if (c >= 0x30 && c <= 0x39) {
+      if (digits === 3) return undefined;
+      if (digits === 1 && v === 0) canonical = false;
+      v = v * 10 + (c - 0x30);
+      digits++;
+      continue;
+    }
+    if (c !== 0x2e || digits === 0 || v > 255 || n === 4) return undefined;
+    octets[n++] = v;
+    digits = 0;
+    v = 0;
   }
-  return out.join('.');
+  if (n !== 4) return undefined;
+  return canonical ? s : octets.join('.');
 }
 
 export function parseIP(input: string): Result<IP, string> {
@@ -35,8 +47,8 @@ export function parseIP(input: string): Result<IP, string> {
     if (!isIPv6(s) || s.includes('%')) return err(`"${printable(input)}" is not an IP address`);
     return ok(canonicalIPv6(s) as IP);
   }
-  const v4 = stripLeadingZeros(s);
-  if (v4 === undefined || !isIPv4(v4)) return err(`"${printable(input)}" is not an IP address`);
+  const v4 = parseIPv4(s);
+  if (v4 === undefined) return err(`"${printable(input)}" is not an IP address`);
   return ok(v4 as IP);
 }
 

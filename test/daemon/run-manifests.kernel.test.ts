@@ -83,6 +83,10 @@ describe.skipIf(!canUseKernel)(`nftproxy run --manifests${canUseKernel ? '' : ` 
         // event -> last kernel ack, as the daemon reports it: after the write, before we read the line
         expect(second.eventToAckMs).toBeGreaterThanOrEqual(0);
         expect(second.eventToAckMs).toBeLessThanOrEqual(seen - written);
+        // where the sync's time went: each phase is part of the sync up to the kernel's ack
+        const phases = ['modelMs', 'compileMs', 'objectsMs', 'applyMs'].map((k) => second[k] as number);
+        for (const ms of phases) expect(ms).toBeGreaterThanOrEqual(0);
+        expect(phases.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual((second.ackMs as number) + 0.5);
         // 2 -> 3 endpoints: the port moves to the endpoint-count group of 3 (its maps and chains
         // created, group 2's removed): a handful of ops, not the table
         expect(second.ops as number).toBeLessThan(30);

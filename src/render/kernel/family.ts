@@ -74,18 +74,23 @@ function unitOf(family: Family, shapes: ReadonlyMap<string, SetShape>, r: Servic
     // An element without an owner is one any service port may add: a cluster IP, say.
     (e.owner === undefined ? shared : elements).push({ set, el });
   }
-  for (const ip of r.hairpin) shared.push({ set: SET.hairpin, el: kelement('addr.addr', hairpinKey(ip)) });
+  for (const ip of r.hairpin) shared.push(hairpinPair(ip));
   const u = withGroups(family, r.chains.filter((c) => !aliases.has(c.name)).map((c) => kchain(family, c, aliases)), elements, shared, collectDnatGroups({ chains: r.chains }), affinityKeysOf(r.chains));
   unitCache.set(r, { family, u });
   return u;
 }
 
-const hairpinKeys = new Map<string, SetElement>();
-function hairpinKey(ip: string): SetElement {
-  let e = hairpinKeys.get(ip);
+// One object per endpoint address for its hairpin pair, whichever units hold it: every port
+// of a service (and every service) with that endpoint shares it (at 10k x 10, ~170k unit
+// entries, ~110k addresses). Bounded: cleared past a million addresses, and only an
+// identity cache (an element made again is equal).
+const hairpinPairs = new Map<string, KUnitElement>();
+function hairpinPair(ip: string): KUnitElement {
+  let e = hairpinPairs.get(ip);
   if (!e) {
-    if (hairpinKeys.size > 1_000_000) hairpinKeys.clear();
-    hairpinKeys.set(ip, (e = { key: [ip, ip] }));
+    if (hairpinPairs.size > 1_000_000) hairpinPairs.clear();
+    const ir: SetElement = { key: [ip, ip] };
+    hairpinPairs.set(ip, (e = { set: SET.hairpin, el: kelement('addr.addr', ir) }));
   }
   return e;
 }

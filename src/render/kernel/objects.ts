@@ -6,7 +6,7 @@ import { assertNever } from '../../model/result.js';
 import type { Protocol } from '../../model/types.js';
 import type { DnatGroup } from '../lower-dnat.js';
 import type { Aliases } from '../rule-text.js';
-import { addrField, flat, portField, protoField, wordField } from './bytes.js';
+import { KeyBuilder, addrField, flat, portField, protoField, wordField } from './bytes.js';
 import { groupDnatRule, kverdict, lowerRule, storedComment } from './lower-rule.js';
 import type { KChain, KElement, KRule, KSet, KSetDecl, SetShape } from './types.js';
 
@@ -85,12 +85,13 @@ export function kchain(family: Family, c: Chain, aliases: Aliases): KChain {
   };
 }
 
+const KEYS = new KeyBuilder();
 type GroupElement = DnatGroup['vipElements'][number] | DnatGroup['nodePortElements'][number];
 function dnatElement(e: GroupElement): KElement {
-  const key = e.key.kind === 'vip'
-    ? flat(addrField(e.key.addr) + protoField(e.key.proto) + portField(e.key.port) + wordField(e.slot))
-    : flat(protoField(e.key.proto) + portField(e.key.port) + wordField(e.slot));
-  return { key, data: { kind: 'value', bytes: flat(addrField(e.backend.addr) + portField(e.backend.port)) }, ...(e.owner ? { owner: e.owner } : {}) };
+  const k = KEYS;
+  const key = (e.key.kind === 'vip' ? k.addr(e.key.addr) : k).proto(e.key.proto).port(e.key.port).word(e.slot).take();
+  const bytes = k.addr(e.backend.addr).port(e.backend.port).take();
+  return { key, data: { kind: 'value', bytes }, ...(e.owner ? { owner: e.owner } : {}) };
 }
 
 export interface GroupObjects { readonly vipMap: KSetDecl; readonly nodePortMap: KSetDecl; readonly chains: readonly KChain[] }
