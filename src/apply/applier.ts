@@ -6,7 +6,7 @@
 import type { Family, Ruleset } from '../ir/types.js';
 import { TABLE_NAME } from '../ir/types.js';
 import { AppliedFamily, type FamilyDelta } from '../render/kernel/diff.js';
-import { type KFamily, kernelFamilyOfTable } from '../render/kernel/family.js';
+import { type KFamily, kernelFamilyOfTable, withUnitsMade } from '../render/kernel/family.js';
 import { type Op, type TableLayout, type Transaction, fullOps } from '../render/kernel/ops.js';
 import type { KTableHead } from '../render/kernel/types.js';
 import { CONTENT_ERRNOS, type KernelWriter, type WriteError } from './kernel-writer.js';
@@ -98,7 +98,10 @@ export class Applier {
     return this.full(fams, start);
   }
 
-  private async full(fams: readonly KFamily[], start: number): Promise<SyncResult> {
+  private async full(wanted: readonly KFamily[], start: number): Promise<SyncResult> {
+    // Every unit is read several times below (the affinity carry, the chains, the sets, the
+    // counts the partial syncs start from): made once here, garbage after the sync.
+    const fams = wanted.map(withUnitsMade);
     // A full replace keeps the clients session affinity remembers (affinity-carry.ts). Should
     // the kernel refuse them, the replace goes ahead without: affinity is lost, nothing else.
     let carry: { ops: Op[]; carried: number };
@@ -133,7 +136,9 @@ export class Applier {
       this.invalidate();
       throw new ApplyError('full', r.error);
     }
-    this.applied = fams.map((f) => AppliedFamily.of(f));
+    // what the applier keeps: the families as given (their units are made again when a partial
+    // sync needs them), not the units made for this sync
+    this.applied = wanted.map((f, i) => AppliedFamily.of(f, fams[i]));
     return { kind: 'full', ops: r.value.ops, transactions: 1, durationMs: this.clock() - start, carriedAffinity: carried };
   }
 

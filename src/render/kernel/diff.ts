@@ -33,31 +33,40 @@
 import { SET } from '../../compile/base-chains.js';
 import type { Op } from './ops.js';
 import { at, sameElement, sameHook, sameRules, setKind } from './ops.js';
-import type { KFamily, KUnit, KUnitElement } from './family.js';
+import { type KFamily, type KUnit, type KUnitElement, unitsByService } from './family.js';
 import type { GroupObjects } from './objects.js';
 import type { KChain, KElement, KSet, SetShape } from './types.js';
 
 /** What the kernel holds for one family, as the applier knows it. */
 export class AppliedFamily {
   private constructor(
-    /** the family last applied; its units are `units` (a copy: the caller may update its map in place) */
+    /** the family last applied (its units may be made again from `sources`) */
     public fam: KFamily,
-    private readonly units: Map<string, readonly KUnit[]>,
+    /** per service, what its applied units are made from (family.ts, KUnits): a copy, since the compiler updates its map in place */
+    private readonly sources: Map<string, object>,
     private readonly shared: SharedCounts,
     private readonly groups: Map<string, number>,
   ) {}
 
-  /** right after a full sync of `fam` */
-  static of(fam: KFamily): AppliedFamily {
+  /**
+   * Right after a full sync of `fam`. `made`: the same family with its units made (the full
+   * sync made them all to write them), so that they are not made again to be counted.
+   */
+  static of(fam: KFamily, made: KFamily = fam): AppliedFamily {
     const shared = new SharedCounts();
     const groups = new Map<string, number>();
-    for (const us of fam.units.values()) {
+    for (const us of unitsByService(made.units)) {
       for (const u of us) {
         for (const s of u.shared) shared.bump(s, 1);
         for (const g of u.groups) bump(groups, g.name, 1);
       }
     }
-    return new AppliedFamily(fam, new Map(fam.units), shared, groups);
+    const sources = new Map<string, object>();
+    for (const ref of fam.units.refs()) {
+      const src = fam.units.sourceOf(ref);
+      if (src) sources.set(ref, src);
+    }
+    return new AppliedFamily(fam, sources, shared, groups);
   }
 
   /** The ordered transactions from this state to `next`, or undefined when only a full sync can get there. */
@@ -67,22 +76,25 @@ export class AppliedFamily {
     const d = new DeltaBuilder(next);
     if (prev.base !== next.base && !d.bases(prev.base.sets, next.base.sets, prev.base.chains, next.base.chains)) return undefined;
 
-    const mine = this.units;
+    const mine = this.sources;
+    const now = next.units;
     const changed: string[] = [];
     if (next.changed) {
       // the caller says which units may differ: look at those alone
-      for (const ref of next.changed) if (mine.get(ref) !== next.units.get(ref)) changed.push(ref);
+      for (const ref of next.changed) if (mine.get(ref) !== now.sourceOf(ref)) changed.push(ref);
     } else {
-      for (const [ref, us] of next.units) if (mine.get(ref) !== us) changed.push(ref);
-      if (changed.length > 0 || next.units.size !== mine.size) for (const ref of mine.keys()) if (!next.units.has(ref)) changed.push(ref);
+      for (const ref of now.refs()) if (mine.get(ref) !== now.sourceOf(ref)) changed.push(ref);
+      if (changed.length > 0 || now.size !== mine.size) for (const ref of mine.keys()) if (now.sourceOf(ref) === undefined) changed.push(ref);
     }
+    // Only the changed services' units are made: the applied ones from what they were made of
     const before: KUnit[] = [], after: KUnit[] = [];
-    const nextUnits = new Map<string, readonly KUnit[] | undefined>();
+    const nextSources = new Map<string, object | undefined>();
     for (const ref of changed) {
-      for (const u of mine.get(ref) ?? []) before.push(u);
-      const now = next.units.get(ref);
-      nextUnits.set(ref, now);
-      for (const u of now ?? []) after.push(u);
+      const was = mine.get(ref);
+      if (was) for (const u of prev.units.unitsOf(was)) before.push(u);
+      const src = now.sourceOf(ref);
+      nextSources.set(ref, src);
+      if (src) for (const u of now.unitsOf(src)) after.push(u);
     }
     if (!d.units(before, after, this.shared, this.groups)) return undefined;
     const phases = d.phases();
@@ -90,7 +102,7 @@ export class AppliedFamily {
       phases,
       commit: () => {
         this.fam = next;
-        for (const [ref, us] of nextUnits) { if (us) mine.set(ref, us); else mine.delete(ref); }
+        for (const [ref, src] of nextSources) { if (src) mine.set(ref, src); else mine.delete(ref); }
         for (const n of d.sharedDelta.values()) this.shared.bump(n.s, n.n);
         for (const [k, n] of d.groupDelta) bump(this.groups, k, n.n);
       },

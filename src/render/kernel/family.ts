@@ -1,9 +1,15 @@
 // One family's table as the kernel should hold it, kept in the pieces a sync compares:
 // a base (what the configuration alone decides: every named set's declaration, the base
 // chains, fixed elements) and one unit per service port (its chains, its elements in the
-// shared maps, the shared elements and endpoint-count groups it uses). Units are remembered
-// per compiled service port, so after one change the next family differs from the last in
-// one unit, by identity.
+// shared maps, the shared elements and endpoint-count groups it uses).
+//
+// The daemon's families do not keep their units: a unit is made from a compiled service port
+// when a sync needs it (the services that changed, or all of them for a full sync) and is
+// garbage after. What identifies a service's units is what they are made from, the compiled
+// parts' array for that service, which the compiler hands back unchanged while the service
+// is. The units would otherwise be the daemon's largest holding (at 10k services x 10
+// endpoints about 130 MB of heap: every dnat-map element again, as bytes), and a second copy
+// of what the compiled parts already say.
 import type { Chain, Family, SetElement, Table } from '../../ir/types.js';
 import { TABLE_NAME } from '../../ir/types.js';
 import type { CompiledFamily, FamilyBase } from '../../compile/compile.js';
@@ -35,12 +41,65 @@ export interface KBase {
   readonly chains: readonly KChain[];
 }
 
+/** Every service's units: kept (KeptUnits), or made when asked (CompiledUnits). */
+export interface KUnits {
+  readonly size: number;
+  refs(): IterableIterator<string>;
+  /** what a service's units are made from (the same object, the same units); undefined: none */
+  sourceOf(ref: string): object | undefined;
+  /** the units made from a source this family, or an earlier one of the same base, handed out */
+  unitsOf(source: object): readonly KUnit[];
+}
+
+/** Units held as they are (tests, tools, a family made from an assembled table or computed for a full sync). */
+export class KeptUnits implements KUnits {
+  constructor(private readonly m: ReadonlyMap<string, readonly KUnit[]>) {}
+  get size(): number { return this.m.size; }
+  refs(): IterableIterator<string> { return this.m.keys(); }
+  sourceOf(ref: string): readonly KUnit[] | undefined { return this.m.get(ref); }
+  unitsOf(source: object): readonly KUnit[] { return source as readonly KUnit[]; }
+}
+
+type ServiceRules = readonly (ServicePortRules | undefined)[];
+
+/** Units made from the compiled parts when asked, never kept (the daemon's path). */
+class CompiledUnits implements KUnits {
+  constructor(private readonly family: Family, private readonly shapes: ReadonlyMap<string, SetShape>, private readonly services: ReadonlyMap<string, ServiceRules>) {}
+  get size(): number { return this.services.size; }
+  refs(): IterableIterator<string> { return this.services.keys(); }
+  sourceOf(ref: string): ServiceRules | undefined { return this.services.get(ref); }
+  unitsOf(source: object): readonly KUnit[] {
+    const us: KUnit[] = [];
+    for (const r of source as ServiceRules) if (r) us.push(unitOf(this.family, this.shapes, r));
+    return us;
+  }
+}
+
+/** Each service's units, in the family's order. */
+export function* unitsByService(u: KUnits): Generator<readonly KUnit[]> {
+  for (const ref of u.refs()) {
+    const src = u.sourceOf(ref);
+    if (src) yield u.unitsOf(src);
+  }
+}
+
+/** The family with every unit made once and kept: what a full sync reads several times. */
+export function withUnitsMade(f: KFamily): KFamily {
+  if (f.units instanceof KeptUnits) return f;
+  const m = new Map<string, readonly KUnit[]>();
+  for (const ref of f.units.refs()) {
+    const src = f.units.sourceOf(ref);
+    if (src) m.set(ref, f.units.unitsOf(src));
+  }
+  return { ...f, units: new KeptUnits(m) };
+}
+
 export interface KFamily {
   readonly head: KTableHead;
   readonly base: KBase;
   /** equal for bases that differ at most in elements and non-base rules; else a partial sync cannot follow */
   readonly baseKey: string;
-  readonly units: ReadonlyMap<string, readonly KUnit[]>;
+  readonly units: KUnits;
   /**
    * When set: the only units that may differ from the family this one was updated from
    * (kernelFamilyUpdate). The differ then looks at these alone, not at every service.
@@ -62,10 +121,7 @@ function kbase(family: Family, b: FamilyBase): KBase {
   return base;
 }
 
-const unitCache = new WeakMap<ServicePortRules, { family: Family; u: KUnit }>();
 function unitOf(family: Family, shapes: ReadonlyMap<string, SetShape>, r: ServicePortRules): KUnit {
-  const hit = unitCache.get(r);
-  if (hit && hit.family === family) return hit.u;
   const aliases = dnatAliases(r.chains);
   const elements: KUnitElement[] = [];
   const shared: KUnitElement[] = [];
@@ -75,9 +131,7 @@ function unitOf(family: Family, shapes: ReadonlyMap<string, SetShape>, r: Servic
     (e.owner === undefined ? shared : elements).push({ set, el });
   }
   for (const ip of r.hairpin) shared.push(hairpinPair(ip));
-  const u = withGroups(family, r.chains.filter((c) => !aliases.has(c.name)).map((c) => kchain(family, c, aliases)), elements, shared, collectDnatGroups({ chains: r.chains }), affinityKeysOf(r.chains));
-  unitCache.set(r, { family, u });
-  return u;
+  return withGroups(family, r.chains.filter((c) => !aliases.has(c.name)).map((c) => kchain(family, c, aliases)), elements, shared, collectDnatGroups({ chains: r.chains }), affinityKeysOf(r.chains));
 }
 
 // One object per endpoint address for its hairpin pair, whichever units hold it: every port
@@ -120,43 +174,22 @@ function shapeIn(shapes: ReadonlyMap<string, SetShape>, set: string): SetShape {
 
 const shapesOf = (base: KBase): Map<string, SetShape> => new Map(base.sets.map((s) => [s.name, s.shape]));
 
-const unitsCache = new WeakMap<readonly (ServicePortRules | undefined)[], { family: Family; units: readonly KUnit[] }>();
-
-/** The daemon's path: compiled parts -> the family's kernel objects. */
+/** The daemon's path: compiled parts -> the family's kernel objects (units made when asked). */
 export function kernelFamily(part: CompiledFamily): KFamily {
   const family = part.ctx.family;
   const base = kbase(family, part.base);
-  const shapes = shapesOf(base);
-  const units = new Map<string, readonly KUnit[]>();
-  for (const [ref, rules] of part.services) {
-    const hit = unitsCache.get(rules);
-    if (hit && hit.family === family) { units.set(ref, hit.units); continue; }
-    const us: KUnit[] = [];
-    for (const r of rules) if (r) us.push(unitOf(family, shapes, r));
-    unitsCache.set(rules, { family, units: us });
-    units.set(ref, us);
-  }
-  return { head: head(family), base, baseKey: part.ctxKey, units };
+  return { head: head(family), base, baseKey: part.ctxKey, units: new CompiledUnits(family, shapesOf(base), part.services) };
 }
 
 /**
- * The daemon's path across syncs: the last family, its units updated for the services that
- * changed (the map is the same object, updated in place: whoever keeps a family across syncs,
- * such as the applier's record, copies what it needs). Anything else is a fresh kernelFamily.
+ * The daemon's path across syncs: the family of the updated parts, saying which services may
+ * differ from the family it follows (the differ then looks at these alone). A changed context
+ * or family is a fresh kernelFamily, without `changed`.
  */
 export function kernelFamilyUpdate(prev: KFamily | undefined, part: CompiledFamily, changed: ReadonlySet<string> | 'all'): KFamily {
   if (prev === undefined || changed === 'all' || prev.baseKey !== part.ctxKey || prev.head.family !== part.ctx.family) return kernelFamily(part);
   const family = part.ctx.family;
-  const units = prev.units as Map<string, readonly KUnit[]>;
-  const shapes = shapesOf(prev.base);
-  for (const ref of changed) {
-    const rules = part.services.get(ref);
-    if (!rules) { units.delete(ref); continue; }
-    const us: KUnit[] = [];
-    for (const r of rules) if (r) us.push(unitOf(family, shapes, r));
-    units.set(ref, us);
-  }
-  return { head: prev.head, base: prev.base, baseKey: prev.baseKey, units, changed };
+  return { head: prev.head, base: prev.base, baseKey: prev.baseKey, units: new CompiledUnits(family, shapesOf(prev.base), part.services), changed };
 }
 
 // --- from an assembled IR table (tests, and any caller that has a whole Ruleset) ---
@@ -198,7 +231,7 @@ export function kernelFamilyOfTable(t: Table): KFamily {
     units.set(owner, [withGroups(t.family, chains, u.elements, [], collectDnatGroups({ chains: u.chains }), affinityKeysOf(u.chains))]);
   }
   const baseKey = JSON.stringify([baseSets.map(declKey), baseChains.filter((c) => c.hook).map((c) => [c.name, c.hook])]);
-  return { head: head(t.family), base: { sets: baseSets, chains: baseChains }, baseKey, units };
+  return { head: head(t.family), base: { sets: baseSets, chains: baseChains }, baseKey, units: new KeptUnits(units) };
 }
 
 const declKey = (s: KSetDecl): unknown[] => [s.name, s.shape, s.comment, s.timeoutSeconds, s.size];
@@ -213,7 +246,7 @@ export function familySets(f: KFamily): { decl: KSetDecl; elements: KElement[] |
     out.set(g.vipMap.name, { decl: g.vipMap, elements: [] });
     out.set(g.nodePortMap.name, { decl: g.nodePortMap, elements: [] });
   }
-  for (const us of f.units.values()) {
+  for (const us of unitsByService(f.units)) {
     for (const u of us) {
       for (const { set, el } of u.elements) out.get(set)?.elements?.push(el);
       for (const { set, el } of u.shared) {
@@ -232,14 +265,14 @@ export function familySets(f: KFamily): { decl: KSetDecl; elements: KElement[] |
 /** Every chain: base chains, the units' chains, the groups' chains. */
 export function* familyChains(f: KFamily): Generator<KChain> {
   yield* f.base.chains;
-  for (const us of f.units.values()) for (const u of us) yield* u.chains;
+  for (const us of unitsByService(f.units)) for (const u of us) yield* u.chains;
   for (const g of familyGroups(f)) yield* g.chains;
 }
 
 /** The endpoint-count groups in use, sorted by policy then size. */
 export function familyGroups(f: KFamily): GroupObjects[] {
   const gs = new Map<string, GroupObjects>();
-  for (const us of f.units.values()) for (const u of us) for (const g of u.groups) gs.set(g.name, g.objects);
+  for (const us of unitsByService(f.units)) for (const u of us) for (const g of u.groups) gs.set(g.name, g.objects);
   return [...gs.entries()].sort(([a], [b]) => groupOrder(a) - groupOrder(b) || (a < b ? -1 : 1)).map(([, g]) => g);
 }
 const groupOrder = (chain: string): number => (chain.startsWith('dnat-local-') ? 1e9 : 0) + Number(chain.split('-')[2]);
