@@ -9,7 +9,7 @@
 // kube-proxy would have forgotten with its set. Kernel output is checked, never trusted:
 // an entry that does not look like ours is dropped.
 import { TABLE_NAME } from '../ir/types.js';
-import { type KFamily, unitsByService } from '../render/kernel/family.js';
+import type { KFamily } from '../render/kernel/family.js';
 import type { Op } from '../render/kernel/ops.js';
 import type { KElement } from '../render/kernel/types.js';
 import { wordText } from '../render/kernel/bytes.js';
@@ -21,7 +21,11 @@ const MAX_TIMEOUT_MS = 86_400_000;
 
 export function affinityKeysInUse(f: KFamily): Set<string> {
   const keys = new Set<string>();
-  for (const us of unitsByService(f.units)) for (const u of us) for (const k of u.affinityKeys) keys.add(k);
+  // from each service's outline: nothing made
+  for (const ref of f.units.refs()) {
+    const src = f.units.sourceOf(ref);
+    if (src) for (const k of f.units.outlineOf(src).affinityKeys) keys.add(k);
+  }
   return keys;
 }
 

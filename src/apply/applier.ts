@@ -6,7 +6,8 @@
 import type { Family, Ruleset } from '../ir/types.js';
 import { TABLE_NAME } from '../ir/types.js';
 import { AppliedFamily, type FamilyDelta } from '../render/kernel/diff.js';
-import { type KFamily, kernelFamilyOfTable, withUnitsMade } from '../render/kernel/family.js';
+import { type KFamily, kernelFamilyOfTable } from '../render/kernel/family.js';
+import { UnitCounts } from '../render/kernel/counts.js';
 import { type Op, type TableLayout, type Transaction, fullOps } from '../render/kernel/ops.js';
 import type { KTableHead } from '../render/kernel/types.js';
 import { CONTENT_ERRNOS, type KernelWriter, type WriteError } from './kernel-writer.js';
@@ -98,10 +99,7 @@ export class Applier {
     return this.full(fams, start);
   }
 
-  private async full(wanted: readonly KFamily[], start: number): Promise<SyncResult> {
-    // Every unit is read several times below (the affinity carry, the chains, the sets, the
-    // counts the partial syncs start from): made once here, garbage after the sync.
-    const fams = wanted.map(withUnitsMade);
+  private async full(fams: readonly KFamily[], start: number): Promise<SyncResult> {
     // A full replace keeps the clients session affinity remembers (affinity-carry.ts). Should
     // the kernel refuse them, the replace goes ahead without: affinity is lost, nothing else.
     let carry: { ops: Op[]; carried: number };
@@ -122,7 +120,15 @@ export class Applier {
         existing.clear();
       }
     }
-    const tx = (extra: readonly Op[], known: ReadonlyMap<string, TableLayout | undefined>): Transaction => ({ [Symbol.iterator]: () => fullOps(fams, HEADS, extra, known) });
+    // Each attempt counts the units afresh as it writes them: the counts of the one the kernel
+    // took are what partial syncs start from.
+    let counts: UnitCounts[] = [];
+    const tx = (extra: readonly Op[], known: ReadonlyMap<string, TableLayout | undefined>): Transaction => ({
+      [Symbol.iterator]: () => {
+        counts = fams.map(() => new UnitCounts());
+        return fullOps(fams, HEADS, extra, known, counts);
+      },
+    });
     let r = await this.writer.commit(tx(carry.ops, existing));
     let carried = carry.carried;
     if (!r.ok && carry.ops.length > 0) {
@@ -136,9 +142,9 @@ export class Applier {
       this.invalidate();
       throw new ApplyError('full', r.error);
     }
-    // what the applier keeps: the families as given (their units are made again when a partial
-    // sync needs them), not the units made for this sync
-    this.applied = wanted.map((f, i) => AppliedFamily.of(f, fams[i]));
+    // what the applier keeps: the families (their units are made again when a partial sync
+    // needs them) and the counts, not the units made for this sync
+    this.applied = fams.map((f, i) => AppliedFamily.of(f, counts[i]));
     return { kind: 'full', ops: r.value.ops, transactions: 1, durationMs: this.clock() - start, carriedAffinity: carried };
   }
 

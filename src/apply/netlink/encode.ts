@@ -53,7 +53,17 @@ interface SetLayout {
   readonly udata: readonly Item[];
 }
 
+// A full sync writes elements service by service, tens of thousands of element messages:
+// each shape's layout is made once.
+const layouts = new Map<string, SetLayout>();
 export function setLayout(f: Family, shape: SetShape): SetLayout {
+  const id = `${f} ${shape}`;
+  let l = layouts.get(id);
+  if (!l) layouts.set(id, (l = makeSetLayout(f, shape)));
+  return l;
+}
+
+function makeSetLayout(f: Family, shape: SetShape): SetLayout {
   const a = f === 'ip' ? DT.ipv4 : DT.ipv6, alen = f === 'ip' ? 4 : 16;
   const verdict = { type: A.NFT_DATA_VERDICT, len: 0 };
   const dnatData = { type: concatType([a, DT.service]), len: alen + 4 };

@@ -34,6 +34,7 @@ import { SET } from '../../compile/base-chains.js';
 import type { Op } from './ops.js';
 import { at, sameElement, sameHook, sameRules, setKind } from './ops.js';
 import { type KFamily, type KUnit, type KUnitElement, unitsByService } from './family.js';
+import { UnitCounts } from './counts.js';
 import type { GroupObjects } from './objects.js';
 import type { KChain, KElement, KSet, SetShape } from './types.js';
 
@@ -44,29 +45,24 @@ export class AppliedFamily {
     public fam: KFamily,
     /** per service, what its applied units are made from (family.ts, KUnits): a copy, since the compiler updates its map in place */
     private readonly sources: Map<string, object>,
-    private readonly shared: SharedCounts,
-    private readonly groups: Map<string, number>,
+    private readonly counts: UnitCounts,
   ) {}
 
   /**
-   * Right after a full sync of `fam`. `made`: the same family with its units made (the full
-   * sync made them all to write them), so that they are not made again to be counted.
+   * Right after a full sync of `fam`. `counts`: its units counted (the full sync counts them
+   * as it writes them, fullOps), so that they are not made again to be counted.
    */
-  static of(fam: KFamily, made: KFamily = fam): AppliedFamily {
-    const shared = new SharedCounts();
-    const groups = new Map<string, number>();
-    for (const us of unitsByService(made.units)) {
-      for (const u of us) {
-        for (const s of u.shared) shared.bump(s, 1);
-        for (const g of u.groups) bump(groups, g.name, 1);
-      }
+  static of(fam: KFamily, counts?: UnitCounts): AppliedFamily {
+    if (!counts) {
+      counts = new UnitCounts();
+      for (const us of unitsByService(fam.units)) counts.add(us);
     }
     const sources = new Map<string, object>();
     for (const ref of fam.units.refs()) {
       const src = fam.units.sourceOf(ref);
       if (src) sources.set(ref, src);
     }
-    return new AppliedFamily(fam, sources, shared, groups);
+    return new AppliedFamily(fam, sources, counts);
   }
 
   /** The ordered transactions from this state to `next`, or undefined when only a full sync can get there. */
@@ -96,15 +92,15 @@ export class AppliedFamily {
       nextSources.set(ref, src);
       if (src) for (const u of now.unitsOf(src)) after.push(u);
     }
-    if (!d.units(before, after, this.shared, this.groups)) return undefined;
+    if (!d.units(before, after, this.counts)) return undefined;
     const phases = d.phases();
     return {
       phases,
       commit: () => {
         this.fam = next;
         for (const [ref, src] of nextSources) { if (src) mine.set(ref, src); else mine.delete(ref); }
-        for (const n of d.sharedDelta.values()) this.shared.bump(n.s, n.n);
-        for (const [k, n] of d.groupDelta) bump(this.groups, k, n.n);
+        for (const n of d.sharedDelta.values()) this.counts.bumpShared(n.s, n.n);
+        for (const [k, n] of d.groupDelta) this.counts.bumpGroup(k, n.n);
       },
     };
   }
@@ -123,27 +119,6 @@ export interface FamilyDelta {
 }
 
 const sharedKey = (s: KUnitElement): string => `${s.set}\0${s.el.key}`;
-
-/**
- * How many units use each shared element, per set: one map per set keyed by the element's
- * own key string (no key made per element: at 10k services there are ~190k of them).
- */
-class SharedCounts {
-  private readonly bySet = new Map<string, Map<string, number>>();
-  get(s: KUnitElement): number {
-    return this.bySet.get(s.set)?.get(s.el.key) ?? 0;
-  }
-  bump(s: KUnitElement, n: number): void {
-    let m = this.bySet.get(s.set);
-    if (!m) this.bySet.set(s.set, (m = new Map()));
-    bump(m, s.el.key, n);
-  }
-}
-
-function bump(m: Map<string, number>, k: string, n: number): void {
-  const v = (m.get(k) ?? 0) + n;
-  if (v > 0) m.set(k, v); else m.delete(k);
-}
 
 /** Element changes of one phase, one op per set. */
 class ElementOps {
@@ -190,7 +165,7 @@ class DeltaBuilder {
     return this.chains(prevChains, nextChains);
   }
 
-  units(before: readonly KUnit[], after: readonly KUnit[], shared: SharedCounts, groups: ReadonlyMap<string, number>): boolean {
+  units(before: readonly KUnit[], after: readonly KUnit[], counts: UnitCounts): boolean {
     const bc: KChain[] = [], ac: KChain[] = [], be: KUnitElement[] = [], ae: KUnitElement[] = [];
     for (const u of before) { for (const c of u.chains) bc.push(c); for (const e of u.elements) be.push(e); }
     for (const u of after) { for (const c of u.chains) ac.push(c); for (const e of u.elements) ae.push(e); }
@@ -210,12 +185,12 @@ class DeltaBuilder {
       }
     }
     for (const d of this.sharedDelta.values()) {
-      const cur = shared.get(d.s);
+      const cur = counts.sharedCount(d.s);
       if (cur === 0 && d.n > 0) (d.s.set === SET.hairpin ? this.switchAdd : this.makeAdd).add(d.s.set, d.s.el);
       if (cur > 0 && cur + d.n <= 0) this.cleanDel.add(d.s.set, d.s.el);
     }
     for (const [name, d] of this.groupDelta) {
-      const cur = groups.get(name) ?? 0;
+      const cur = counts.groupCount(name);
       const g = d.g;
       this.shapes.set(g.vipMap.name, g.vipMap.shape);
       this.shapes.set(g.nodePortMap.name, g.nodePortMap.shape);

@@ -15,7 +15,7 @@ import { TABLE_NAME } from '../../ir/types.js';
 import type { CompiledFamily, FamilyBase } from '../../compile/compile.js';
 import type { ServicePortRules } from '../../compile/service-port.js';
 import { SET } from '../../compile/base-chains.js';
-import { type DnatGroup, collectDnatGroups, dnatAliases } from '../lower-dnat.js';
+import { type DnatGroup, collectDnatGroups, dnatAliases, dnatGroupNames } from '../lower-dnat.js';
 import { type GroupObjects, groupElements, groupObjects, kchain, kelement, kset, setDecl } from './objects.js';
 import type { KChain, KElement, KSet, KSetDecl, KTableHead, SetShape } from './types.js';
 
@@ -47,8 +47,24 @@ export interface KUnits {
   refs(): IterableIterator<string>;
   /** what a service's units are made from (the same object, the same units); undefined: none */
   sourceOf(ref: string): object | undefined;
-  /** the units made from a source this family, or an earlier one of the same base, handed out */
-  unitsOf(source: object): readonly KUnit[];
+  /**
+   * the units made from a source this family, or an earlier one of the same base, handed out;
+   * `elementsOnly`: their chains may be left out (made or not: a kept unit has them)
+   */
+  unitsOf(source: object, elementsOnly?: boolean): readonly KUnit[];
+  /** the chains of a service's units (with their rules) */
+  chainsOf(source: object): readonly KChain[];
+  /** what a full sync must know of a service's units before it makes them: cheap, nothing made */
+  outlineOf(source: object): UnitOutline;
+}
+
+export interface UnitOutline {
+  /** the names of the chains its units hold */
+  readonly chains: readonly string[];
+  /** the endpoint-count groups they use */
+  readonly groups: readonly GroupObjects[];
+  /** the session-affinity endpoint keys their rules remember clients under */
+  readonly affinityKeys: readonly string[];
 }
 
 /** Units held as they are (tests, tools, a family made from an assembled table or computed for a full sync). */
@@ -58,6 +74,11 @@ export class KeptUnits implements KUnits {
   refs(): IterableIterator<string> { return this.m.keys(); }
   sourceOf(ref: string): readonly KUnit[] | undefined { return this.m.get(ref); }
   unitsOf(source: object): readonly KUnit[] { return source as readonly KUnit[]; }
+  chainsOf(source: object): readonly KChain[] { return (source as readonly KUnit[]).flatMap((u) => u.chains); }
+  outlineOf(source: object): UnitOutline {
+    const us = source as readonly KUnit[];
+    return { chains: us.flatMap((u) => u.chains.map((c) => c.name)), groups: us.flatMap((u) => u.groups.map((g) => g.objects)), affinityKeys: us.flatMap((u) => u.affinityKeys) };
+  }
 }
 
 type ServiceRules = readonly (ServicePortRules | undefined)[];
@@ -68,10 +89,30 @@ class CompiledUnits implements KUnits {
   get size(): number { return this.services.size; }
   refs(): IterableIterator<string> { return this.services.keys(); }
   sourceOf(ref: string): ServiceRules | undefined { return this.services.get(ref); }
-  unitsOf(source: object): readonly KUnit[] {
+  unitsOf(source: object, elementsOnly = false): readonly KUnit[] {
     const us: KUnit[] = [];
-    for (const r of source as ServiceRules) if (r) us.push(unitOf(this.family, this.shapes, r));
+    for (const r of source as ServiceRules) if (r) us.push(unitOf(this.family, this.shapes, r, elementsOnly));
     return us;
+  }
+  chainsOf(source: object): readonly KChain[] {
+    const out: KChain[] = [];
+    for (const r of source as ServiceRules) if (r) for (const c of unitChains(this.family, r)) out.push(c);
+    return out;
+  }
+  // As unitOf decides, from the compiled chains alone: the chains not aliased to a group's, the
+  // groups of the dnat statements with two backends or more.
+  outlineOf(source: object): UnitOutline {
+    const chains: string[] = [], groups: GroupObjects[] = [], affinityKeys: string[] = [];
+    for (const r of source as ServiceRules) {
+      if (!r) continue;
+      const aliases = dnatAliases(r.chains);
+      for (const c of r.chains) {
+        if (!aliases.has(c.name)) chains.push(c.name);
+        for (const rule of c.rules) for (const st of rule.stmts) if (st.kind === 'dnat' && st.backends.length >= 2) groups.push(groupObjects(this.family, { n: st.backends.length, ...dnatGroupNames(st.policy, st.backends.length) }));
+      }
+      for (const k of affinityKeysOf(r.chains)) affinityKeys.push(k);
+    }
+    return { chains, groups, affinityKeys };
   }
 }
 
@@ -81,17 +122,6 @@ export function* unitsByService(u: KUnits): Generator<readonly KUnit[]> {
     const src = u.sourceOf(ref);
     if (src) yield u.unitsOf(src);
   }
-}
-
-/** The family with every unit made once and kept: what a full sync reads several times. */
-export function withUnitsMade(f: KFamily): KFamily {
-  if (f.units instanceof KeptUnits) return f;
-  const m = new Map<string, readonly KUnit[]>();
-  for (const ref of f.units.refs()) {
-    const src = f.units.sourceOf(ref);
-    if (src) m.set(ref, f.units.unitsOf(src));
-  }
-  return { ...f, units: new KeptUnits(m) };
 }
 
 export interface KFamily {
@@ -121,7 +151,8 @@ function kbase(family: Family, b: FamilyBase): KBase {
   return base;
 }
 
-function unitOf(family: Family, shapes: ReadonlyMap<string, SetShape>, r: ServicePortRules): KUnit {
+/** A compiled service port's unit; `elementsOnly`: without its chains (what a full sync's second pass reads). */
+function unitOf(family: Family, shapes: ReadonlyMap<string, SetShape>, r: ServicePortRules, elementsOnly = false): KUnit {
   const aliases = dnatAliases(r.chains);
   const elements: KUnitElement[] = [];
   const shared: KUnitElement[] = [];
@@ -131,8 +162,11 @@ function unitOf(family: Family, shapes: ReadonlyMap<string, SetShape>, r: Servic
     (e.owner === undefined ? shared : elements).push({ set, el });
   }
   for (const ip of r.hairpin) shared.push(hairpinPair(ip));
-  return withGroups(family, r.chains.filter((c) => !aliases.has(c.name)).map((c) => kchain(family, c, aliases)), elements, shared, collectDnatGroups({ chains: r.chains }), affinityKeysOf(r.chains));
+  return withGroups(family, elementsOnly ? [] : unitChains(family, r, aliases), elements, shared, collectDnatGroups({ chains: r.chains }), affinityKeysOf(r.chains));
 }
+
+const unitChains = (family: Family, r: ServicePortRules, aliases = dnatAliases(r.chains)): KChain[] =>
+  r.chains.filter((c) => !aliases.has(c.name)).map((c) => kchain(family, c, aliases));
 
 // One object per endpoint address for its hairpin pair, whichever units hold it: every port
 // of a service (and every service) with that endpoint shares it (at 10k x 10, ~170k unit
