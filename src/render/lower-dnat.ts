@@ -37,20 +37,32 @@ export function dnatGroupNames(policy: 'cluster' | 'local', n: number): { chain:
  * still show the service's own path. A chain only ever refers to its own service port's
  * chains, so aliases computed over one port's chains or over the whole table agree.
  */
+const NO_ALIASES: ReadonlyMap<string, string> = new Map();
+// the group chains' names by policy and N, made once (aliases are computed every time a
+// service's kernel objects are made: a full sync at 10k services asks ~17k times)
+const GROUP_CHAIN: Record<'cluster' | 'local', string[]> = { cluster: [], local: [] };
+const MASQ_CHAIN = new Map<string, string>();
+const groupChain = (policy: 'cluster' | 'local', n: number): string => (GROUP_CHAIN[policy][n] ??= dnatGroupNames(policy, n).chain);
+const masqChainOf = (chain: string): string => {
+  let m = MASQ_CHAIN.get(chain);
+  if (m === undefined) MASQ_CHAIN.set(chain, (m = `${chain}-masq`));
+  return m;
+};
+
 export function dnatAliases(chains: readonly Chain[]): ReadonlyMap<string, string> {
-  const aliases = new Map<string, string>();
+  let aliases: Map<string, string> | undefined;
   for (const c of chains) {
     const only = c.rules.length === 1 ? c.rules[0]! : undefined;
     const st = only && only.matches.length === 0 && only.stmts.length === 1 ? only.stmts[0]! : undefined;
-    if (!c.base && st?.kind === 'dnat' && st.backends.length >= 2) aliases.set(c.name, dnatGroupNames(st.policy, st.backends.length).chain);
+    if (!c.base && st?.kind === 'dnat' && st.backends.length >= 2) (aliases ??= new Map()).set(c.name, groupChain(st.policy, st.backends.length));
   }
-  if (aliases.size === 0) return aliases;
+  if (!aliases) return NO_ALIASES;
   for (const c of chains) {
     const [mark, go] = c.rules;
     if (c.base || c.rules.length !== 2 || mark!.matches.length || go!.matches.length || mark!.stmts.length !== 1 || go!.stmts.length !== 1) continue;
     const m = mark!.stmts[0]!, v = go!.stmts[0]!;
     const target = v.kind === 'verdict' && v.verdict.kind === 'goto' ? aliases.get(v.verdict.chain) : undefined;
-    if (m.kind === 'mark-masq' && target) aliases.set(c.name, `${target}-masq`);
+    if (m.kind === 'mark-masq' && target) aliases.set(c.name, masqChainOf(target));
   }
   return aliases;
 }

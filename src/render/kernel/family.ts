@@ -10,13 +10,14 @@
 // is. The units would otherwise be the daemon's largest holding (at 10k services x 10
 // endpoints about 130 MB of heap: every dnat-map element again, as bytes), and a second copy
 // of what the compiled parts already say.
-import type { Chain, Family, SetElement, Table } from '../../ir/types.js';
+import type { Chain, Family, Table } from '../../ir/types.js';
 import { TABLE_NAME } from '../../ir/types.js';
 import type { CompiledFamily, FamilyBase } from '../../compile/compile.js';
 import type { ServicePortRules } from '../../compile/service-port.js';
 import { SET } from '../../compile/base-chains.js';
 import { type DnatGroup, collectDnatGroups, dnatAliases, dnatGroupNames } from '../lower-dnat.js';
 import { type GroupObjects, groupElements, groupObjects, kchain, kelement, kset, setDecl } from './objects.js';
+import { KeyBuilder } from './bytes.js';
 import type { KChain, KElement, KSet, KSetDecl, KTableHead, SetShape } from './types.js';
 
 export const TABLE_COMMENT = 'rules for nftproxy';
@@ -168,20 +169,11 @@ function unitOf(family: Family, shapes: ReadonlyMap<string, SetShape>, r: Servic
 const unitChains = (family: Family, r: ServicePortRules, aliases = dnatAliases(r.chains)): KChain[] =>
   r.chains.filter((c) => !aliases.has(c.name)).map((c) => kchain(family, c, aliases));
 
-// One object per endpoint address for its hairpin pair, whichever units hold it: every port
-// of a service (and every service) with that endpoint shares it (at 10k x 10, ~170k unit
-// entries, ~110k addresses). Bounded: cleared past a million addresses, and only an
-// identity cache (an element made again is equal).
-const hairpinPairs = new Map<string, KUnitElement>();
-function hairpinPair(ip: string): KUnitElement {
-  let e = hairpinPairs.get(ip);
-  if (!e) {
-    if (hairpinPairs.size > 1_000_000) hairpinPairs.clear();
-    const ir: SetElement = { key: [ip, ip] };
-    hairpinPairs.set(ip, (e = { set: SET.hairpin, el: kelement('addr.addr', ir) }));
-  }
-  return e;
-}
+// A hairpin pair's key (the endpoint's address twice), built in one piece: units are made for
+// a sync and dropped, so nothing is gained by sharing pairs between units (a full sync makes
+// ~170k of them at 10k x 10).
+const PAIRS = new KeyBuilder();
+const hairpinPair = (ip: string): KUnitElement => ({ set: SET.hairpin, el: { key: PAIRS.addr(ip).addr(ip).take() } });
 
 function affinityKeysOf(chains: readonly Chain[]): string[] {
   const keys: string[] = [];

@@ -127,22 +127,31 @@ export function* fullOps(fams: readonly KFamily[], heads: readonly KTableHead[],
       }
       yield* addChains(f.units.chainsOf(src));
     }
+    // Elements go out a few thousand to an op per set, whichever services they come from
+    // (every chain exists by now): big messages for the kernel, a bounded batch in memory.
+    const pending = new Map<string, KElement[]>();
+    const put = (set: string, el: KElement): void => {
+      const a = pending.get(set);
+      if (a) a.push(el); else pending.set(set, [el]);
+    };
     for (const ref of f.units.refs()) {
       const src = f.units.sourceOf(ref);
       if (!src) continue;
       const us = f.units.unitsOf(src, true);
-      const bySet = new Map<string, KElement[]>();
-      const put = (set: string, el: KElement): void => {
-        const a = bySet.get(set);
-        if (a) a.push(el); else bySet.set(set, [el]);
-      };
       for (const u of us) for (const e of u.elements) put(e.set, e.el);
       counts.add(us, (e) => put(e.set, e.el));
-      for (const [set, elements] of bySet) yield { ...where, op: 'add-elements', set, shape: shapeIn(shapes, set), elements };
+      for (const [set, elements] of pending) {
+        if (elements.length < ELEMENTS_PER_OP) continue;
+        pending.delete(set);
+        yield { ...where, op: 'add-elements', set, shape: shapeIn(shapes, set), elements };
+      }
     }
+    for (const [set, elements] of pending) yield { ...where, op: 'add-elements', set, shape: shapeIn(shapes, set), elements };
   }
   yield* extra;
 }
+
+const ELEMENTS_PER_OP = 4096;
 
 /** The chains (with their hooks) and sets (with their shapes) a family's table holds, by name, without making its units. */
 function wantedNames(f: KFamily): { chains: Map<string, KHook | undefined>; sets: Map<string, SetShape> } {
