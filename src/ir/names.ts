@@ -30,9 +30,22 @@ export function servicePortId(ns: string, name: string, proto: string, portName:
 
 export type ChainPrefix = 'service' | 'local' | 'external' | 'firewall' | 'endpoint';
 
+// Names remembered per prefix and id: a service compiled again (every change to it) names the
+// same chains, one per endpoint, and a SHA-256 each cost more than the rest of compiling the
+// service. Bounded: a map is emptied past 500,000 names (a name made again is the same).
+const NAMES: Record<ChainPrefix, Map<string, string>> = { service: new Map(), local: new Map(), external: new Map(), firewall: new Map(), endpoint: new Map() };
+const MAX_REMEMBERED = 500_000;
+
 export function objectName(prefix: ChainPrefix, id: string): string {
-  const full = `${prefix}-${shortHash(id)}-${id.replace(/:/g, '.')}`;
-  return full.length <= MAX_NAME ? full : `${full.slice(0, MAX_NAME - 3)}...`;
+  const m = NAMES[prefix];
+  let name = m.get(id);
+  if (name === undefined) {
+    const full = `${prefix}-${shortHash(id)}-${id.replace(/:/g, '.')}`;
+    name = full.length <= MAX_NAME ? full : `${full.slice(0, MAX_NAME - 3)}...`;
+    if (m.size >= MAX_REMEMBERED) m.clear();
+    m.set(id, name);
+  }
+  return name;
 }
 
 export function endpointId(spId: string, addr: string, port: number): string {
