@@ -68,7 +68,7 @@ export interface UnitOutline {
   readonly affinityKeys: readonly string[];
 }
 
-/** Units held as they are (tests, tools, a family made from an assembled table or computed for a full sync). */
+/** Units held as they are (a family made from an assembled table: tests, tools, the CLI). */
 export class KeptUnits implements KUnits {
   constructor(private readonly m: ReadonlyMap<string, readonly KUnit[]>) {}
   get size(): number { return this.m.size; }
