@@ -47,10 +47,17 @@ export function endpointChains(owner: string, proto: Protocol, affinityTimeout: 
       }
       return { chain, key };
     });
-    // A client remembered for an endpoint goes back to it; any other picks one at random.
+    // A client remembered for an endpoint goes back to it; any other picks one at random: one
+    // rule per endpoint, the i-th taken with chance 1/(n-i), so each with chance 1/n. Not
+    // `numgen random mod n vmap { … }`: that map is anonymous, bound to its rule, and when a
+    // sync replaces the rule the kernel deactivates the map's elements at the commit, while a
+    // packet that entered the base chain before it still runs the old rule and so misses
+    // every element: it leaves un-NATed (test/datapath/make-before-break.datapath.test.ts,
+    // the session-affinity rows). Rules hold no such state.
+    const goto = (chain: string): Rule['stmts'] => [{ kind: 'verdict', verdict: { kind: 'goto', chain } }];
     return [
-      ...targets.map(({ chain, key }): Rule => ({ matches: [{ kind: 'affinity', set: SET.affinity, key }], stmts: [{ kind: 'verdict', verdict: { kind: 'goto', chain } }] })),
-      { matches: [], stmts: [{ kind: 'random-goto', chains: targets.map((t) => t.chain) }] },
+      ...targets.map(({ chain, key }): Rule => ({ matches: [{ kind: 'affinity', set: SET.affinity, key }], stmts: goto(chain) })),
+      ...targets.map(({ chain }, i): Rule => (i < targets.length - 1 ? { matches: [{ kind: 'one-in', n: targets.length - i }], stmts: goto(chain) } : { matches: [], stmts: goto(chain) })),
     ];
   };
   const chains: Chain[] = policies.map((p) => ({ name: p.name, owner, rules: affinityRules(p) }));

@@ -27,7 +27,12 @@ export type Match =
   | { readonly kind: 'masq-mark'; readonly set: boolean }
   | { readonly kind: 'hairpin'; readonly set: string }
   /** session affinity: the client was remembered for this endpoint (key) in the shared set */
-  | { readonly kind: 'affinity'; readonly set: string; readonly key: AffinityKey };
+  | { readonly kind: 'affinity'; readonly set: string; readonly key: AffinityKey }
+  /**
+   * true for one packet in `n`, drawn afresh for each rule (`numgen random mod n 0`). A run of
+   * rules with n, n-1, ... 2 and a last one without picks each of n targets with chance 1/n.
+   */
+  | { readonly kind: 'one-in'; readonly n: number };
 
 /**
  * One endpoint of one affinity service port, in the shared affinity set: 62 bits (two 31-bit
@@ -60,9 +65,7 @@ export type Statement =
   /** DNAT to one backend chosen uniformly at random */
   | { readonly kind: 'dnat'; readonly proto: Protocol; readonly backends: readonly Backend[]; readonly policy: 'cluster' | 'local'; readonly keys: readonly DnatKey[] }
   /** session affinity: remember the client for this endpoint (key), for timeoutSeconds */
-  | { readonly kind: 'affinity-update'; readonly set: string; readonly key: AffinityKey; readonly timeoutSeconds: number }
-  /** session affinity: pick one chain uniformly at random */
-  | { readonly kind: 'random-goto'; readonly chains: readonly string[] };
+  | { readonly kind: 'affinity-update'; readonly set: string; readonly key: AffinityKey; readonly timeoutSeconds: number };
 
 export interface Rule {
   readonly matches: readonly Match[];

@@ -94,6 +94,7 @@ function matchJ(f: Family, m: Match): J {
     case 'masq-mark': return match(m.set ? '!=' : '==', { '&': [mark, MASQ_MARK] }, 0);
     case 'hairpin': return [match('in', { ct: { key: 'status' } }, 'dnat'), match('==', { concat: [addrField(f, 'saddr'), addrField(f, 'daddr')] }, `@${m.set}`)];
     case 'affinity': return match('==', addrField(f, 'saddr'), `@${affinitySetName(m.key)}`);
+    case 'one-in': return match('==', { numgen: { mode: 'random', mod: m.n, offset: 0 } }, 0);
     default: return assertNever(m);
   }
 }
@@ -117,7 +118,6 @@ function stmtJ(f: Family, s: Statement): J[] {
       return [protoMatch, { dnat: { family: f, addr: { map: { key: numgen, data: { set: s.backends.map((b, i) => [i, { concat: [b.addr, b.port] }]) } } } } }];
     }
     case 'affinity-update': return [{ set: { op: 'update', elem: addrField(f, 'saddr'), set: `@${affinitySetName(s.key)}` } }];
-    case 'random-goto': return [{ vmap: { key: { numgen: { mode: 'random', mod: s.chains.length, offset: 0 } }, data: { set: s.chains.map((c, i) => [i, { goto: { target: c } }]) } } }];
     default: return assertNever(s);
   }
 }

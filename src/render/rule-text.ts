@@ -34,6 +34,7 @@ function match(f: Family, m: Match): string {
     case 'masq-mark': return `meta mark & ${hex(MASQ_MARK)} ${m.set ? '!=' : '=='} ${hex(0)}`;
     case 'hairpin': return `ct status dnat ${a} saddr . ${a} daddr @${m.set}`;
     case 'affinity': return `${affinityKeyText(f, m.key)} @${m.set}`;
+    case 'one-in': return `numgen random mod ${m.n} 0`;
     default: return assertNever(m);
   }
 }
@@ -55,7 +56,6 @@ function statement(f: Family, s: Statement, aliases: Aliases): string {
       return `goto ${dnatGroupNames(s.policy, s.backends.length).chain}`;
     }
     case 'affinity-update': return `update @${s.set} { ${affinityKeyText(f, s.key)} timeout ${s.timeoutSeconds}s }`;
-    case 'random-goto': return `numgen random mod ${s.chains.length} vmap { ${s.chains.map((c, i) => `${i} : goto ${c}`).join(', ')} }`;
     default: return assertNever(s);
   }
 }

@@ -3,7 +3,7 @@
 // reports all endpoints a connection may land on. Pure: (ruleset, node addresses, packet).
 import { type IP, cidrContains, familyOf } from '../model/ip.js';
 import type { Protocol } from '../model/types.js';
-import { type AddrMatch, type BaseHook, type Chain, type Family, type Match, type NamedSet, type Ruleset, type ServicePortInfo, type Statement, type Table, type Verdict, fmtBackend } from '../ir/types.js';
+import { type AddrMatch, type BaseHook, type Chain, type Family, type Match, type NamedSet, type Rule, type Ruleset, type ServicePortInfo, type Statement, type Table, type Verdict, fmtBackend } from '../ir/types.js';
 import { assertNever } from '../model/result.js';
 import { dnatAliases } from '../render/lower-dnat.js';
 
@@ -126,15 +126,29 @@ class Evaluator {
       const rule = c.rules[i]!;
       if (!rule.matches.every((m) => this.match(m, st))) continue;
       const where = `${c.name}${rule.comment ? ` (${rule.comment})` : ''}`;
-      for (const s of rule.stmts) {
-        const r = this.stmt(s, st, where);
-        if (r === 'next') continue;
-        if (r === 'break') break;
-        if (Array.isArray(r)) return r.flatMap((b) => (b.kind === 'verdict' ? this.follow(b.v, b.st, c, depth, where, i) : [b.r]));
-        return this.follow(r, st, c, depth, where, i);
+      const chance = rule.matches.find((m) => m.kind === 'one-in');
+      if (chance) {
+        // a random rule: followed both ways, taken (1 time in n) and passed over
+        const passed = clone(st);
+        st.steps.push(`${where}: random choice, this rule 1 time in ${chance.n}, else the next`);
+        return [...(this.runRule(rule, st, c, depth, where, i) ?? this.runChain(c, st, depth, i + 1)), ...this.runChain(c, passed, depth, i + 1)];
       }
+      const r = this.runRule(rule, st, c, depth, where, i);
+      if (r) return r;
     }
     return [{ kind: 'return', st }];
+  }
+
+  /** A matched rule's statements; undefined: evaluation goes on at the next rule. */
+  private runRule(rule: Rule, st: State, c: Chain, depth: number, where: string, i: number): R[] | undefined {
+    for (const s of rule.stmts) {
+      const r = this.stmt(s, st, where);
+      if (r === 'next') continue;
+      if (r === 'break') return undefined;
+      if (Array.isArray(r)) return r.flatMap((b) => (b.kind === 'verdict' ? this.follow(b.v, b.st, c, depth, where, i) : [b.r]));
+      return this.follow(r, st, c, depth, where, i);
+    }
+    return undefined;
   }
 
   private follow(v: Verdict | 'reject', st: State, c: Chain, depth: number, where: string, ruleIndex: number): R[] {
@@ -176,6 +190,7 @@ class Evaluator {
       case 'affinity':
         st.steps.push(`session affinity: ${m.set} has no entry for a client's first connection`);
         return false;
+      case 'one-in': return true; // runChain follows both ways
       case 'hairpin': {
         if (!st.dnat) return false;
         const set = this.sets.get(m.set);
@@ -223,9 +238,6 @@ class Evaluator {
       case 'affinity-update':
         st.steps.push(`${where}: remember the client for this endpoint in ${s.set} (${s.timeoutSeconds}s)`);
         return 'next';
-      case 'random-goto':
-        st.steps.push(`${where}: random choice among ${s.chains.length} endpoint chains`);
-        return s.chains.map((chain) => ({ kind: 'verdict' as const, v: { kind: 'goto' as const, chain }, st: clone(st) }));
       default: return assertNever(s);
     }
   }

@@ -92,11 +92,6 @@ function anonLayout(f: Family, s: AnonSet): SetLayout {
         udata: [[A.UDATA_SET.KEYBYTEORDER, u32h(BYTEORDER.big)], ...(s.interval ? [[A.UDATA_SET.MERGE_ELEMENTS, u32h(1)] as Item] : []), [A.UDATA_SET.KEY_TYPEOF, addrT(f, s.field ?? 'saddr')]],
       };
     case 'proto': return { flags: CONST, keyType: DT.proto, keyLen: 1, udata: [[A.UDATA_SET.KEYBYTEORDER, u32h(BYTEORDER.host)], [A.UDATA_SET.KEY_TYPEOF, l4protoT()]] };
-    case 'int':
-      return {
-        flags: CONST | A.SET_F.MAP, keyType: DT.integer, keyLen: 4, data: { type: A.NFT_DATA_VERDICT, len: 0 },
-        udata: [[A.UDATA_SET.KEYBYTEORDER, u32h(BYTEORDER.host)], [A.UDATA_SET.DATABYTEORDER, u32h(BYTEORDER.invalid)], [A.UDATA_SET.DATA_TYPEOF, typeofExpr(EXPR_TYPE.verdict, Buffer.alloc(0))], [A.UDATA_SET.DATA_INTERVAL, u32h(0)]],
-      };
     default: return assertNever(s.key);
   }
 }
@@ -219,7 +214,7 @@ export function encodeBatch(ops: Iterable<Op>, seq: number): Batch {
           if (e.op !== 'lookup' || typeof e.set === 'string') continue;
           const id = setId++;
           anonIds.set(e.set, id);
-          const name = e.set.key === 'int' ? '__map%d' : '__set%d';
+          const name = '__set%d';
           const layout = anonLayout(f, e.set);
           msg(A.MSG.NEWSET, A.NLM_F.CREATE, f, `anonymous set of a rule in ${op.chain}`, op.rule.owner);
           const size = e.set.elements.length + (e.set.elements.some((x) => x.open) ? 1 : 0);
@@ -234,7 +229,6 @@ export function encodeBatch(ops: Iterable<Op>, seq: number): Batch {
             const n = w.open(i + 1);
             if (el.end) w.u32(A.SET_ELEM.FLAGS, A.SET_ELEM_F.INTERVAL_END);
             value(w, A.SET_ELEM.KEY, el.key);
-            if (el.verdict) verdict(w, A.SET_ELEM.DATA, el.verdict);
             if (el.open) w.bytes(A.SET_ELEM.USERDATA, udata([[1, u32h(1)]]));
             w.close(n);
           });
@@ -384,7 +378,7 @@ function expression(w: MessageWriter, f: Family, e: Expr, anonIds: ReadonlyMap<A
       if (e.dreg !== undefined) w.u32(A.LOOKUP.DREG, e.dreg);
       if (typeof e.set === 'string') w.str(A.LOOKUP.SET, e.set);
       else {
-        w.str(A.LOOKUP.SET, e.set.key === 'int' ? '__map%d' : '__set%d');
+        w.str(A.LOOKUP.SET, '__set%d');
         w.u32(A.LOOKUP.SET_ID, anonIds.get(e.set)!);
       }
       if (e.invert) w.u32(A.LOOKUP.FLAGS, A.LOOKUP_F_INV);

@@ -70,6 +70,7 @@ function matchExprs(f: Family, m: Match): Expr[] {
         loadAddr(f, 'saddr', 1), loadAddr(f, 'daddr', regAt(alen)), { op: 'lookup', sreg: 1, set: m.set },
       ];
     case 'affinity': return [...affinityKey(f, m.key), { op: 'lookup', sreg: 1, set: m.set }];
+    case 'one-in': return [{ op: 'numgen', dreg: 1, mod: m.n, offset: 0 }, { op: 'cmp', reg: 1, cmp: 'eq', data: word(0) }];
     default: return assertNever(m);
   }
 }
@@ -164,11 +165,6 @@ function statementExprs(f: Family, s: Statement, aliases: Aliases): Expr[] {
       ];
     }
     case 'affinity-update': return [...affinityKey(f, s.key), { op: 'dynset-update', set: s.set, sreg: 1, timeoutMs: s.timeoutSeconds * 1000 }];
-    case 'random-goto':
-      return [
-        { op: 'numgen', dreg: 1, mod: s.chains.length, offset: 0 },
-        { op: 'lookup', sreg: 1, dreg: 0, set: { key: 'int', interval: false, elements: s.chains.map((c, i) => ({ key: word(i), verdict: { kind: 'goto', chain: aliases.get(c) ?? c } })) } },
-      ];
     default: return assertNever(s);
   }
 }

@@ -66,9 +66,13 @@ export interface KSet extends KSetDecl {
   readonly owner?: string;
 }
 
-/** An anonymous set bound to one rule (`{ tcp, udp, sctp }`, `!= { cidrs }`, `numgen … vmap { … }`). */
+/**
+ * An anonymous set bound to one rule (`{ tcp, udp, sctp }`, `!= { cidrs }`). Never a map: when
+ * a sync replaces the rule, the kernel deactivates an anonymous map's elements at the commit,
+ * under a packet still running the old rule (compile/endpoint-chains.ts).
+ */
 export interface AnonSet {
-  readonly key: 'addr' | 'proto' | 'int';
+  readonly key: 'addr' | 'proto';
   /** addr sets: which address the rule looks up (nft records it in the set's user data) */
   readonly field?: 'saddr' | 'daddr';
   /** elements are ranges: [start, end) pairs, end exclusive, `undefined` end = to the top */
@@ -81,7 +85,6 @@ export interface AnonElement {
   readonly end?: boolean;
   /** interval sets: this element starts a range that runs to the last address (no end element) */
   readonly open?: boolean;
-  readonly verdict?: KVerdict;
 }
 
 /** The nf_tables VM expressions nftproxy's rules use, as typed values. */

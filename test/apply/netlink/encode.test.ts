@@ -30,7 +30,7 @@ const RULES: readonly (readonly [string, Rule])[] = [
   ['dnat to one backend', { matches: [], stmts: [{ kind: 'dnat', proto: 'tcp', backends: [{ addr: ip('10.244.1.7'), port: 8080 }], policy: 'cluster', keys: [] }] }],
   ['affinity lookup', { matches: [{ kind: 'affinity', set: 'affinity', key: [952726868, 1742742655] }], stmts: [{ kind: 'verdict', verdict: { kind: 'goto', chain: 'endpoint-X' } }] }],
   ['affinity update', { matches: [], stmts: [{ kind: 'affinity-update', set: 'affinity', key: [952726868, 1742742655], timeoutSeconds: 10800 }] }],
-  ['random goto', { matches: [], stmts: [{ kind: 'random-goto', chains: ['endpoint-X', 'endpoint-Y'] }] }],
+  ['one in three, goto', { matches: [{ kind: 'one-in', n: 3 }], stmts: [{ kind: 'verdict', verdict: { kind: 'goto', chain: 'endpoint-X' } }] }],
   ['dport match, reject', { matches: [{ kind: 'dport', proto: 'udp', port: 53 }], stmts: [{ kind: 'reject' }] }],
 ];
 
