@@ -345,8 +345,9 @@ const affinityCase: BCase = {
   objects: [...stickyService('sticky', '172.30.3.2', {}), ...stickyService('short', '172.30.3.1', { timeoutSeconds: AFF_TIMEOUT_S })],
   rows: [],
 };
-// 7 tries, each after an idle time past the timeout, all on one of 4 endpoints by chance: 4 * (1/4)^7 = 1/4096.
-const EXPIRY = { tries: 7, idleMs: AFF_TIMEOUT_S * 1000 + 350 };
+// 11 tries, each after an idle time past the timeout, all on one of 4 endpoints by chance:
+// 4 * (1/4)^11, about one run in a million (with 7 tries it was one in 4,096: a flake by design).
+const EXPIRY = { tries: 11, idleMs: AFF_TIMEOUT_S * 1000 + 350 };
 interface AffinityResult {
   svc: { affinity: boolean; affinityTimeoutS: number } | undefined;
   nft: Observed[];

@@ -58,13 +58,14 @@ const affinityCase: Case = {
   ],
   rows: [],
 };
-// Clients of the independence check: 8 addresses, so that all of them picking the same endpoint
-// by chance (a false failure) has probability 3 * (1/3)^8 = 1/3^7.
-const PER_CLIENT = Array.from({ length: 8 }, (_, i) => `10.0.3.${11 + i}`);
+// Clients of the independence check: 13 addresses, so that all of them picking the same endpoint
+// by chance (a false failure) has probability 3 * (1/3)^13 = 1/3^12, about one run in 530,000
+// (with 8 it was one in 2,187: a flake by design).
+const PER_CLIENT = Array.from({ length: 13 }, (_, i) => `10.0.3.${41 + i}`);
 const REFRESH = { src: '10.0.3.21', tries: 6, spacingMs: 500 };
-// 8 tries, each after an idle time longer than the timeout: all on one endpoint by chance with
-// probability 3 * (1/3)^8 = 1/3^7.
-const EXPIRY = { src: '10.0.3.31', tries: 8, idleMs: AFFINITY_TIMEOUT_S * 1000 + 600 };
+// 13 tries, each after an idle time longer than the timeout: all on one endpoint by chance with
+// probability 3 * (1/3)^13 = 1/3^12 (with 8 tries, 1/3^7).
+const EXPIRY = { src: '10.0.3.31', tries: 13, idleMs: AFFINITY_TIMEOUT_S * 1000 + 600 };
 
 interface StickyCheck { id: string; what: string; srcs: string[]; dst: string; masq: boolean }
 const STICKY: Record<'sticks' | 'nodePort' | 'perClient' | 'refresh' | 'expiry', StickyCheck> = {
