@@ -8,5 +8,7 @@ export default defineConfig({
     // Hooks build and tear down labs (namespaces, agents, daemons): seconds each on a loaded
     // two-CPU machine, where the default 10 s cut a teardown short and left namespaces behind.
     hookTimeout: 60_000,
+    // removes the namespaces of test workers that died before their cleanup ran (test/lab/orphans.ts)
+    globalSetup: ['test/lab/global-setup.ts'],
   },
 });
