@@ -1,9 +1,9 @@
 // The chains that choose an endpoint for one ServicePort: one per endpoint policy some traffic
-// uses (service-… for cluster-wide endpoints, local-… for this node's), and with session
-// affinity one chain per endpoint that remembers the client.
+// uses (service-… for cluster-wide endpoints, local-… for this node's); with session affinity
+// each also remembers the client.
 import type { Protocol } from '../model/types.js';
-import type { Backend, Chain, DnatKey, Rule } from '../ir/types.js';
-import { endpointId, objectName } from '../ir/names.js';
+import type { AffinityKey, Backend, Chain, DnatKey, Match, Rule, Statement } from '../ir/types.js';
+import { endpointId } from '../ir/names.js';
 import { SET } from './base-chains.js';
 import { type GenerationOf, affinityKey } from './affinity.js';
 import type { EndpointPolicy } from './traffic-decisions.js';
@@ -17,7 +17,7 @@ export interface PolicyChain {
 }
 
 export interface EndpointChains {
-  /** the policy chains in the order given, then the per-endpoint chains */
+  /** the policy chains in the order given */
   readonly chains: Chain[];
   /** affinity endpoints (ids) and the generation each key was made with */
   readonly affinity: [endpointId: string, generation: number][];
@@ -28,39 +28,36 @@ export function endpointChains(owner: string, proto: Protocol, affinityTimeout: 
   if (affinityTimeout === undefined) {
     return { chains: policies.map((p) => ({ name: p.name, owner, rules: [{ matches: [], stmts: [{ kind: 'dnat', proto, backends: p.backends, policy: p.policy, keys: p.keys }] }] })), affinity: [] };
   }
-  // An endpoint both policies use gets one chain, made by the first (the cluster-wide one).
-  const perEndpoint = new Map<string, Chain>();
+  // With affinity, each policy chain picks its endpoint itself, in three runs of one rule per
+  // endpoint, each rule remembering the client (in the shared affinity set, under the
+  // endpoint's key) and DNATing to that endpoint:
+  //   1. a client remembered for an endpoint goes back to it;
+  //   2. any other picks one at random: the i-th rule is taken one time in n-i, so each
+  //      endpoint with chance 1/n (the last rule always);
+  //   3. the same pick without remembering: a full affinity set makes the update fail, which
+  //      ends its rule, and the client must still be balanced.
+  // No chain per endpoint and no map: the kernel validates every chain a table reaches on each
+  // transaction that adds a rule or a jump (a per-endpoint chain was three quarters of the
+  // bench's 10k-service table), and an anonymous `numgen … vmap` bound to a rule loses its
+  // elements at the commit that replaces the rule, under packets still running it
+  // (test/datapath/make-before-break.datapath.test.ts, the session-affinity rows).
   const used = new Map<string, number>();
   const affinityRules = (p: PolicyChain): Rule[] => {
     const targets = p.backends.map((b) => {
       const eid = endpointId(owner, b.addr, b.port);
-      const chain = objectName('endpoint', eid);
       const generation = generationOf(eid);
-      const key = affinityKey(eid, generation);
-      if (!perEndpoint.has(chain)) {
-        used.set(eid, generation);
-        // Two rules: a full affinity set must not stop the DNAT (a failed update ends its rule).
-        perEndpoint.set(chain, { name: chain, owner, rules: [
-          { matches: [], stmts: [{ kind: 'affinity-update', set: SET.affinity, key, timeoutSeconds: affinityTimeout }] },
-          { matches: [], stmts: [{ kind: 'dnat', proto, backends: [b], policy: p.policy, keys: [] }] },
-        ] });
-      }
-      return { chain, key };
+      if (!used.has(eid)) used.set(eid, generation);
+      return { backend: b, key: affinityKey(eid, generation) };
     });
-    // A client remembered for an endpoint goes back to it; any other picks one at random: one
-    // rule per endpoint, the i-th taken with chance 1/(n-i), so each with chance 1/n. Not
-    // `numgen random mod n vmap { … }`: that map is anonymous, bound to its rule, and when a
-    // sync replaces the rule the kernel deactivates the map's elements at the commit, while a
-    // packet that entered the base chain before it still runs the old rule and so misses
-    // every element: it leaves un-NATed (test/datapath/make-before-break.datapath.test.ts,
-    // the session-affinity rows). Rules hold no such state.
-    const goto = (chain: string): Rule['stmts'] => [{ kind: 'verdict', verdict: { kind: 'goto', chain } }];
+    const n = targets.length;
+    const pick = (i: number): Match[] => (i < n - 1 ? [{ kind: 'one-in', n: n - i }] : []);
+    const remember = (key: AffinityKey): Statement => ({ kind: 'affinity-update', set: SET.affinity, key, timeoutSeconds: affinityTimeout });
+    const dnat = (b: Backend): Statement => ({ kind: 'dnat', proto, backends: [b], policy: p.policy, keys: [] });
     return [
-      ...targets.map(({ chain, key }): Rule => ({ matches: [{ kind: 'affinity', set: SET.affinity, key }], stmts: goto(chain) })),
-      ...targets.map(({ chain }, i): Rule => (i < targets.length - 1 ? { matches: [{ kind: 'one-in', n: targets.length - i }], stmts: goto(chain) } : { matches: [], stmts: goto(chain) })),
+      ...targets.map((t): Rule => ({ matches: [{ kind: 'affinity', set: SET.affinity, key: t.key }], stmts: [remember(t.key), dnat(t.backend)] })),
+      ...targets.map((t, i): Rule => ({ matches: pick(i), stmts: [remember(t.key), dnat(t.backend)] })),
+      ...targets.map((t, i): Rule => ({ matches: pick(i), stmts: [dnat(t.backend)] })),
     ];
   };
-  const chains: Chain[] = policies.map((p) => ({ name: p.name, owner, rules: affinityRules(p) }));
-  for (const c of perEndpoint.values()) chains.push(c);
-  return { chains, affinity: [...used] };
+  return { chains: policies.map((p) => ({ name: p.name, owner, rules: affinityRules(p) })), affinity: [...used] };
 }

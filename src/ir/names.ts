@@ -28,12 +28,12 @@ export function servicePortId(ns: string, name: string, proto: string, portName:
   return `${ns}/${name}/${proto}/${portName}`;
 }
 
-export type ChainPrefix = 'service' | 'local' | 'external' | 'firewall' | 'endpoint';
+export type ChainPrefix = 'service' | 'local' | 'external' | 'firewall';
 
 // Names remembered per prefix and id: a service compiled again (every change to it) names the
-// same chains, one per endpoint, and their SHA-256s were about a third of compiling the
-// service. Bounded: a map is emptied past 500,000 names (a name made again is the same).
-const NAMES: Record<ChainPrefix, Map<string, string>> = { service: new Map(), local: new Map(), external: new Map(), firewall: new Map(), endpoint: new Map() };
+// same chains, and their SHA-256s were about a third of compiling the service (when session
+// affinity still made a chain per endpoint). Bounded: a map is emptied past 500,000 names (a name made again is the same).
+const NAMES: Record<ChainPrefix, Map<string, string>> = { service: new Map(), local: new Map(), external: new Map(), firewall: new Map() };
 const MAX_REMEMBERED = 500_000;
 
 export function objectName(prefix: ChainPrefix, id: string): string {

@@ -27,10 +27,14 @@ function tableCommands(t: Table): J[] {
   const base = { family: t.family, table: t.name };
   const out: J[] = [];
   for (const s of t.sets) if (s.key !== 'saddr.affinity') out.push({ add: { [s.isMap ? 'map' : 'set']: setObject(t.family, base, s) } });
+  // one set per affinity key, declared once (a key's endpoint is remembered by several rules)
+  const affinitySets = new Set<string>();
   for (const c of t.chains) {
     for (const r of c.rules) {
       for (const s of r.stmts) {
-        if (s.kind === 'affinity-update') out.push({ add: { set: { ...base, name: affinitySetName(s.key), type: t.family === 'ip' ? 'ipv4_addr' : 'ipv6_addr', flags: ['timeout'], timeout: s.timeoutSeconds } } });
+        if (s.kind !== 'affinity-update' || affinitySets.has(affinitySetName(s.key))) continue;
+        affinitySets.add(affinitySetName(s.key));
+        out.push({ add: { set: { ...base, name: affinitySetName(s.key), type: t.family === 'ip' ? 'ipv4_addr' : 'ipv6_addr', flags: ['timeout'], timeout: s.timeoutSeconds } } });
       }
     }
   }
