@@ -107,7 +107,8 @@ export function* fullOps(fams: readonly KFamily[], heads: readonly KTableHead[],
     // turn comes and garbage once written (nothing is kept for the whole table). First the
     // chains and rules, with the groups each is the first to use; then the elements (a shared
     // element only from the first unit that holds it). Why the elements last: a rule that
-    // binds an anonymous set (`numgen … vmap { … }`) makes the kernel walk the transaction
+    // binds an anonymous set (`{ tcp, udp, sctp }`; when measured, also affinity's random-pick
+    // maps, gone since) makes the kernel walk the transaction
     // so far; with the 400k element entries of a 10k-service table ahead of it, that walk
     // took a quarter of the full sync (measured at 10k x 10: 3.4 s in one pass, 2.3 s in two).
     const counts = countsOut?.[i] ?? new UnitCounts();
