@@ -31,8 +31,9 @@ export function servicePortId(ns: string, name: string, proto: string, portName:
 export type ChainPrefix = 'service' | 'local' | 'external' | 'firewall';
 
 // Names remembered per prefix and id: a service compiled again (every change to it) names the
-// same chains, and their SHA-256s were about a third of compiling the service (when session
-// affinity still made a chain per endpoint). Bounded: a map is emptied past 500,000 names (a name made again is the same).
+// same chains, and their SHA-256s were about a third of compiling the service (measured when
+// session affinity still made a chain per endpoint). Bounded: a map is emptied past 500,000
+// names (a name made again is the same).
 const NAMES: Record<ChainPrefix, Map<string, string>> = { service: new Map(), local: new Map(), external: new Map(), firewall: new Map() };
 const MAX_REMEMBERED = 500_000;
 

@@ -32,9 +32,11 @@ function tableCommands(t: Table): J[] {
   for (const c of t.chains) {
     for (const r of c.rules) {
       for (const s of r.stmts) {
-        if (s.kind !== 'affinity-update' || affinitySets.has(affinitySetName(s.key))) continue;
-        affinitySets.add(affinitySetName(s.key));
-        out.push({ add: { set: { ...base, name: affinitySetName(s.key), type: t.family === 'ip' ? 'ipv4_addr' : 'ipv6_addr', flags: ['timeout'], timeout: s.timeoutSeconds } } });
+        if (s.kind !== 'affinity-update') continue;
+        const name = affinitySetName(s.key);
+        if (affinitySets.has(name)) continue;
+        affinitySets.add(name);
+        out.push({ add: { set: { ...base, name, type: t.family === 'ip' ? 'ipv4_addr' : 'ipv6_addr', flags: ['timeout'], timeout: s.timeoutSeconds } } });
       }
     }
   }

@@ -9,6 +9,11 @@ export const KERNEL_SKIP_REASON = 'needs root and nft (real kernel in a network 
 
 let counter = 0;
 const uniqueName = (tag: string): string => `npx-${tag}-${process.pid}-${++counter}`;
+/** The pid of the process that named a test namespace (uniqueName); undefined: not a test namespace. */
+export function makerOf(name: string): number | undefined {
+  const m = /^npx-[a-z0-9-]+?-(\d+)-\d+$/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
 
 // Namespaces created here and not yet removed. If the test process exits without reaching
 // its finally blocks (an uncaught error, a worker torn down on timeout), the exit hook still

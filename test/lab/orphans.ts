@@ -1,12 +1,11 @@
 // Namespaces a test process made and did not live to remove. Every test namespace is named
-// npx-TAG-PID-N by the process that made it (netns.ts), which removes it in a finally block, or
-// at exit. A worker killed outright (a signal, a run torn down mid-test) runs neither, and its
-// namespaces would outlive the run on the host. Their maker is gone, so nothing else will remove
+// npx-TAG-PID-N by the process that made it (netns.ts: makerOf), which removes it in a finally
+// block, or at exit. A worker killed outright (a signal, a run torn down mid-test) runs neither,
+// and its namespaces would outlive the run on the host. Their maker is gone, so nothing else will remove
 // them: the suite's global setup and teardown do (vitest.config.ts). A namespace whose maker
 // still runs (a parallel run of the suite) is left alone.
 import { execa } from 'execa';
-
-const TEST_NETNS = /^npx-[a-z0-9-]+?-(\d+)-\d+$/;
+import { makerOf } from './netns.js';
 
 /** Whether a process with this pid exists. */
 function alive(pid: number): boolean {
@@ -23,8 +22,8 @@ export async function removeOrphanedNetns(): Promise<string[]> {
   const r = await execa('ip', ['netns', 'list'], { reject: false });
   if (r.exitCode !== 0) return [];
   const orphans = String(r.stdout).split('\n').map((l) => l.split(' ')[0]!).filter((n) => {
-    const m = TEST_NETNS.exec(n);
-    return m !== null && !alive(Number(m[1]));
+    const pid = makerOf(n);
+    return pid !== undefined && !alive(pid);
   });
   for (const name of orphans) await execa('ip', ['netns', 'del', name], { reject: false });
   return orphans;

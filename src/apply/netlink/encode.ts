@@ -83,6 +83,9 @@ function makeSetLayout(f: Family, shape: SetShape): SetLayout {
   }
 }
 
+// An anonymous set's name as nft sends it: the kernel puts the number in; rules name it by batch id.
+const ANON_SET = '__set%d';
+
 function anonLayout(f: Family, s: AnonSet): SetLayout {
   const CONST = A.SET_F.ANONYMOUS | A.SET_F.CONSTANT;
   switch (s.key) {
@@ -214,15 +217,14 @@ export function encodeBatch(ops: Iterable<Op>, seq: number): Batch {
           if (e.op !== 'lookup' || typeof e.set === 'string') continue;
           const id = setId++;
           anonIds.set(e.set, id);
-          const name = '__set%d';
           const layout = anonLayout(f, e.set);
           msg(A.MSG.NEWSET, A.NLM_F.CREATE, f, `anonymous set of a rule in ${op.chain}`, op.rule.owner);
           const size = e.set.elements.length + (e.set.elements.some((x) => x.open) ? 1 : 0);
-          setAttrs(w, f, op.table, name, layout, id, { size });
+          setAttrs(w, f, op.table, ANON_SET, layout, id, { size });
           w.end(); count++;
           msg(A.MSG.NEWSETELEM, A.NLM_F.CREATE, f, `elements of an anonymous set in ${op.chain}`, op.rule.owner);
           w.str(A.SET_ELEM_LIST.TABLE, op.table);
-          w.str(A.SET_ELEM_LIST.SET, name);
+          w.str(A.SET_ELEM_LIST.SET, ANON_SET);
           w.u32(A.SET_ELEM_LIST.SET_ID, id);
           const list = w.open(A.SET_ELEM_LIST.ELEMENTS);
           e.set.elements.forEach((el, i) => {
@@ -378,7 +380,7 @@ function expression(w: MessageWriter, f: Family, e: Expr, anonIds: ReadonlyMap<A
       if (e.dreg !== undefined) w.u32(A.LOOKUP.DREG, e.dreg);
       if (typeof e.set === 'string') w.str(A.LOOKUP.SET, e.set);
       else {
-        w.str(A.LOOKUP.SET, '__set%d');
+        w.str(A.LOOKUP.SET, ANON_SET);
         w.u32(A.LOOKUP.SET_ID, anonIds.get(e.set)!);
       }
       if (e.invert) w.u32(A.LOOKUP.FLAGS, A.LOOKUP_F_INV);

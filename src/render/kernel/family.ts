@@ -175,10 +175,11 @@ const unitChains = (family: Family, r: ServicePortRules, aliases = dnatAliases(r
 const PAIRS = new KeyBuilder();
 const hairpinPair = (ip: string): KUnitElement => ({ set: SET.hairpin, el: { key: PAIRS.addr(ip).addr(ip).take() } });
 
+// Each key once: a policy chain remembers an endpoint's clients in two rules (compile/endpoint-chains.ts).
 function affinityKeysOf(chains: readonly Chain[]): string[] {
-  const keys: string[] = [];
-  for (const c of chains) for (const r of c.rules) for (const st of r.stmts) if (st.kind === 'affinity-update') keys.push(`${st.key[0]}.${st.key[1]}`);
-  return keys;
+  const keys = new Set<string>();
+  for (const c of chains) for (const r of c.rules) for (const st of r.stmts) if (st.kind === 'affinity-update') keys.add(`${st.key[0]}.${st.key[1]}`);
+  return [...keys];
 }
 
 function withGroups(family: Family, chains: KChain[], elements: KUnitElement[], shared: KUnitElement[], groups: readonly DnatGroup[], affinityKeys: readonly string[]): KUnit {
