@@ -28,19 +28,23 @@ export function endpointChains(owner: string, proto: Protocol, affinityTimeout: 
   if (affinityTimeout === undefined) {
     return { chains: policies.map((p) => ({ name: p.name, owner, rules: [{ matches: [], stmts: [{ kind: 'dnat', proto, backends: p.backends, policy: p.policy, keys: p.keys }] }] })), affinity: [] };
   }
-  // With affinity, each policy chain picks its endpoint itself, in three runs of one rule per
+  // With affinity, each policy chain picks its endpoint itself, in two runs of one rule per
   // endpoint, each rule remembering the client (in the shared affinity set, under the
-  // endpoint's key) and DNATing to that endpoint:
+  // endpoint's key) and DNATing to that endpoint, then one rule more:
   //   1. a client remembered for an endpoint goes back to it;
   //   2. any other picks one at random: the i-th rule is taken one time in n-i, so each
   //      endpoint with chance 1/n (the last rule always);
-  //   3. the same pick without remembering: a full affinity set makes the update fail, which
+  //   3. the same pick without remembering, as a service without affinity picks (the shared
+  //      endpoint-count chain and its map): a full affinity set makes the update fail, which
   //      ends its rule, and the client must still be balanced.
-  // No chain per endpoint and no map. Every commit walks all of a table's chains, and chains
-  // per endpoint were three quarters of the bench's 10k-service table (a one-element
-  // transaction: 0.36 ms with them, 0.13 ms without). And an anonymous `numgen … vmap` bound to
-  // a rule loses its elements at the commit that replaces the rule, under packets still running
-  // it (test/datapath/make-before-break.datapath.test.ts, the session-affinity rows).
+  // No chain per endpoint and no anonymous map. Every commit walks all of a table's chains, and
+  // chains per endpoint were three quarters of the bench's 10k-service table (a one-element
+  // transaction: 0.36 ms with them, 0.13 ms without). An anonymous `numgen … vmap` bound to a
+  // rule loses its elements at the commit that replaces the rule, under packets still running
+  // it (test/datapath/make-before-break.datapath.test.ts, the session-affinity rows). And a
+  // change of a dispatch verdict makes the kernel validate every rule the table can reach, most
+  // of them in these chains: the third run as one rule (not one per endpoint) took a third off
+  // that walk at 10k x 10 (one `goto` element: 20-25 ms -> 12-16 ms).
   const used = new Map<string, number>();
   const affinityRules = (p: PolicyChain): Rule[] => {
     const targets = p.backends.map((b) => {
@@ -56,7 +60,7 @@ export function endpointChains(owner: string, proto: Protocol, affinityTimeout: 
     return [
       ...targets.map((t): Rule => ({ matches: [{ kind: 'affinity', set: SET.affinity, key: t.key }], stmts: [remember(t.key), dnat(t.backend)] })),
       ...targets.map((t, i): Rule => ({ matches: pick(i), stmts: [remember(t.key), dnat(t.backend)] })),
-      ...targets.map((t, i): Rule => ({ matches: pick(i), stmts: [dnat(t.backend)] })),
+      { matches: [], stmts: [{ kind: 'dnat', proto, backends: p.backends, policy: p.policy, keys: p.keys }] },
     ];
   };
   return { chains: policies.map((p) => ({ name: p.name, owner, rules: affinityRules(p) })), affinity: [...used] };
