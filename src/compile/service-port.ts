@@ -31,11 +31,17 @@ interface Verdicts {
   readonly firewall: FirewallVerdict;
 }
 
-interface Names {
-  readonly cluster: string;
-  readonly local: string;
-  readonly external: string;
-  readonly firewall: string;
+/**
+ * A port's chain names, each made when a chain or a verdict first needs it: most ports use one
+ * of the four, and each name is a SHA-256 (remembered for good, names.ts), so making all four
+ * cost a cold compile of 10k services ~50k hashes and their remembered strings for nothing.
+ */
+class Names {
+  constructor(private readonly id: string) {}
+  get cluster(): string { return objectName('service', this.id); }
+  get local(): string { return objectName('local', this.id); }
+  get external(): string { return objectName('external', this.id); }
+  get firewall(): string { return objectName('firewall', this.id); }
 }
 
 const goto = (chain: string): Verdict => ({ kind: 'goto', chain });
@@ -54,7 +60,7 @@ export function compileServicePort(ctx: FamilyContext, svc: Service, sp: Service
   const sources = externalSources(external, ctx);
   const firewall = firewallVerdict(svc, dest, ctx);
   const affinityTimeout = svc.sessionAffinity.kind === 'ClientIP' ? svc.sessionAffinity.timeoutSeconds : undefined;
-  const names: Names = { cluster: objectName('service', id), local: objectName('local', id), external: objectName('external', id), firewall: objectName('firewall', id) };
+  const names = new Names(id);
   const backends: Record<EndpointPolicy, Backend[]> = { cluster: sel.cluster.map(toBackend), local: sel.local.map(toBackend) };
 
   const policies = policyChains(dest, proto, port, internal, external, names, backends);
@@ -118,7 +124,7 @@ function dispatchElements(dest: Destinations, proto: Protocol, port: number, v: 
   }
   // capture: the nat dispatch (service-ips, service-nodeports). noEndpoints: the filter chains'
   // check, which runs after DNAT and so sees only what the external chain did not DNAT.
-  const { capture, noEndpoints } = externalDispatch(external, names.external);
+  const { capture, noEndpoints } = externalDispatch(external, names);
   for (const ip of externalVIPs(dest)) {
     if (capture) add(SET.serviceIPs, [ip, proto, port], capture);
     if (noEndpoints) add(SET.noEndpointServices, [ip, proto, port], noEndpoints);
@@ -132,13 +138,13 @@ function dispatchElements(dest: Destinations, proto: Protocol, port: number, v: 
   return elements;
 }
 
-function externalDispatch(external: ExternalVerdict, externalChainName: string): { capture?: Verdict; noEndpoints?: Verdict } {
+function externalDispatch(external: ExternalVerdict, names: Names): { capture?: Verdict; noEndpoints?: Verdict } {
   switch (external.kind) {
     case 'not-exposed': return {};
     case 'reject': return { noEndpoints: goto(CHAIN.reject) };
-    case 'dnat': return { capture: goto(externalChainName) };
+    case 'dnat': return { capture: goto(names.external) };
     // Both: pods and the node are DNATed by the external chain, the rest is dropped after it.
-    case 'drop': return { capture: goto(externalChainName), noEndpoints: DROP };
+    case 'drop': return { capture: goto(names.external), noEndpoints: DROP };
     default: return assertNever(external);
   }
 }
