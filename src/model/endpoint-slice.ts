@@ -1,7 +1,7 @@
 // discovery.k8s.io/v1 EndpointSlice -> EndpointSlice.
 import type { InvalidCode } from './diagnostic.js';
 import { type IP, parseIP, familyOf, printable } from './ip.js';
-import type { EndpointSlice, EndpointSlicePort } from './types.js';
+import type { EndpointConditions, EndpointSlice, EndpointSlicePort } from './types.js';
 import { type Raw, arr, obj, str, isDnsLabel, isDnsSubdomain, metaRef, labels } from './raw.js';
 import { parsePort, parseProtocol } from './service.js';
 
@@ -13,6 +13,22 @@ export type SliceOutcome =
   | { kind: 'invalid'; code: InvalidCode; reason: string };
 
 const invalid = (code: InvalidCode, reason: string): SliceOutcome => ({ kind: 'invalid', code, reason });
+
+// Eight possible conditions, shared by every endpoint (read-only): 100k endpoints need no
+// 100k objects for them.
+const CONDITIONS: readonly EndpointConditions[] = Array.from({ length: 8 }, (_, i) => Object.freeze({ ready: (i & 4) !== 0, serving: (i & 2) !== 0, terminating: (i & 1) !== 0 }));
+
+// Node and zone names repeat across every endpoint on the node or in the zone; the parsed
+// manifest or API object holds each as a string of its own. Interned here, the model keeps one.
+const NAMES = new Map<string, string>();
+const interned = (s: string | undefined): string | undefined => {
+  if (s === undefined) return undefined;
+  const hit = NAMES.get(s);
+  if (hit !== undefined) return hit;
+  if (NAMES.size >= 100_000) NAMES.clear();
+  NAMES.set(s, s);
+  return s;
+};
 
 export function normalizeEndpointSlice(o: Raw): SliceOutcome {
   const ref = metaRef(o);
@@ -60,9 +76,9 @@ export function normalizeEndpointSlice(o: Raw): SliceOutcome {
     const forNodes = Array.isArray(hints.forNodes) ? arr(hints.forNodes).map((n) => str(obj(n).name) ?? '').filter((n) => n !== '') : undefined;
     endpoints.push({
       ip: ip.value,
-      conditions: { ready, serving, terminating },
-      nodeName: str(e.nodeName),
-      zone: str(e.zone),
+      conditions: CONDITIONS[(ready ? 4 : 0) + (serving ? 2 : 0) + (terminating ? 1 : 0)]!,
+      nodeName: interned(str(e.nodeName)),
+      zone: interned(str(e.zone)),
       hintsForZones: forZones,
       hintsForNodes: forNodes,
     });
