@@ -8,7 +8,7 @@
 // `l4proto . dport . slot` for NodePorts, whose daddr is any node address), with
 // slot = numgen random mod N. Set and binding counts then grow with the number of
 // distinct endpoint counts, not with services.
-import type { Backend, Chain, DnatKey, Family, Table } from '../ir/types.js';
+import type { Backend, Chain, DnatKey, Family, Statement, Table } from '../ir/types.js';
 
 export interface DnatGroup {
   readonly policy: 'cluster' | 'local';
@@ -21,6 +21,15 @@ export interface DnatGroup {
   readonly vipElements: { key: DnatKey & { kind: 'vip' }; slot: number; backend: Backend; owner: string | undefined }[];
   readonly nodePortElements: { key: DnatKey & { kind: 'nodeport' }; slot: number; backend: Backend; owner: string | undefined }[];
 }
+
+/**
+ * A dnat statement that picks one of its port's endpoints for the packet (it carries the packet
+ * keys that reach it) is written as the shared group chain of its endpoint count, one endpoint
+ * too: a service with one endpoint then owns no chain either, as with two or more (at 10k
+ * services x 1 endpoint that is 10k chains fewer, and every commit walks every chain). A dnat
+ * without keys names its one endpoint itself (session affinity's remembered and random picks).
+ */
+export const picksFromGroup = (st: Extract<Statement, { kind: 'dnat' }>): boolean => st.keys.length > 0;
 
 export function dnatGroupNames(policy: 'cluster' | 'local', n: number): { chain: string; masqChain: string; vipMap: string; nodePortMap: string } {
   return { chain: `dnat-${policy}-${n}`, masqChain: `dnat-${policy}-${n}-masq`, vipMap: `endpoints-${policy}-${n}`, nodePortMap: `nodeport-endpoints-${policy}-${n}` };
@@ -54,7 +63,7 @@ export function dnatAliases(chains: readonly Chain[]): ReadonlyMap<string, strin
   for (const c of chains) {
     const only = c.rules.length === 1 ? c.rules[0]! : undefined;
     const st = only && only.matches.length === 0 && only.stmts.length === 1 ? only.stmts[0]! : undefined;
-    if (!c.base && st?.kind === 'dnat' && st.backends.length >= 2) (aliases ??= new Map()).set(c.name, groupChain(st.policy, st.backends.length));
+    if (!c.base && st?.kind === 'dnat' && picksFromGroup(st)) (aliases ??= new Map()).set(c.name, groupChain(st.policy, st.backends.length));
   }
   if (!aliases) return NO_ALIASES;
   for (const c of chains) {
@@ -73,7 +82,7 @@ export function collectDnatGroups(table: Pick<Table, 'chains'>): DnatGroup[] {
   for (const chain of table.chains) {
     for (const rule of chain.rules) {
       for (const st of rule.stmts) {
-        if (st.kind !== 'dnat' || st.backends.length < 2) continue;
+        if (st.kind !== 'dnat' || !picksFromGroup(st)) continue;
         const n = st.backends.length;
         const id = `${st.policy}-${String(n).padStart(6, '0')}`;
         let g = groups.get(id);

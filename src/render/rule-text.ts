@@ -3,7 +3,7 @@
 import type { Family, Match, Rule, Statement, Verdict, AddrMatch, AffinityKey } from '../ir/types.js';
 import { MASQ_MARK } from '../ir/types.js';
 import { assertNever } from '../model/result.js';
-import { addrKeyword, dnatGroupNames } from './lower-dnat.js';
+import { addrKeyword, dnatGroupNames, picksFromGroup } from './lower-dnat.js';
 import { nftComment } from './nft-comment.js';
 
 const hex = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
@@ -49,11 +49,10 @@ function statement(f: Family, s: Statement, aliases: Aliases): string {
     case 'masquerade': return s.clearMark ? `meta mark set meta mark ^ ${hex(MASQ_MARK)} masquerade fully-random` : 'masquerade fully-random';
     case 'dnat': {
       if (s.backends.length === 0) throw new Error('dnat without backends: the compiler must not emit it');
-      if (s.backends.length === 1) {
-        const b = s.backends[0]!;
-        return `meta l4proto ${s.proto} dnat to ${f === 'ip' ? b.addr : `[${b.addr}]`}:${b.port}`;
-      }
-      return `goto ${dnatGroupNames(s.policy, s.backends.length).chain}`;
+      if (picksFromGroup(s)) return `goto ${dnatGroupNames(s.policy, s.backends.length).chain}`;
+      if (s.backends.length !== 1) throw new Error('a dnat without packet keys names one endpoint: the compiler must not emit more');
+      const b = s.backends[0]!;
+      return `meta l4proto ${s.proto} dnat to ${f === 'ip' ? b.addr : `[${b.addr}]`}:${b.port}`;
     }
     case 'affinity-update': return `update @${s.set} { ${affinityKeyText(f, s.key)} timeout ${s.timeoutSeconds}s }`;
     default: return assertNever(s);

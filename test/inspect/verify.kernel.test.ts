@@ -85,8 +85,8 @@ describe.skipIf(!canUseKernel)(`nftproxy verify against tables the applier loade
     },
     {
       name: 'a service port\'s own chain flushed',
-      nft: [['flush', 'chain', 'ip', 'nftproxy', 'service-RYPPOE4E-leading-zeros-demo/legacy/tcp/http']],
-      want: ['leading-zeros-demo/legacy port http 80/TCP (ip):', '  missing rule 1 of chain service-RYPPOE4E-leading-zeros-demo/legacy/tcp/http: meta l4proto tcp dnat to 10.244.3.4:8080'],
+      nft: [['flush', 'chain', 'ip', 'nftproxy', 'firewall-3NRABODH-lb-demo/storefront/tcp/https']],
+      want: ['lb-demo/storefront port https 443/TCP (ip):', '  missing rule 1 of chain firewall-3NRABODH-lb-demo/storefront/tcp/https: ip saddr != { 172.16.0.0/12, 192.168.0.0/24, 203.0.113.10, 203.0.113.11 } drop comment "source not in loadBalancerSourceRanges"'],
     },
     {
       name: 'a cluster IP gone from the set: the ports that answer on it',

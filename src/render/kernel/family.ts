@@ -15,7 +15,7 @@ import { TABLE_NAME } from '../../ir/types.js';
 import type { CompiledFamily, FamilyBase } from '../../compile/compile.js';
 import type { ServicePortRules } from '../../compile/service-port.js';
 import { SET } from '../../compile/base-chains.js';
-import { type DnatGroup, collectDnatGroups, dnatAliases, dnatGroupNames } from '../lower-dnat.js';
+import { type DnatGroup, collectDnatGroups, dnatAliases, dnatGroupNames, picksFromGroup } from '../lower-dnat.js';
 import { type GroupObjects, groupElements, groupObjects, kchain, kelement, kset, setDecl } from './objects.js';
 import { KeyBuilder } from './bytes.js';
 import type { KChain, KElement, KSet, KSetDecl, KTableHead, SetShape } from './types.js';
@@ -109,7 +109,7 @@ class CompiledUnits implements KUnits {
       const aliases = dnatAliases(r.chains);
       for (const c of r.chains) {
         if (!aliases.has(c.name)) chains.push(c.name);
-        for (const rule of c.rules) for (const st of rule.stmts) if (st.kind === 'dnat' && st.backends.length >= 2) groups.push(groupObjects(this.family, { n: st.backends.length, ...dnatGroupNames(st.policy, st.backends.length) }));
+        for (const rule of c.rules) for (const st of rule.stmts) if (st.kind === 'dnat' && picksFromGroup(st)) groups.push(groupObjects(this.family, { n: st.backends.length, ...dnatGroupNames(st.policy, st.backends.length) }));
       }
       for (const k of affinityKeysOf(r.chains)) affinityKeys.push(k);
     }

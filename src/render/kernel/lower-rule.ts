@@ -7,7 +7,7 @@ import type { AddrMatch, AffinityKey, Family, Match, Rule, Statement, Verdict } 
 import { MASQ_MARK } from '../../ir/types.js';
 import { assertNever } from '../../model/result.js';
 import type { Protocol } from '../../model/types.js';
-import { dnatGroupNames } from '../lower-dnat.js';
+import { dnatGroupNames, picksFromGroup } from '../lower-dnat.js';
 import { type Aliases, renderRule, quote } from '../rule-text.js';
 import { PROTO_NUMBER, addrBytes, addrLen, word } from './bytes.js';
 import type { AnonElement, AnonSet, Expr, KRule, KVerdict, Reg } from './types.js';
@@ -156,7 +156,8 @@ function statementExprs(f: Family, s: Statement, aliases: Aliases): Expr[] {
     }
     case 'dnat': {
       if (s.backends.length === 0) throw new Error('dnat without backends: the compiler must not emit it');
-      if (s.backends.length >= 2) return [{ op: 'verdict', verdict: { kind: 'goto', chain: dnatGroupNames(s.policy, s.backends.length).chain } }];
+      if (picksFromGroup(s)) return [{ op: 'verdict', verdict: { kind: 'goto', chain: dnatGroupNames(s.policy, s.backends.length).chain } }];
+      if (s.backends.length !== 1) throw new Error('a dnat without packet keys names one endpoint: the compiler must not emit more');
       const b = s.backends[0]!;
       return [
         loadL4proto(1), { op: 'cmp', reg: 1, cmp: 'eq', data: Buffer.from([PROTO_NUMBER[s.proto]]) },
