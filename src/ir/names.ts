@@ -23,6 +23,9 @@ function shortHash(s: string): string {
   return out;
 }
 
+/** A shared object's name part: 8 base32 characters of the SHA-256 of what it holds. */
+export const contentHash = (content: string): string => shortHash(content);
+
 /** identity of a service port: "ns/name/proto/portName" */
 export function servicePortId(ns: string, name: string, proto: string, portName: string): string {
   return `${ns}/${name}/${proto}/${portName}`;

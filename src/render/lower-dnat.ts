@@ -9,6 +9,7 @@
 // slot = numgen random mod N. Set and binding counts then grow with the number of
 // distinct endpoint counts, not with services.
 import type { Backend, Chain, DnatKey, Family, Statement, Table } from '../ir/types.js';
+import { contentHash } from '../ir/names.js';
 
 export interface DnatGroup {
   readonly policy: 'cluster' | 'local';
@@ -37,14 +38,15 @@ export function dnatGroupNames(policy: 'cluster' | 'local', n: number): { chain:
 
 /**
  * Chains the nft objects leave out, and what stands in for them. A service port's chain that
- * is nothing but "dnat to one of N backends" (N >= 2) does nothing the shared chain
+ * is nothing but "dnat to one of its N backends" does nothing the shared chain
  * dnat-<policy>-N does not (its backends are in that chain's maps, keyed by the packet), so
  * whatever goes to it goes there instead; an external chain that only marks for masquerade
  * and goes to such a chain is the shared dnat-<policy>-N-masq. Most services then own no chain:
  * at 10k services that is 30,522 chains down to about 10,000, and every nft run (a partial
  * sync too) lists the table's chains first. The IR keeps the chains: explain and the tracer
  * still show the service's own path. A chain only ever refers to its own service port's
- * chains, so aliases computed over one port's chains or over the whole table agree.
+ * chains, so aliases computed over one port's chains or over the whole table agree. Last, a
+ * chain left with nothing of its service in it is shared by content (sharedName, below).
  */
 const NO_ALIASES: ReadonlyMap<string, string> = new Map();
 // the group chains' names by policy and N, made once (aliases are computed every time a
@@ -73,7 +75,56 @@ export function dnatAliases(chains: readonly Chain[]): ReadonlyMap<string, strin
     const target = v.kind === 'verdict' && v.verdict.kind === 'goto' ? aliases.get(v.verdict.chain) : undefined;
     if (m.kind === 'mark-masq' && target) aliases.set(c.name, masqChainOf(target));
   }
+  // what is left that says nothing of its service once its targets are shared chains
+  for (const c of chains) {
+    if (c.base || aliases.has(c.name)) continue;
+    const name = sharedName(c, aliases);
+    if (name !== undefined) aliases.set(c.name, name);
+  }
   return aliases;
+}
+
+/**
+ * An externalTrafficPolicy=Local port's external chain (pods and the node short-circuited to
+ * the cluster-wide endpoints, everyone else to this node's) holds nothing of its service once
+ * both its targets are endpoint-count chains: its rules are the same for every port with the
+ * same two counts. Such a chain (any chain of only source-address and fib-local matches,
+ * masquerade marks and gotos to shared chains) is one shared chain, named by a hash of its
+ * rules: `external-shared-<hash>`, made while a port uses it, as a group is. At 10k x 10 that is
+ * 1,237 chains fewer; the kernel walks every chain at every commit, and validates each once
+ * per base chain when a verdict changes.
+ */
+function sharedName(c: Chain, aliases: ReadonlyMap<string, string>): string | undefined {
+  const hit = SHARED.get(c);
+  if (hit !== undefined) return hit ?? undefined;
+  const parts: unknown[] = [];
+  let ok = c.rules.length > 0;
+  for (const r of c.rules) {
+    if (!ok) break;
+    for (const m of r.matches) if (!(m.kind === 'fib-local' || (m.kind === 'addr' && m.field === 'saddr'))) ok = false;
+    const stmts = r.stmts.map((st) => {
+      if (st.kind === 'mark-masq') return 'mark-masq';
+      const target = st.kind === 'verdict' && st.verdict.kind === 'goto' ? aliases.get(st.verdict.chain) : undefined;
+      if (target === undefined) ok = false;
+      return `goto ${target}`;
+    });
+    parts.push([r.matches.map((m) => (m.kind === 'addr' ? [m.field, m.op, m.values.map((v) => (typeof v === 'string' ? v : v.text))] : m.kind === 'fib-local' ? [m.kind, m.field] : [m.kind])), stmts, r.comment ?? '']);
+  }
+  const name = ok ? `external-shared-${contentHash(JSON.stringify(parts))}` : undefined;
+  SHARED.set(c, name ?? null);
+  return name;
+}
+// per compiled chain (immutable; a changed service is compiled into new chains): its shared name, or null
+const SHARED = new WeakMap<Chain, string | null>();
+
+/** The shared chains (sharedName) among a port's chains: each name, and one of the chains it stands for. */
+export function sharedChains(chains: readonly Chain[], aliases: ReadonlyMap<string, string>): { name: string; chain: Chain }[] {
+  const out: { name: string; chain: Chain }[] = [];
+  for (const c of chains) {
+    const name = aliases.get(c.name);
+    if (name !== undefined && name.startsWith('external-shared-') && !out.some((o) => o.name === name)) out.push({ name, chain: c });
+  }
+  return out;
 }
 
 /** Every group a table's dnat statements need, sorted by policy then N. */

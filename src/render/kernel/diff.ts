@@ -132,7 +132,7 @@ class ElementOps {
 class DeltaBuilder {
   private readonly where;
   private readonly shapes = new Map<string, SetShape>();
-  private readonly newSets: { name: string; shape: SetShape; decl: GroupObjects['vipMap'] }[] = [];
+  private readonly newSets: { name: string; shape: SetShape; decl: GroupObjects['maps'][number] }[] = [];
   private readonly goneSets: { name: string; shape: SetShape }[] = [];
   private readonly newChains: KChain[] = [];
   private readonly changedChains: KChain[] = [];
@@ -192,15 +192,14 @@ class DeltaBuilder {
     for (const [name, d] of this.groupDelta) {
       const cur = counts.groupCount(name);
       const g = d.g;
-      this.shapes.set(g.vipMap.name, g.vipMap.shape);
-      this.shapes.set(g.nodePortMap.name, g.nodePortMap.shape);
+      for (const m of g.maps) this.shapes.set(m.name, m.shape);
       if (cur === 0 && d.n > 0) {
-        for (const m of [g.vipMap, g.nodePortMap]) this.newSets.push({ name: m.name, shape: m.shape, decl: m });
+        for (const m of g.maps) this.newSets.push({ name: m.name, shape: m.shape, decl: m });
         for (const c of g.chains) this.newChains.push(c);
       }
       if (cur > 0 && cur + d.n <= 0) {
         for (const c of g.chains) this.goneChains.push(c);
-        for (const m of [g.vipMap, g.nodePortMap]) this.goneSets.push({ name: m.name, shape: m.shape });
+        for (const m of g.maps) this.goneSets.push({ name: m.name, shape: m.shape });
       }
     }
     this.elements(be, ae);

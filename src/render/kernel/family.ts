@@ -15,8 +15,8 @@ import { TABLE_NAME } from '../../ir/types.js';
 import type { CompiledFamily, FamilyBase } from '../../compile/compile.js';
 import type { ServicePortRules } from '../../compile/service-port.js';
 import { SET } from '../../compile/base-chains.js';
-import { type DnatGroup, collectDnatGroups, dnatAliases, dnatGroupNames, picksFromGroup } from '../lower-dnat.js';
-import { type GroupObjects, groupElements, groupObjects, kchain, kelement, kset, setDecl } from './objects.js';
+import { type DnatGroup, collectDnatGroups, dnatAliases, dnatGroupNames, picksFromGroup, sharedChains } from '../lower-dnat.js';
+import { type GroupObjects, groupElements, groupObjects, kchain, kelement, kset, setDecl, sharedChainObjects } from './objects.js';
 import { KeyBuilder } from './bytes.js';
 import type { KChain, KElement, KSet, KSetDecl, KTableHead, SetShape } from './types.js';
 
@@ -111,6 +111,8 @@ class CompiledUnits implements KUnits {
         if (!aliases.has(c.name)) chains.push(c.name);
         for (const rule of c.rules) for (const st of rule.stmts) if (st.kind === 'dnat' && picksFromGroup(st)) groups.push(groupObjects(this.family, { n: st.backends.length, ...dnatGroupNames(st.policy, st.backends.length) }));
       }
+      // after the groups whose chains they go to
+      for (const s of sharedChains(r.chains, aliases)) groups.push(sharedChainObjects(this.family, s.name, s.chain, aliases));
       for (const k of affinityKeysOf(r.chains)) affinityKeys.push(k);
     }
     return { chains, groups, affinityKeys };
@@ -163,7 +165,7 @@ function unitOf(family: Family, shapes: ReadonlyMap<string, SetShape>, r: Servic
     (e.owner === undefined ? shared : elements).push({ set, el });
   }
   for (const ip of r.hairpin) shared.push(hairpinPair(ip));
-  return withGroups(family, elementsOnly ? [] : unitChains(family, r, aliases), elements, shared, collectDnatGroups({ chains: r.chains }), affinityKeysOf(r.chains));
+  return withGroups(family, elementsOnly ? [] : unitChains(family, r, aliases), elements, shared, collectDnatGroups({ chains: r.chains }), affinityKeysOf(r.chains), sharedGroups(family, r.chains, aliases));
 }
 
 const unitChains = (family: Family, r: ServicePortRules, aliases = dnatAliases(r.chains)): KChain[] =>
@@ -182,7 +184,7 @@ function affinityKeysOf(chains: readonly Chain[]): string[] {
   return [...keys];
 }
 
-function withGroups(family: Family, chains: KChain[], elements: KUnitElement[], shared: KUnitElement[], groups: readonly DnatGroup[], affinityKeys: readonly string[]): KUnit {
+function withGroups(family: Family, chains: KChain[], elements: KUnitElement[], shared: KUnitElement[], groups: readonly DnatGroup[], affinityKeys: readonly string[], sharedChainGroups: readonly KGroup[]): KUnit {
   const gs: KGroup[] = [];
   for (const g of groups) {
     const objects = groupObjects(family, g);
@@ -190,8 +192,13 @@ function withGroups(family: Family, chains: KChain[], elements: KUnitElement[], 
     for (const el of groupElements(g, 'vip')) elements.push({ set: g.vipMap, el });
     for (const el of groupElements(g, 'nodeport')) elements.push({ set: g.nodePortMap, el });
   }
+  // after the groups whose chains they go to: made after them, deleted in the same transaction
+  for (const g of sharedChainGroups) gs.push(g);
   return { chains, elements, shared, groups: gs, affinityKeys };
 }
+
+const sharedGroups = (family: Family, chains: readonly Chain[], aliases: ReadonlyMap<string, string>): KGroup[] =>
+  sharedChains(chains, aliases).map((s) => ({ name: s.name, objects: sharedChainObjects(family, s.name, s.chain, aliases) }));
 
 function shapeIn(shapes: ReadonlyMap<string, SetShape>, set: string): SetShape {
   const s = shapes.get(set);
@@ -255,7 +262,7 @@ export function kernelFamilyOfTable(t: Table): KFamily {
   for (const [owner, u] of owned) {
     const mine = dnatAliases(u.chains);
     const chains = u.chains.filter((c) => !mine.has(c.name)).map((c) => kchain(t.family, c, mine));
-    units.set(owner, [withGroups(t.family, chains, u.elements, [], collectDnatGroups({ chains: u.chains }), affinityKeysOf(u.chains))]);
+    units.set(owner, [withGroups(t.family, chains, u.elements, [], collectDnatGroups({ chains: u.chains }), affinityKeysOf(u.chains), sharedGroups(t.family, u.chains, mine))]);
   }
   const baseKey = JSON.stringify([baseSets.map(declKey), baseChains.filter((c) => c.hook).map((c) => [c.name, c.hook])]);
   return { head: head(t.family), base: { sets: baseSets, chains: baseChains }, baseKey, units: new KeptUnits(units) };
@@ -270,8 +277,7 @@ export function familySets(f: KFamily): { decl: KSetDecl; elements: KElement[] |
   const out = new Map<string, { decl: KSetDecl; elements: KElement[] | undefined; seen?: Set<string> }>();
   for (const s of f.base.sets) out.set(s.name, { decl: s, elements: s.elements ? [...s.elements.values()] : undefined });
   for (const g of familyGroups(f)) {
-    out.set(g.vipMap.name, { decl: g.vipMap, elements: [] });
-    out.set(g.nodePortMap.name, { decl: g.nodePortMap, elements: [] });
+    for (const m of g.maps) out.set(m.name, { decl: m, elements: [] });
   }
   for (const us of unitsByService(f.units)) {
     for (const u of us) {
@@ -302,4 +308,5 @@ export function familyGroups(f: KFamily): GroupObjects[] {
   for (const us of unitsByService(f.units)) for (const u of us) for (const g of u.groups) gs.set(g.name, g.objects);
   return [...gs.entries()].sort(([a], [b]) => groupOrder(a) - groupOrder(b) || (a < b ? -1 : 1)).map(([, g]) => g);
 }
-const groupOrder = (chain: string): number => (chain.startsWith('dnat-local-') ? 1e9 : 0) + Number(chain.split('-')[2]);
+// endpoint-count groups by policy and N, then the shared chains that go to them
+const groupOrder = (chain: string): number => (chain.startsWith('dnat-') ? (chain.startsWith('dnat-local-') ? 1e9 : 0) + Number(chain.split('-')[2]) : 2e9);

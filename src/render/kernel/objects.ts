@@ -94,7 +94,8 @@ function dnatElement(e: GroupElement): KElement {
   return { key, data: { kind: 'value', bytes }, ...(e.owner ? { owner: e.owner } : {}) };
 }
 
-export interface GroupObjects { readonly vipMap: KSetDecl; readonly nodePortMap: KSetDecl; readonly chains: readonly KChain[] }
+/** Objects several service ports share, made while one uses them: an endpoint-count group's maps and chains, or a shared chain alone. */
+export interface GroupObjects { readonly maps: readonly KSetDecl[]; readonly chains: readonly KChain[] }
 
 const groupCache = new Map<string, GroupObjects>();
 
@@ -105,8 +106,7 @@ export function groupObjects(family: Family, g: Pick<DnatGroup, 'n' | 'chain' | 
   if (hit) return hit;
   const markMasq: KRule = lowerRule(family, { matches: [], stmts: [{ kind: 'mark-masq' }] }, NO_ALIASES, undefined);
   const o: GroupObjects = {
-    vipMap: { name: g.vipMap, shape: 'addr.proto.port.slot:addr.port' },
-    nodePortMap: { name: g.nodePortMap, shape: 'proto.port.slot:addr.port' },
+    maps: [{ name: g.vipMap, shape: 'addr.proto.port.slot:addr.port' }, { name: g.nodePortMap, shape: 'proto.port.slot:addr.port' }],
     chains: [
       { name: g.chain, rules: [groupDnatRule(family, g.n, g.vipMap, true), groupDnatRule(family, g.n, g.nodePortMap, false)] },
       // the external chain of an externalTrafficPolicy=Cluster service (lower-dnat.ts: dnatAliases)
@@ -117,6 +117,16 @@ export function groupObjects(family: Family, g: Pick<DnatGroup, 'n' | 'chain' | 
   return o;
 }
 const NO_ALIASES: Aliases = new Map();
+
+/** A shared chain (lower-dnat.ts: sharedName): its rules are any of the chains it stands for, with the aliases of that chain's port. */
+export function sharedChainObjects(family: Family, name: string, chain: Chain, aliases: Aliases): GroupObjects {
+  const id = `${family} ${name}`;
+  const hit = groupCache.get(id);
+  if (hit) return hit;
+  const o: GroupObjects = { maps: [], chains: [{ name, rules: chain.rules.map((r) => lowerRule(family, r, aliases, undefined)) }] };
+  groupCache.set(id, o);
+  return o;
+}
 
 /** The elements a group's VIP or NodePort map holds. */
 export function groupElements(g: DnatGroup, which: 'vip' | 'nodeport'): KElement[] {

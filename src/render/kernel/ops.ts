@@ -120,7 +120,7 @@ export function* fullOps(fams: readonly KFamily[], heads: readonly KTableHead[],
         const name = g.chains[0]!.name;
         if (groupsMade.has(name)) continue;
         groupsMade.add(name);
-        for (const m of [g.vipMap, g.nodePortMap]) {
+        for (const m of g.maps) {
           shapes.set(m.name, m.shape);
           if (!keptSets.has(m.name)) yield { ...where, op: 'add-set', set: m };
         }
@@ -167,7 +167,7 @@ function wantedNames(f: KFamily): { chains: Map<string, KHook | undefined>; sets
     for (const name of o.chains) chains.set(name, undefined);
     for (const g of o.groups) {
       for (const c of g.chains) chains.set(c.name, undefined);
-      for (const m of [g.vipMap, g.nodePortMap]) sets.set(m.name, m.shape);
+      for (const m of g.maps) sets.set(m.name, m.shape);
     }
   }
   return { chains, sets };
