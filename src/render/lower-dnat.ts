@@ -73,7 +73,8 @@ export function dnatAliases(chains: readonly Chain[]): ReadonlyMap<string, strin
     if (c.base || c.rules.length !== 2 || mark!.matches.length || go!.matches.length || mark!.stmts.length !== 1 || go!.stmts.length !== 1) continue;
     const m = mark!.stmts[0]!, v = go!.stmts[0]!;
     const target = v.kind === 'verdict' && v.verdict.kind === 'goto' ? aliases.get(v.verdict.chain) : undefined;
-    if (m.kind === 'mark-masq' && target) aliases.set(c.name, masqChainOf(target));
+    // only cluster groups have a masq chain (objects.ts: groupObjects)
+    if (m.kind === 'mark-masq' && target?.startsWith('dnat-cluster-')) aliases.set(c.name, masqChainOf(target));
   }
   // what is left that says nothing of its service once its targets are shared chains
   for (const c of chains) {

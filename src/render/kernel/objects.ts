@@ -109,8 +109,9 @@ export function groupObjects(family: Family, g: Pick<DnatGroup, 'n' | 'chain' | 
     maps: [{ name: g.vipMap, shape: 'addr.proto.port.slot:addr.port' }, { name: g.nodePortMap, shape: 'proto.port.slot:addr.port' }],
     chains: [
       { name: g.chain, rules: [groupDnatRule(family, g.n, g.vipMap, true), groupDnatRule(family, g.n, g.nodePortMap, false)] },
-      // the external chain of an externalTrafficPolicy=Cluster service (lower-dnat.ts: dnatAliases)
-      { name: g.masqChain, rules: [markMasq, { text: `goto ${g.chain}`, exprs: [{ op: 'verdict', verdict: { kind: 'goto', chain: g.chain } }] }] },
+      // the external chain of an externalTrafficPolicy=Cluster service (lower-dnat.ts:
+      // dnatAliases); this node's endpoints (policy local) are never reached through one
+      ...(g.chain.startsWith('dnat-local-') ? [] : [{ name: g.masqChain, rules: [markMasq, { text: `goto ${g.chain}`, exprs: [{ op: 'verdict', verdict: { kind: 'goto', chain: g.chain } }] } as KRule] }]),
     ],
   };
   groupCache.set(id, o);
