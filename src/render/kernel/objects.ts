@@ -97,7 +97,15 @@ function dnatElement(e: GroupElement): KElement {
 /** Objects several service ports share, made while one uses them: an endpoint-count group's maps and chains, or a shared chain alone. */
 export interface GroupObjects { readonly maps: readonly KSetDecl[]; readonly chains: readonly KChain[] }
 
+// Made once per name and family (a full sync asks per service port). Bounded: shared chains
+// are named by their content, and a long-running daemon may see many; a map emptied past
+// 10,000 makes the same objects again.
 const groupCache = new Map<string, GroupObjects>();
+const remember = (id: string, o: GroupObjects): GroupObjects => {
+  if (groupCache.size >= 10_000) groupCache.clear();
+  groupCache.set(id, o);
+  return o;
+};
 
 /** The shared objects of one endpoint-count group: its two maps (declarations) and its two chains. */
 export function groupObjects(family: Family, g: Pick<DnatGroup, 'n' | 'chain' | 'masqChain' | 'vipMap' | 'nodePortMap'>): GroupObjects {
@@ -114,8 +122,7 @@ export function groupObjects(family: Family, g: Pick<DnatGroup, 'n' | 'chain' | 
       ...(g.chain.startsWith('dnat-local-') ? [] : [{ name: g.masqChain, rules: [markMasq, { text: `goto ${g.chain}`, exprs: [{ op: 'verdict', verdict: { kind: 'goto', chain: g.chain } }] } as KRule] }]),
     ],
   };
-  groupCache.set(id, o);
-  return o;
+  return remember(id, o);
 }
 const NO_ALIASES: Aliases = new Map();
 
@@ -124,9 +131,7 @@ export function sharedChainObjects(family: Family, name: string, chain: Chain, a
   const id = `${family} ${name}`;
   const hit = groupCache.get(id);
   if (hit) return hit;
-  const o: GroupObjects = { maps: [], chains: [{ name, rules: chain.rules.map((r) => lowerRule(family, r, aliases, undefined)) }] };
-  groupCache.set(id, o);
-  return o;
+  return remember(id, { maps: [], chains: [{ name, rules: chain.rules.map((r) => lowerRule(family, r, aliases, undefined)) }] });
 }
 
 /** The elements a group's VIP or NodePort map holds. */
