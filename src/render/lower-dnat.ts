@@ -111,10 +111,11 @@ function sharedName(c: Chain, aliases: ReadonlyMap<string, string>): string | un
     });
     parts.push([r.matches.map((m) => (m.kind === 'addr' ? [m.field, m.op, m.values.map((v) => (typeof v === 'string' ? v : v.text))] : m.kind === 'fib-local' ? [m.kind, m.field] : [m.kind])), stmts, r.comment ?? '']);
   }
-  const name = ok ? `external-shared-${contentHash(JSON.stringify(parts))}` : undefined;
+  const name = ok ? `${SHARED_PREFIX}${contentHash(JSON.stringify(parts))}` : undefined;
   SHARED.set(c, name ?? null);
   return name;
 }
+const SHARED_PREFIX = 'external-shared-';
 // per compiled chain (immutable; a changed service is compiled into new chains): its shared name, or null
 const SHARED = new WeakMap<Chain, string | null>();
 
@@ -123,7 +124,7 @@ export function sharedChains(chains: readonly Chain[], aliases: ReadonlyMap<stri
   const out: { name: string; chain: Chain }[] = [];
   for (const c of chains) {
     const name = aliases.get(c.name);
-    if (name !== undefined && name.startsWith('external-shared-') && !out.some((o) => o.name === name)) out.push({ name, chain: c });
+    if (name !== undefined && name.startsWith(SHARED_PREFIX) && !out.some((o) => o.name === name)) out.push({ name, chain: c });
   }
   return out;
 }

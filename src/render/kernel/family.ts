@@ -109,10 +109,10 @@ class CompiledUnits implements KUnits {
       const aliases = dnatAliases(r.chains);
       for (const c of r.chains) {
         if (!aliases.has(c.name)) chains.push(c.name);
-        for (const rule of c.rules) for (const st of rule.stmts) if (st.kind === 'dnat' && picksFromGroup(st)) groups.push(groupObjects(this.family, { n: st.backends.length, ...dnatGroupNames(st.policy, st.backends.length) }));
+        for (const rule of c.rules) for (const st of rule.stmts) if (st.kind === 'dnat' && picksFromGroup(st)) groups.push(groupObjects(this.family, { policy: st.policy, n: st.backends.length, ...dnatGroupNames(st.policy, st.backends.length) }));
       }
       // after the groups whose chains they go to
-      for (const s of sharedChains(r.chains, aliases)) groups.push(sharedChainObjects(this.family, s.name, s.chain, aliases));
+      for (const g of sharedGroups(this.family, r.chains, aliases)) groups.push(g.objects);
       for (const k of affinityKeysOf(r.chains)) affinityKeys.push(k);
     }
     return { chains, groups, affinityKeys };

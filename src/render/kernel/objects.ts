@@ -108,7 +108,7 @@ const remember = (id: string, o: GroupObjects): GroupObjects => {
 };
 
 /** The shared objects of one endpoint-count group: its two maps (declarations) and its two chains. */
-export function groupObjects(family: Family, g: Pick<DnatGroup, 'n' | 'chain' | 'masqChain' | 'vipMap' | 'nodePortMap'>): GroupObjects {
+export function groupObjects(family: Family, g: Pick<DnatGroup, 'policy' | 'n' | 'chain' | 'masqChain' | 'vipMap' | 'nodePortMap'>): GroupObjects {
   const id = `${family} ${g.chain}`;
   const hit = groupCache.get(id);
   if (hit) return hit;
@@ -119,7 +119,7 @@ export function groupObjects(family: Family, g: Pick<DnatGroup, 'n' | 'chain' | 
       { name: g.chain, rules: [groupDnatRule(family, g.n, g.vipMap, true), groupDnatRule(family, g.n, g.nodePortMap, false)] },
       // the external chain of an externalTrafficPolicy=Cluster service (lower-dnat.ts:
       // dnatAliases); this node's endpoints (policy local) are never reached through one
-      ...(g.chain.startsWith('dnat-local-') ? [] : [{ name: g.masqChain, rules: [markMasq, { text: `goto ${g.chain}`, exprs: [{ op: 'verdict', verdict: { kind: 'goto', chain: g.chain } }] } as KRule] }]),
+      ...(g.policy === 'local' ? [] : [{ name: g.masqChain, rules: [markMasq, { text: `goto ${g.chain}`, exprs: [{ op: 'verdict', verdict: { kind: 'goto', chain: g.chain } }] } as KRule] }]),
     ],
   };
   return remember(id, o);
