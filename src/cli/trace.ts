@@ -29,6 +29,7 @@ import { anonReader } from '../inspect/verify.js';
 import { ownerOfChainName } from '../inspect/owners.js';
 import { PacketCollector, type RuleRef, type TraceContext, formatPacket, interpret } from '../inspect/trace-report.js';
 import { parseDuration } from './duration.js';
+import { processAlive } from './process-alive.js';
 import { type LiveOpts, loadLive } from './live-inputs.js';
 import { UsageError } from './load-inputs.js';
 import type { Io } from './main.js';
@@ -51,15 +52,6 @@ function pidNamespace(): string {
     return /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? '0';
   } catch {
     return '0';
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -117,7 +109,7 @@ export async function runTrace(o: TraceOpts, io: Io): Promise<number> {
   try {
     for (const t of listTables(query)) {
       const owner = traceTableOwner(t.name);
-      if (!owner || owner.pidns !== pidns || alive(owner.pid)) continue;
+      if (!owner || owner.pidns !== pidns || processAlive(owner.pid)) continue;
       const r = await writer.commit(traceTableRemoveOps(t.family, t.name));
       io.err(r.ok ? `removed table ${t.family} ${t.name}, left by a trace that was killed\n` : `could not remove table ${t.family} ${t.name} left by a killed trace: ${r.error.message}\n`);
     }

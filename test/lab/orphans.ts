@@ -5,17 +5,8 @@
 // them: the suite's global setup and teardown do (vitest.config.ts). A namespace whose maker
 // still runs (a parallel run of the suite) is left alone.
 import { execa } from 'execa';
+import { processAlive } from '../../src/cli/process-alive.js';
 import { makerOf } from './netns.js';
-
-/** Whether a process with this pid exists. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Removes the test namespaces whose maker has exited; returns their names. */
 export async function removeOrphanedNetns(): Promise<string[]> {
@@ -23,7 +14,7 @@ export async function removeOrphanedNetns(): Promise<string[]> {
   if (r.exitCode !== 0) return [];
   const orphans = String(r.stdout).split('\n').map((l) => l.split(' ')[0]!).filter((n) => {
     const pid = makerOf(n);
-    return pid !== undefined && !alive(pid);
+    return pid !== undefined && !processAlive(pid);
   });
   for (const name of orphans) await execa('ip', ['netns', 'del', name], { reject: false });
   return orphans;
