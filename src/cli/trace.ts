@@ -237,8 +237,8 @@ function traceContext(family: Family, ownTable: string, query: NfSocket, intende
       for (const e of elements ?? []) {
         if (decl.name === 'nodeport-ips') nodePortIPs.add(e.key);
         if (!e.owner) continue;
-        if (decl.shape === 'addr.proto.port:verdict') byVip.set(e.key, e.owner);
-        if (decl.shape === 'proto.port:verdict') byNodePort.set(e.key, e.owner);
+        if (decl.shape === 'addr.proto.port:verdict' || decl.shape === 'addr.proto.port') byVip.set(e.key, e.owner);
+        if (decl.shape === 'proto.port:verdict' || decl.shape === 'proto.port') byNodePort.set(e.key, e.owner);
       }
     }
   }

@@ -129,6 +129,53 @@ export function sharedChains(chains: readonly Chain[], aliases: ReadonlyMap<stri
   return out;
 }
 
+/**
+ * Dispatch sets: how a key reaches its endpoint-count chain without a verdict element. A key
+ * (`daddr . l4proto . dport`, or `l4proto . dport` for a NodePort) whose dispatch verdict would
+ * be `goto dnat-<policy>-N[-masq]` is instead an element of the plain set
+ * `service-ips-<that chain>` (`service-nodeports-<that chain>`), and one rule per such chain,
+ * `KEY @service-ips-<chain> goto <chain>`, follows the service-ips lookup (in the chain
+ * service-groups, and nodeport-services for NodePorts). Why: the kernel validates the whole
+ * table (every chain, every verdict-map element, once per hook) at the commit of any
+ * transaction that adds a jump or goto (kernel 6.18 nf_tables_api.c: nft_table_validate;
+ * 7-26 ms at 10k services x 10 endpoints), and a plain set element is no verdict. So moving a
+ * service between endpoint counts, adding one and deleting one are data alone; only a count
+ * no other service uses (a new group, a new rule) still validates. The cost: a packet that
+ * misses service-ips makes one set lookup per such chain (one per endpoint count in use and
+ * policy), only for the first packet of a connection (nat chains).
+ */
+export const DISPATCH_CHAIN = { vip: 'service-groups', nodePort: 'nodeport-services' } as const;
+
+const DISPATCH_TARGET = /^dnat-(cluster|local)-[0-9]+(-masq)?$/;
+const dispatchMemo = new Map<string, boolean>();
+/** A chain that keys reach through dispatch sets: an endpoint-count chain or its masquerade chain. */
+export function isDispatchTarget(chain: string): boolean {
+  let hit = dispatchMemo.get(chain);
+  if (hit === undefined) {
+    hit = DISPATCH_TARGET.test(chain);
+    if (dispatchMemo.size < 10_000) dispatchMemo.set(chain, hit);
+  }
+  return hit;
+}
+
+const VIP_SETS = new Map<string, string>(), NODEPORT_SETS = new Map<string, string>();
+/** The dispatch set of a target chain (isDispatchTarget) for VIP or NodePort keys. */
+export function dispatchSetName(target: string, which: 'vip' | 'nodeport'): string {
+  const m = which === 'vip' ? VIP_SETS : NODEPORT_SETS;
+  let name = m.get(target);
+  if (name === undefined) {
+    name = `${which === 'vip' ? 'service-ips' : 'service-nodeports'}-${target}`;
+    if (m.size < 10_000) m.set(target, name);
+  }
+  return name;
+}
+
+/** The dispatch targets a group (named by its chain) brings: its chain, and its masquerade chain for a cluster group; none for a shared chain. */
+export function groupDispatchTargets(group: string): readonly string[] {
+  if (!isDispatchTarget(group) || group.endsWith('-masq')) return [];
+  return group.startsWith('dnat-cluster-') ? [group, masqChainOf(group)] : [group];
+}
+
 /** Every group a table's dnat statements need, sorted by policy then N. */
 export function collectDnatGroups(table: Pick<Table, 'chains'>): DnatGroup[] {
   const groups = new Map<string, DnatGroup>();

@@ -39,7 +39,8 @@ describe('nftproxy dump', () => {
     const r = await run(['dump', '-f', GOOD, '--node', 'node-a', '--node-ip', '192.168.0.2']);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^add table ip nftproxy\n/);
-    expect(r.out).toContain('10.96.0.10 . tcp . 80 comment "shop/web:http" : goto dnat-cluster-2');
+    // in the dispatch set of its endpoint-count chain (render/lower-dnat.ts: DISPATCH_CHAIN)
+    expect(r.out).toMatch(/set service-ips-dnat-cluster-2 \{[^}]*10\.96\.0\.10 \. tcp \. 80 comment "shop\/web:http"/);
   });
   it('a skipped object: one stderr line naming it; exit 0, or 1 with --strict', async () => {
     const r = await run(['dump', '-f', GOOD, '-f', BAD_SVC, '--node', 'node-a']);

@@ -61,7 +61,7 @@ describe.skipIf(!canUseKernel)(`drift healed${canUseKernel ? '' : ` [skipped: ${
   };
 
   it.each([
-    { what: 'an element deleted (the service\'s dispatch entry)', cmd: ['delete', 'element', 'ip', 'nftproxy', 'service-ips', `{ ${VIP} . tcp . 80 }`], change: /delete element in set/ },
+    { what: 'an element deleted (the service\'s dispatch entry)', cmd: ['delete', 'element', 'ip', 'nftproxy', 'service-ips-dnat-cluster-1', `{ ${VIP} . tcp . 80 }`], change: /delete element in set/ },
     { what: 'a chain flushed (services: every ClusterIP)', cmd: ['flush', 'chain', 'ip', 'nftproxy', 'services'], change: /delete rule in chain/ },
     { what: 'the table deleted', cmd: ['delete', 'table', 'ip', 'nftproxy'], change: /delete table/ },
   ])('$what: broken, then answering again within 2 s without a restart, counted', async ({ cmd, change }) => {

@@ -1,7 +1,7 @@
 // A transaction the kernel rejects: nothing changes, the error names the service behind it,
 // that service is quarantined (skipped, logged) and the rest syncs on the next attempt; it
 // leaves quarantine when its objects change. The fault is injected at the edge: a kernel
-// writer that corrupts the dispatch element of one service before it is encoded, so the real
+// writer that corrupts the dispatch entry of one service before it is encoded, so the real
 // kernel refuses it and the real error attribution (sequence number, attribute offset) names it.
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -10,6 +10,7 @@ import { Applier } from '../../src/apply/applier.js';
 import type { KernelWriter } from '../../src/apply/kernel-writer.js';
 import { NetlinkWriter } from '../../src/apply/netlink/writer.js';
 import type { Op } from '../../src/render/kernel/ops.js';
+import type { KElement } from '../../src/render/kernel/types.js';
 import { loadBaseConfig } from '../../src/cli/config.js';
 import type { SourceObject } from '../../src/model/build-model.js';
 import { Proxier } from '../../src/daemon/proxier.js';
@@ -27,12 +28,15 @@ const bad = (eps: string[]): unknown[] => [
 
 /** Breaks the lab/bad dispatch element (a goto to a chain that does not exist). */
 function faulty(inner: KernelWriter, on: { fault: boolean }): KernelWriter {
-  const corrupt = (op: Op): Op => (op.op !== 'add-elements' ? op : {
-    ...op,
-    elements: [...op.elements].map((e) => (e.comment === 'lab/bad:http' && e.data?.kind === 'verdict' ? { ...e, data: { kind: 'verdict', verdict: { kind: 'goto', chain: 'no-such-chain' } } } : e)),
-  });
+  // Its dispatch entry, an element of its endpoint-count chain's dispatch set, becomes an
+  // element of the service-ips map going to a chain that does not exist (ENOENT).
+  const bad = (e: KElement): boolean => e.comment === 'lab/bad:http';
+  const corrupt = (op: Op): Op[] => (op.op !== 'add-elements' || !op.set.startsWith('service-ips-dnat-') || ![...op.elements].some(bad) ? [op] : [
+    { ...op, elements: [...op.elements].filter((e) => !bad(e)) },
+    { ...op, set: 'service-ips', shape: 'addr.proto.port:verdict', elements: [...op.elements].filter(bad).map((e) => ({ ...e, data: { kind: 'verdict', verdict: { kind: 'goto', chain: 'no-such-chain' } } })) },
+  ]);
   return {
-    commit: (tx) => inner.commit(on.fault ? [...tx].map(corrupt) : tx),
+    commit: (tx) => inner.commit(on.fault ? [...tx].flatMap(corrupt) : tx),
     listDynamicSet: (...a) => inner.listDynamicSet(...a),
     tables: (n) => inner.tables(n),
   };
@@ -50,7 +54,8 @@ describe.skipIf(!canUseKernel)(`quarantine${canUseKernel ? '' : ` [skipped: ${KE
       if (!base.ok) throw new Error(base.error);
       const writer = new NetlinkWriter({ netns: `/run/netns/${ns}` });
       const proxier = new Proxier({ applier: new Applier(faulty(writer, on)), source: { snapshot: () => objects }, base: base.value, log });
-      const elements = async (): Promise<string> => (await exec(['nft', 'list', 'map', 'ip', 'nftproxy', 'service-ips'])).stdout;
+      // the services' dispatch entries (in their endpoint-count chain's dispatch set)
+      const elements = async (): Promise<string> => (await exec(['nft', 'list', 'set', 'ip', 'nftproxy', 'service-ips-dnat-cluster-1'])).stdout;
 
       // 1st attempt: rejected as a whole, nothing in the kernel; the culprit is named.
       expect(await proxier.sync('start')).toBe(false);

@@ -122,12 +122,12 @@ describe.skipIf(!canUseKernel)(`the daemon's socket: dump, explain, verify${canU
       // the same against what -f compiles to (no daemon involved in the intent)
       expect((await cli(['verify', '-f', EXAMPLES, ...FLAGS], ns.name)).code).toBe(0);
 
-      await ns.exec(['nft', 'delete', 'element', 'ip', 'nftproxy', 'service-ips', '{ 10.96.0.10 . tcp . 80 }']);
+      await ns.exec(['nft', 'delete', 'element', 'ip', 'nftproxy', 'service-ips-dnat-cluster-3', '{ 10.96.0.10 . tcp . 80 }']);
       const drift = await cli(['verify', '--socket', socket], ns.name);
       expect(drift.code).toBe(1);
       expect(drift.stdout).toBe([
         'shop/web port http 80/TCP (ip):',
-        '  missing element 10.96.0.10 . tcp . 80 comment "shop/web:http" : goto dnat-cluster-3 in map service-ips',
+        '  missing element 10.96.0.10 . tcp . 80 comment "shop/web:http" in set service-ips-dnat-cluster-3',
         '1 difference, 1 service port affected: the kernel does not hold what nftproxy intends',
       ].join('\n')); // execa drops the last newline
       const json = JSON.parse((await cli(['verify', '--socket', socket, '--json'], ns.name)).stdout) as { ok: boolean; differences: { servicePorts: string[]; kind: string }[] };

@@ -80,8 +80,13 @@ describe.skipIf(!canUseKernel)(`nftproxy verify against tables the applier loade
     },
     {
       name: 'a dispatch element pointed elsewhere: changed, kernel vs intended',
-      nft: [['delete', 'element', 'ip', 'nftproxy', 'service-ips', '{ 10.96.0.10 . tcp . 80 }'], ['add', 'element', 'ip', 'nftproxy', 'service-ips', '{ 10.96.0.10 . tcp . 80 : drop }']],
-      want: ['shop/web port http 80/TCP (ip):', '  changed element 10.96.0.10 . tcp . 80 in map service-ips', '      kernel:   10.96.0.10 . tcp . 80 : drop', '      intended: 10.96.0.10 . tcp . 80 comment "shop/web:http" : goto dnat-cluster-3'],
+      nft: [['delete', 'element', 'ip', 'nftproxy', 'service-ips', '{ 10.96.0.60 . tcp . 80 }'], ['add', 'element', 'ip', 'nftproxy', 'service-ips', '{ 10.96.0.60 . tcp . 80 : drop }']],
+      want: ['affinity-demo/cart port http 80/TCP (ip):', '  changed element 10.96.0.60 . tcp . 80 in map service-ips', '      kernel:   10.96.0.60 . tcp . 80 : drop', '      intended: 10.96.0.60 . tcp . 80 comment "affinity-demo/cart:http" : goto service-TMKBZNGK-affinity-demo/cart/tcp/http'],
+    },
+    {
+      name: 'a dispatch entry moved from its endpoint-count chain\'s set to a drop verdict',
+      nft: [['delete', 'element', 'ip', 'nftproxy', 'service-ips-dnat-cluster-3', '{ 10.96.0.10 . tcp . 80 }'], ['add', 'element', 'ip', 'nftproxy', 'service-ips', '{ 10.96.0.10 . tcp . 80 : drop }']],
+      want: ['shop/web port http 80/TCP (ip):', '  extra element 10.96.0.10 . tcp . 80 : drop in map service-ips', '  missing element 10.96.0.10 . tcp . 80 comment "shop/web:http" in set service-ips-dnat-cluster-3'],
     },
     {
       name: 'a service port\'s own chain flushed',
@@ -120,12 +125,12 @@ describe.skipIf(!canUseKernel)(`nftproxy verify against tables the applier loade
 
   it('--json: the same, for machines', async () => {
     await load(BASE);
-    await ns.exec(['nft', 'delete', 'element', 'ip', 'nftproxy', 'service-ips', '{ 10.96.0.10 . tcp . 80 }']);
+    await ns.exec(['nft', 'delete', 'element', 'ip', 'nftproxy', 'service-ips-dnat-cluster-3', '{ 10.96.0.10 . tcp . 80 }']);
     const r = await verify(BASE, true);
     expect(r.code).toBe(1);
     expect(JSON.parse(r.stdout)).toMatchObject({
       ok: false, source: 'files',
-      differences: [{ family: 'ip', owners: ['shop/web/tcp/http'], servicePorts: ['shop/web port http 80/TCP'], kind: 'missing', what: 'element 10.96.0.10 . tcp . 80 comment "shop/web:http" : goto dnat-cluster-3 in map service-ips' }],
+      differences: [{ family: 'ip', owners: ['shop/web/tcp/http'], servicePorts: ['shop/web port http 80/TCP'], kind: 'missing', what: 'element 10.96.0.10 . tcp . 80 comment "shop/web:http" in set service-ips-dnat-cluster-3' }],
     });
   }, 30_000);
 });

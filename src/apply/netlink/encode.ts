@@ -73,6 +73,8 @@ function makeSetLayout(f: Family, shape: SetShape): SetLayout {
     case 'addr.addr': return { flags: 0, keyType: concatType([a, a]), keyLen: 2 * alen, udata: [[A.UDATA_SET.KEYBYTEORDER, u32h(BYTEORDER.invalid)], [A.UDATA_SET.KEY_TYPEOF, concatT([])]] };
     case 'addr.proto.port:verdict': return { flags: A.SET_F.MAP, keyType: concatType([a, DT.proto, DT.service]), keyLen: alen + 8, data: verdict, udata: mapUdata(concatT([])) };
     case 'proto.port:verdict': return { flags: A.SET_F.MAP, keyType: concatType([DT.proto, DT.service]), keyLen: 8, data: verdict, udata: mapUdata(concatT([])) };
+    case 'addr.proto.port': return { flags: 0, keyType: concatType([a, DT.proto, DT.service]), keyLen: alen + 8, udata: [[A.UDATA_SET.KEYBYTEORDER, u32h(BYTEORDER.invalid)], [A.UDATA_SET.KEY_TYPEOF, concatT([])]] };
+    case 'proto.port': return { flags: 0, keyType: concatType([DT.proto, DT.service]), keyLen: 8, udata: [[A.UDATA_SET.KEYBYTEORDER, u32h(BYTEORDER.invalid)], [A.UDATA_SET.KEY_TYPEOF, concatT([])]] };
     case 'saddr.word.word':
       return { flags: A.SET_F.TIMEOUT | A.SET_F.EVAL, keyType: concatType([a, DT.integer, DT.integer]), keyLen: alen + 8, udata: [[A.UDATA_SET.KEYBYTEORDER, u32h(BYTEORDER.invalid)], [A.UDATA_SET.KEY_TYPEOF, concatT([addrT(f, 'saddr'), numgenT(), numgenT()])]] };
     case 'addr.proto.port.slot:addr.port':

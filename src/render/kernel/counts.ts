@@ -18,6 +18,11 @@ export class UnitCounts {
     return this.groupUses.get(name) ?? 0;
   }
 
+  /** the groups (their chains' names) some unit uses */
+  groupNames(): IterableIterator<string> {
+    return this.groupUses.keys();
+  }
+
   bumpShared(s: KUnitElement, n: number): void {
     let m = this.shared.get(s.set);
     if (!m) this.shared.set(s.set, (m = new Map()));

@@ -2,26 +2,38 @@
 // ordered transactions of a partial sync, at the cost of the change: only units (service
 // ports) whose compiled objects changed are compared.
 //
-// Why three transactions (make-before-break). A packet's path reads several objects: a
-// dispatch map (service-ips …) sends it to a chain, whose rule looks it up in another map
-// (endpoints-cluster-N). The kernel switches generations atomically, but each *lookup* reads
-// the generation current at that moment, while a chain's *rules* are those of the generation
-// current when the packet entered the base chain. So within one transaction that moves a
-// service from dnat-cluster-3 to dnat-cluster-2, a packet can take the old dispatch verdict and
-// then miss in the new endpoints-cluster-3 (its keys gone): it leaves un-NATed and is refused.
-// Measured: ~1 refused connection per 90-140 such transactions at 11-16k new connections/s;
-// with the order below, 0 in 3.3 M. The same holds for a chain created and pointed at in one
-// transaction: a packet on the old generation finds the verdict but no rules.
+// Why ordered transactions (make-before-break). A packet's path reads several objects: a
+// dispatch map or set (service-ips, service-ips-dnat-cluster-3 …) sends it to a chain, whose
+// rule looks it up in another map (endpoints-cluster-N). The kernel switches generations
+// atomically, but each *lookup* reads the generation current at that moment, while a chain's
+// *rules* are those of the generation current when the packet entered the base chain. So within
+// one transaction that moves a service from dnat-cluster-3 to dnat-cluster-2, a packet can take
+// the old dispatch and then miss in the new endpoints-cluster-3 (its keys gone): it leaves
+// un-NATed and is refused. Measured: ~1 refused connection per 90-140 such transactions at
+// 11-16k new connections/s; with the order below, 0 in 3.3 M. The same holds for a chain
+// created and pointed at in one transaction: a packet on the old generation finds the verdict
+// but no rules.
 //   1. make:   new sets and chains (with their rules), and new keys in maps that are not
-//              dispatch (verdict) maps. Nothing points at any of it yet.
+//              dispatch maps or sets. Nothing points at any of it yet.
 //   2. switch: dispatch elements (new keys, and changed values as delete + add of the key),
-//              rules of existing chains (flush + refill). Everything they point at exists
-//              since 1 was acknowledged.
-//   3. clean:  stale keys, then chains nothing points at any more (flushed, then deleted),
-//              then sets. A packet that took an old verdict before 2 committed still finds
-//              what it looks up, because none of it goes before 2 is acknowledged.
+//              rules of existing chains (flush + refill; the dispatch chains when a group
+//              comes). Everything they point at exists since 1 was acknowledged.
+//   3. retire: dispatch keys that moved to another dispatch map or set. A key is in a dispatch
+//              set (lower-dnat.ts: DISPATCH_CHAIN) or in service-ips, each one lookup of its
+//              own, in rule order. Deleting the old entry in the transaction that adds the new
+//              one would let a packet make the earlier lookup before the commit and the later
+//              one after it, and miss both. Between 2 and 3 the key is in both: whichever lookup
+//              comes first wins, and both ways lead to a complete path.
+//   4. clean:  stale keys, then chains nothing points at any more (flushed, then deleted),
+//              then sets (the dispatch chains refilled first when a group goes). A packet that
+//              took an old dispatch before 3 committed still finds what it looks up, because
+//              none of it goes before 3 is acknowledged.
 // A change that only replaces values under the same keys is a switch alone: one transaction,
-// since the lookup path does not change.
+// since the lookup path does not change. A service deleted is a clean alone. A service moved
+// between endpoint counts that other services use is data alone (make, switch, retire,
+// clean: four transactions, none adding a verdict, so none that makes the kernel validate the
+// table); one into a count no other service uses makes that group's chain and its dispatch
+// rule as well, and validates once (switch).
 // The hairpin set is the one exception to "new keys are made first": it is looked up only in
 // nat-postrouting, a base chain a packet enters after its DNAT was decided, so at a generation
 // no older than the one that chose the endpoint. A new endpoint's pair therefore rides with the
@@ -33,7 +45,8 @@
 import { SET } from '../../compile/base-chains.js';
 import type { Op } from './ops.js';
 import { at, sameElement, sameHook, sameRules, setKind } from './ops.js';
-import { type KFamily, type KUnit, type KUnitElement, unitsByService } from './family.js';
+import { type KBase, type KFamily, type KUnit, type KUnitElement, dispatchChains, unitsByService } from './family.js';
+import { groupDispatchTargets } from '../lower-dnat.js';
 import { UnitCounts } from './counts.js';
 import type { GroupObjects } from './objects.js';
 import type { KChain, KElement, KSet, SetShape } from './types.js';
@@ -109,8 +122,12 @@ export class AppliedFamily {
 export interface Phases {
   readonly make: readonly Op[];
   readonly switch: readonly Op[];
+  readonly retire: readonly Op[];
   readonly clean: readonly Op[];
 }
+
+/** The phases in the order they are committed, each acknowledged before the next. */
+export const PHASE_ORDER = ['make', 'switch', 'retire', 'clean'] as const;
 
 export interface FamilyDelta {
   readonly phases: Phases;
@@ -140,17 +157,26 @@ class DeltaBuilder {
   private readonly makeAdd = new ElementOps();
   private readonly switchDel = new ElementOps();
   private readonly switchAdd = new ElementOps();
+  private readonly retireDel = new ElementOps();
   private readonly cleanDel = new ElementOps();
+  /** the dispatch chains' rules for the switch (a group came) and for the clean (a group went) */
+  private switchDispatch: KChain[] | undefined;
+  private cleanDispatch: KChain[] | undefined;
   readonly sharedDelta = new Map<string, { n: number; s: KUnitElement }>();
   readonly groupDelta = new Map<string, { n: number; g: GroupObjects }>();
 
+  private readonly base: KBase;
+
   constructor(next: KFamily) {
     this.where = at(next.head);
+    this.base = next.base;
     for (const s of next.base.sets) this.shapes.set(s.name, s.shape);
   }
 
+  /** a dispatch map (verdicts) or a dispatch set (lower-dnat.ts: DISPATCH_CHAIN) */
   private isDispatch(set: string): boolean {
-    return this.shapes.get(set)?.endsWith(':verdict') ?? false;
+    const s = this.shapes.get(set);
+    return s !== undefined && (s.endsWith(':verdict') || s === 'addr.proto.port' || s === 'proto.port');
   }
 
   /** A base that changed in elements or in the rules of its regular chains (the IR table path). */
@@ -189,6 +215,7 @@ class DeltaBuilder {
       if (cur === 0 && d.n > 0) (d.s.set === SET.hairpin ? this.switchAdd : this.makeAdd).add(d.s.set, d.s.el);
       if (cur > 0 && cur + d.n <= 0) this.cleanDel.add(d.s.set, d.s.el);
     }
+    const came: string[] = [], went = new Set<string>();
     for (const [name, d] of this.groupDelta) {
       const cur = counts.groupCount(name);
       const g = d.g;
@@ -196,11 +223,20 @@ class DeltaBuilder {
       if (cur === 0 && d.n > 0) {
         for (const m of g.maps) this.newSets.push({ name: m.name, shape: m.shape, decl: m });
         for (const c of g.chains) this.newChains.push(c);
+        if (groupDispatchTargets(name).length) came.push(name);
       }
       if (cur > 0 && cur + d.n <= 0) {
         for (const c of g.chains) this.goneChains.push(c);
         for (const m of g.maps) this.goneSets.push({ name: m.name, shape: m.shape });
+        if (groupDispatchTargets(name).length) went.add(name);
       }
+    }
+    // The dispatch chains name every group's sets and chain: refilled with the new groups
+    // before keys go to them, and without the gone ones before those are deleted.
+    if (came.length || went.size) {
+      const all = [...counts.groupNames(), ...came];
+      if (came.length) this.switchDispatch = dispatchChains(this.where.family, this.base, all);
+      if (went.size) this.cleanDispatch = dispatchChains(this.where.family, this.base, all.filter((n) => !went.has(n)));
     }
     this.elements(be, ae);
     return this.chains(bc, ac);
@@ -210,15 +246,20 @@ class DeltaBuilder {
     const old = new Map<string, KUnitElement>();
     for (const e of before) old.set(`${e.set}\0${e.el.key}`, e);
     const now = new Set<string>();
+    // keys new to a dispatch map or set (a VIP key and a NodePort key differ in length)
+    const dispatched = new Set<string>();
     for (const e of after) {
       const k = `${e.set}\0${e.el.key}`;
       now.add(k);
       const was = old.get(k);
       if (was && sameElement(was.el, e.el)) continue;
       if (was) { this.switchDel.add(e.set, was.el); this.switchAdd.add(e.set, e.el); continue; }
-      (this.isDispatch(e.set) ? this.switchAdd : this.makeAdd).add(e.set, e.el);
+      if (this.isDispatch(e.set)) { this.switchAdd.add(e.set, e.el); dispatched.add(e.el.key); } else this.makeAdd.add(e.set, e.el);
     }
-    for (const [k, e] of old) if (!now.has(k)) this.cleanDel.add(e.set, e.el);
+    for (const [k, e] of old) {
+      if (now.has(k)) continue;
+      (this.isDispatch(e.set) && dispatched.has(e.el.key) ? this.retireDel : this.cleanDel).add(e.set, e.el);
+    }
   }
 
   private chains(before: readonly KChain[], after: readonly KChain[]): boolean {
@@ -247,18 +288,22 @@ class DeltaBuilder {
       ...this.newChains.flatMap((c) => c.rules.map((rule): Op => ({ ...w, op: 'add-rule', chain: c.name, rule }))),
       ...elementOps('add-elements', this.makeAdd),
     ];
+    const refill = (c: KChain): Op[] => [{ ...w, op: 'flush-chain', name: c.name, ...(c.owner ? { owner: c.owner } : {}) }, ...c.rules.map((rule): Op => ({ ...w, op: 'add-rule', chain: c.name, rule }))];
     const sw: Op[] = [
       ...elementOps('delete-elements', this.switchDel),
-      ...this.changedChains.flatMap((c): Op[] => [{ ...w, op: 'flush-chain', name: c.name, ...(c.owner ? { owner: c.owner } : {}) }, ...c.rules.map((rule): Op => ({ ...w, op: 'add-rule', chain: c.name, rule }))]),
+      ...this.changedChains.flatMap(refill),
+      ...(this.switchDispatch ?? []).flatMap(refill),
       ...elementOps('add-elements', this.switchAdd),
     ];
+    const retire: Op[] = elementOps('delete-elements', this.retireDel);
     const clean: Op[] = [
+      ...(this.cleanDispatch ?? []).flatMap(refill),
       ...elementOps('delete-elements', this.cleanDel),
       ...this.goneChains.map((c): Op => ({ ...w, op: 'flush-chain', name: c.name, ...(c.owner ? { owner: c.owner } : {}) })),
       ...this.goneChains.map((c): Op => ({ ...w, op: 'delete-chain', name: c.name, ...(c.owner ? { owner: c.owner } : {}) })),
       ...this.goneSets.map((s): Op => ({ ...w, op: 'delete-set', name: s.name, kind: setKind(s.shape) })),
     ];
-    return { make, switch: sw, clean };
+    return { make, switch: sw, retire, clean };
   }
 
   private shapeOf(set: string): SetShape {

@@ -10,15 +10,17 @@
 // is. The units would otherwise be the daemon's largest holding (at 10k services x 10
 // endpoints about 130 MB of heap: every dnat-map element again, as bytes), and a second copy
 // of what the compiled parts already say.
-import type { Chain, Family, Table } from '../../ir/types.js';
+import type { Chain, Family, Rule, Table } from '../../ir/types.js';
 import { TABLE_NAME } from '../../ir/types.js';
 import type { CompiledFamily, FamilyBase } from '../../compile/compile.js';
 import type { ServicePortRules } from '../../compile/service-port.js';
-import { SET } from '../../compile/base-chains.js';
-import { type DnatGroup, collectDnatGroups, dnatAliases, dnatGroupNames, picksFromGroup, sharedChains } from '../lower-dnat.js';
+import { CHAIN, SET } from '../../compile/base-chains.js';
+import { DISPATCH_CHAIN, type DnatGroup, collectDnatGroups, dispatchSetName, dnatAliases, dnatGroupNames, groupDispatchTargets, isDispatchTarget, picksFromGroup, sharedChains } from '../lower-dnat.js';
+import type { Aliases } from '../rule-text.js';
 import { type GroupObjects, groupElements, groupObjects, kchain, kelement, kset, setDecl, sharedChainObjects } from './objects.js';
 import { KeyBuilder } from './bytes.js';
-import type { KChain, KElement, KSet, KSetDecl, KTableHead, SetShape } from './types.js';
+import { dispatchRule, lowerRule } from './lower-rule.js';
+import type { KChain, KElement, KRule, KSet, KSetDecl, KTableHead, SetShape } from './types.js';
 
 export const TABLE_COMMENT = 'rules for nftproxy';
 
@@ -40,6 +42,16 @@ export interface KUnit {
 export interface KBase {
   readonly sets: readonly KSet[];
   readonly chains: readonly KChain[];
+  /** the fixed rules of the dispatch chains (dispatchChains); undefined: the base has no services chain */
+  readonly dispatch?: DispatchTemplate;
+}
+
+/** What the dispatch chains hold besides their groups' rules (lower-dnat.ts: DISPATCH_CHAIN). */
+export interface DispatchTemplate {
+  /** service-groups' last rules: the services chain's NodePort rule, going to nodeport-services */
+  readonly vipTail: readonly KRule[];
+  /** nodeport-services' first rule: the service-nodeports lookup */
+  readonly nodePortHead: readonly KRule[];
 }
 
 /** Every service's units: kept (KeptUnits), or made when asked (CompiledUnits). */
@@ -149,9 +161,56 @@ function kbase(family: Family, b: FamilyBase): KBase {
   const hit = baseCache.get(b);
   if (hit && hit.family === family) return hit.base;
   const aliases = dnatAliases(b.chains);
-  const base: KBase = { sets: b.sets.map((s) => kset(s, aliases)), chains: b.chains.map((c) => kchain(family, c, aliases)) };
+  const base: KBase = { sets: b.sets.map((s) => kset(s, aliases)), ...lowerBase(family, b.chains, aliases) };
   baseCache.set(b, { family, base });
   return base;
+}
+
+/**
+ * The base chains as the kernel holds them: as compiled, but for the services chain, whose
+ * NodePort rule moves behind the dispatch sets' rules (lower-dnat.ts: DISPATCH_CHAIN):
+ *   services:          … `KEY vmap @service-ips`, `goto service-groups`
+ *   service-groups:    `KEY @service-ips-<chain> goto <chain>` …, the NodePort rule ending in `goto nodeport-services`
+ *   nodeport-services: `KEY vmap @service-nodeports`, `KEY @service-nodeports-<chain> goto <chain>` …
+ * A packet meets the same lookups in the same order as in the compiled chain, every step a goto.
+ */
+function lowerBase(family: Family, chains: readonly Chain[], aliases: Aliases): { chains: KChain[]; dispatch?: DispatchTemplate } {
+  const out: KChain[] = [];
+  let dispatch: DispatchTemplate | undefined;
+  for (const c of chains) {
+    const at = c.name === CHAIN.services ? c.rules.findIndex((r) => r.stmts.some((st) => st.kind === 'vmap' && st.key === 'l4proto.dport')) : -1;
+    if (at < 0 || dispatch) { out.push(kchain(family, c, aliases)); continue; }
+    const nodePort = c.rules[at]!;
+    const lower = (r: Rule): KRule => lowerRule(family, r, aliases, c.owner);
+    const goto = (chain: string): Rule => ({ matches: [], stmts: [{ kind: 'verdict', verdict: { kind: 'goto', chain } }] });
+    out.push({ name: c.name, ...(c.base ? { hook: c.base } : {}), rules: [...c.rules.slice(0, at).map(lower), lower(goto(DISPATCH_CHAIN.vip))] });
+    dispatch = {
+      vipTail: [lower({ ...nodePort, stmts: nodePort.stmts.map((st) => (st.kind === 'vmap' ? goto(DISPATCH_CHAIN.nodePort).stmts[0]! : st)) }), ...c.rules.slice(at + 1).map(lower)],
+      nodePortHead: [lower({ matches: [], stmts: nodePort.stmts.filter((st) => st.kind === 'vmap') })],
+    };
+  }
+  return { chains: out, ...(dispatch ? { dispatch } : {}) };
+}
+
+/** The dispatch chains for the groups in use (named by their chains), in group order; none without a template. */
+export function dispatchChains(family: Family, base: KBase, groups: Iterable<string>): KChain[] {
+  const t = base.dispatch;
+  if (!t) return [];
+  const targets = [...groups].sort(byGroupOrder).flatMap(groupDispatchTargets);
+  return [
+    { name: DISPATCH_CHAIN.vip, rules: [...targets.map((g) => dispatchRule(family, g, 'vip')), ...t.vipTail] },
+    { name: DISPATCH_CHAIN.nodePort, rules: [...t.nodePortHead, ...targets.map((g) => dispatchRule(family, g, 'nodeport'))] },
+  ];
+}
+
+/**
+ * A dispatch map's element that goes to a dispatch target is an element of that target's
+ * dispatch set instead (lower-dnat.ts: DISPATCH_CHAIN), with the same key.
+ */
+function routed(set: string, el: KElement): KUnitElement {
+  const v = el.data?.kind === 'verdict' ? el.data.verdict : undefined;
+  if (v?.kind !== 'goto' || (set !== SET.serviceIPs && set !== SET.serviceNodePorts) || !isDispatchTarget(v.chain)) return { set, el };
+  return { set: dispatchSetName(v.chain, set === SET.serviceIPs ? 'vip' : 'nodeport'), el: { key: el.key, ...(el.comment ? { comment: el.comment } : {}), ...(el.owner ? { owner: el.owner } : {}) } };
 }
 
 /** A compiled service port's unit; `elementsOnly`: without its chains (what a full sync's second pass reads). */
@@ -162,7 +221,7 @@ function unitOf(family: Family, shapes: ReadonlyMap<string, SetShape>, r: Servic
   for (const [set, e] of r.elements) {
     const el = kelement(shapeIn(shapes, set), e, undefined, aliases);
     // An element without an owner is one any service port may add: a cluster IP, say.
-    (e.owner === undefined ? shared : elements).push({ set, el });
+    (e.owner === undefined ? shared : elements).push(routed(set, el));
   }
   for (const ip of r.hairpin) shared.push(hairpinPair(ip));
   return withGroups(family, elementsOnly ? [] : unitChains(family, r, aliases), elements, shared, collectDnatGroups({ chains: r.chains }), affinityKeysOf(r.chains), sharedGroups(family, r.chains, aliases));
@@ -248,16 +307,17 @@ export function kernelFamilyOfTable(t: Table): KFamily {
     const mine = new Map<string, KElement>();
     for (const e of s.elements) {
       const el = kelement(decl.shape, e, s.owner, aliases);
-      if (el.owner !== undefined) unit(el.owner).elements.push({ set: s.name, el });
+      if (el.owner !== undefined) unit(el.owner).elements.push(routed(s.name, el));
       else mine.set(el.key, el);
     }
     baseSets.push({ ...decl, elements: mine });
   }
-  const baseChains: KChain[] = [];
+  const irBase: Chain[] = [];
   for (const c of t.chains) {
     if (c.owner !== undefined) unit(c.owner).chains.push(c);
-    else if (!aliases.has(c.name)) baseChains.push(kchain(t.family, c, aliases));
+    else if (!aliases.has(c.name)) irBase.push(c);
   }
+  const { chains: baseChains, dispatch } = lowerBase(t.family, irBase, aliases);
   const units = new Map<string, readonly KUnit[]>();
   for (const [owner, u] of owned) {
     const mine = dnatAliases(u.chains);
@@ -265,7 +325,7 @@ export function kernelFamilyOfTable(t: Table): KFamily {
     units.set(owner, [withGroups(t.family, chains, u.elements, [], collectDnatGroups({ chains: u.chains }), affinityKeysOf(u.chains), sharedGroups(t.family, u.chains, mine))]);
   }
   const baseKey = JSON.stringify([baseSets.map(declKey), baseChains.filter((c) => c.hook).map((c) => [c.name, c.hook])]);
-  return { head: head(t.family), base: { sets: baseSets, chains: baseChains }, baseKey, units: new KeptUnits(units) };
+  return { head: head(t.family), base: { sets: baseSets, chains: baseChains, ...(dispatch ? { dispatch } : {}) }, baseKey, units: new KeptUnits(units) };
 }
 
 const declKey = (s: KSetDecl): unknown[] => [s.name, s.shape, s.comment, s.timeoutSeconds, s.size];
@@ -295,11 +355,13 @@ export function familySets(f: KFamily): { decl: KSetDecl; elements: KElement[] |
   return [...out.values()].map(({ decl, elements }) => ({ decl, elements }));
 }
 
-/** Every chain: base chains, the units' chains, the groups' chains. */
+/** Every chain: base chains, the units' chains, the groups' chains, the dispatch chains. */
 export function* familyChains(f: KFamily): Generator<KChain> {
   yield* f.base.chains;
   for (const us of unitsByService(f.units)) for (const u of us) yield* u.chains;
-  for (const g of familyGroups(f)) yield* g.chains;
+  const groups = familyGroups(f);
+  for (const g of groups) yield* g.chains;
+  yield* dispatchChains(f.head.family, f.base, groups.map((g) => g.chains[0]!.name));
 }
 
 /** The endpoint-count groups in use, sorted by policy then size. */
@@ -309,4 +371,5 @@ export function familyGroups(f: KFamily): GroupObjects[] {
   return [...gs.entries()].sort(([a], [b]) => groupOrder(a) - groupOrder(b) || (a < b ? -1 : 1)).map(([, g]) => g);
 }
 // endpoint-count groups by policy and N, then the shared chains that go to them
+export const byGroupOrder = (a: string, b: string): number => groupOrder(a) - groupOrder(b) || (a < b ? -1 : a > b ? 1 : 0);
 const groupOrder = (chain: string): number => (chain.startsWith('dnat-') ? (chain.startsWith('dnat-local-') ? 1e9 : 0) + Number(chain.split('-')[2]) : 2e9);

@@ -4,7 +4,7 @@
 import type { Chain, Family, KeyAtom, NamedSet, SetElement } from '../../ir/types.js';
 import { assertNever } from '../../model/result.js';
 import type { Protocol } from '../../model/types.js';
-import type { DnatGroup } from '../lower-dnat.js';
+import { type DnatGroup, dispatchSetName, groupDispatchTargets } from '../lower-dnat.js';
 import type { Aliases } from '../rule-text.js';
 import { KeyBuilder, addrField, flat, portField, protoField, wordField } from './bytes.js';
 import { groupDnatRule, kverdict, lowerRule, storedComment } from './lower-rule.js';
@@ -59,6 +59,8 @@ function keyParts(shape: SetShape, k: readonly KeyAtom[]): string {
     case 'addr.proto.port:verdict': return addrField(str(k[0])) + protoField(str(k[1]) as Protocol) + portField(num(k[2]));
     case 'proto.port:verdict': return protoField(str(k[0]) as Protocol) + portField(num(k[1]));
     case 'saddr.word.word': return addrField(str(k[0])) + wordField(num(k[1])) + wordField(num(k[2]));
+    case 'addr.proto.port': case 'proto.port':
+      throw new Error('dispatch set elements come from dispatch map elements (family.ts: routed)');
     case 'addr.proto.port.slot:addr.port': case 'proto.port.slot:addr.port':
       throw new Error('dnat map elements come from dnat statements (groupElements)');
     default: return assertNever(shape);
@@ -107,14 +109,20 @@ const remember = (id: string, o: GroupObjects): GroupObjects => {
   return o;
 };
 
-/** The shared objects of one endpoint-count group: its two maps (declarations) and its two chains. */
+/**
+ * The shared objects of one endpoint-count group: its two maps, the dispatch sets of its chains
+ * (lower-dnat.ts: DISPATCH_CHAIN; declarations) and its chains.
+ */
 export function groupObjects(family: Family, g: Pick<DnatGroup, 'policy' | 'n' | 'chain' | 'masqChain' | 'vipMap' | 'nodePortMap'>): GroupObjects {
   const id = `${family} ${g.chain}`;
   const hit = groupCache.get(id);
   if (hit) return hit;
   const markMasq: KRule = lowerRule(family, { matches: [], stmts: [{ kind: 'mark-masq' }] }, NO_ALIASES, undefined);
   const o: GroupObjects = {
-    maps: [{ name: g.vipMap, shape: 'addr.proto.port.slot:addr.port' }, { name: g.nodePortMap, shape: 'proto.port.slot:addr.port' }],
+    maps: [
+      { name: g.vipMap, shape: 'addr.proto.port.slot:addr.port' }, { name: g.nodePortMap, shape: 'proto.port.slot:addr.port' },
+      ...groupDispatchTargets(g.chain).flatMap((t): KSetDecl[] => [{ name: dispatchSetName(t, 'vip'), shape: 'addr.proto.port' }, { name: dispatchSetName(t, 'nodeport'), shape: 'proto.port' }]),
+    ],
     chains: [
       { name: g.chain, rules: [groupDnatRule(family, g.n, g.vipMap, true), groupDnatRule(family, g.n, g.nodePortMap, false)] },
       // the external chain of an externalTrafficPolicy=Cluster service (lower-dnat.ts:

@@ -2,7 +2,8 @@
 // them. The full replace of the tables is built here; the differ (diff.ts) builds the ordered
 // transactions of a partial sync.
 import type { Family } from '../../ir/types.js';
-import type { KFamily } from './family.js';
+import { type KFamily, dispatchChains } from './family.js';
+import { DISPATCH_CHAIN } from '../lower-dnat.js';
 import { UnitCounts } from './counts.js';
 import type { KChain, KElement, KHook, KRule, KSetDecl, KTableHead, SetShape } from './types.js';
 
@@ -95,12 +96,15 @@ export function* fullOps(fams: readonly KFamily[], heads: readonly KTableHead[],
       for (const c of chains) if (!keptChains.has(c.name)) yield { family: where.family, table: where.table, op: 'add-chain', chain: c.hook ? { name: c.name, hook: c.hook } : { name: c.name }, ...(c.owner ? { owner: c.owner } : {}) };
       for (const c of chains) for (const rule of c.rules) yield { family: where.family, table: where.table, op: 'add-rule', chain: c.name, rule };
     };
-    // The base: its sets, its chains and their rules, its fixed elements.
+    // The base: its sets, its chains and their rules, its fixed elements. The dispatch chains
+    // (lower-dnat.ts: DISPATCH_CHAIN) are made with it (the services chain goes to one) and
+    // filled once the groups whose sets and chains their rules name are made.
     const shapes = new Map<string, SetShape>();
     for (const s of f.base.sets) {
       shapes.set(s.name, s.shape);
       if (!keptSets.has(s.name)) yield { ...where, op: 'add-set', set: s };
     }
+    if (f.base.dispatch) for (const name of DISPATCH_NAMES) if (!keptChains.has(name)) yield { ...where, op: 'add-chain', chain: { name } };
     yield* addChains(f.base.chains);
     for (const s of f.base.sets) if (s.elements?.size) yield { ...where, op: 'add-elements', set: s.name, shape: s.shape, elements: [...s.elements.values()] };
     // Then the services, in two passes, their objects made from the compiled parts as their
@@ -128,6 +132,7 @@ export function* fullOps(fams: readonly KFamily[], heads: readonly KTableHead[],
       }
       yield* addChains(f.units.chainsOf(src));
     }
+    for (const c of dispatchChains(where.family, f.base, groupsMade)) for (const rule of c.rules) yield { ...where, op: 'add-rule', chain: c.name, rule };
     // Elements go out a few thousand to an op per set, whichever services they come from
     // (every chain exists by now): big messages for the kernel, a bounded batch in memory.
     const pending = new Map<string, KElement[]>();
@@ -153,12 +158,14 @@ export function* fullOps(fams: readonly KFamily[], heads: readonly KTableHead[],
 }
 
 const ELEMENTS_PER_OP = 4096;
+const DISPATCH_NAMES = [DISPATCH_CHAIN.vip, DISPATCH_CHAIN.nodePort];
 
 /** The chains (with their hooks) and sets (with their shapes) a family's table holds, by name, without making its units. */
 function wantedNames(f: KFamily): { chains: Map<string, KHook | undefined>; sets: Map<string, SetShape> } {
   const chains = new Map<string, KHook | undefined>();
   const sets = new Map<string, SetShape>();
   for (const c of f.base.chains) chains.set(c.name, c.hook);
+  if (f.base.dispatch) for (const name of DISPATCH_NAMES) chains.set(name, undefined);
   for (const s of f.base.sets) sets.set(s.name, s.shape);
   for (const ref of f.units.refs()) {
     const src = f.units.sourceOf(ref);

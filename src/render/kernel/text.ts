@@ -32,6 +32,8 @@ function typeLine(f: Family, shape: SetShape): string {
     case 'addr.addr': return `type ${a} . ${a}`;
     case 'addr.proto.port:verdict': return `type ${a} . inet_proto . inet_service : verdict`;
     case 'proto.port:verdict': return 'type inet_proto . inet_service : verdict';
+    case 'addr.proto.port': return `type ${a} . inet_proto . inet_service`;
+    case 'proto.port': return 'type inet_proto . inet_service';
     case 'saddr.word.word': return `typeof ${k} saddr . numgen random mod 1 . numgen random mod 1`;
     case 'addr.proto.port.slot:addr.port': return `typeof ${k} daddr . meta l4proto . th dport . numgen random mod 1 : ${k} daddr . th dport`;
     case 'proto.port.slot:addr.port': return `typeof meta l4proto . th dport . numgen random mod 1 : ${k} daddr . th dport`;
@@ -45,6 +47,8 @@ const KEY_FIELDS: Readonly<Record<SetShape, readonly Field[]>> = {
   'addr.addr': ['addr', 'addr'],
   'addr.proto.port:verdict': ['addr', 'proto', 'port'],
   'proto.port:verdict': ['proto', 'port'],
+  'addr.proto.port': ['addr', 'proto', 'port'],
+  'proto.port': ['proto', 'port'],
   'saddr.word.word': ['addr', 'word', 'word'],
   'addr.proto.port.slot:addr.port': ['addr', 'proto', 'port', 'word'],
   'proto.port.slot:addr.port': ['proto', 'port', 'word'],

@@ -27,6 +27,10 @@ export type SetShape =
   | 'addr.proto.port:verdict'
   /** type inet_proto . inet_service : verdict */
   | 'proto.port:verdict'
+  /** type ADDR . inet_proto . inet_service (a dispatch set: the keys that go to one group chain) */
+  | 'addr.proto.port'
+  /** type inet_proto . inet_service (a NodePort dispatch set) */
+  | 'proto.port'
   /** typeof ip saddr . numgen random mod 1 . numgen random mod 1 (session affinity, dynamic) */
   | 'saddr.word.word'
   /** typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport */
