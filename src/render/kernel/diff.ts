@@ -14,10 +14,12 @@
 // created and pointed at in one transaction: a packet on the old generation finds the verdict
 // but no rules.
 //   1. make:   new sets and chains (with their rules), and new keys in maps that are not
-//              dispatch maps or sets. Nothing points at any of it yet.
+//              dispatch maps or sets. Nothing points at any of it yet. A new group's dispatch
+//              rule too (the dispatch chains refilled): it names the group's dispatch set,
+//              empty until 2.
 //   2. switch: dispatch elements (new keys, and changed values as delete + add of the key),
-//              rules of existing chains (flush + refill; the dispatch chains when a group
-//              comes). Everything they point at exists since 1 was acknowledged.
+//              rules of existing chains (flush + refill). Everything they point at exists
+//              since 1 was acknowledged.
 //   3. retire: dispatch keys that moved to another dispatch map or set. A key is in a dispatch
 //              set (lower-dnat.ts: DISPATCH_CHAIN) or in service-ips, each one lookup of its
 //              own, in rule order. Deleting the old entry in the transaction that adds the new
@@ -33,7 +35,8 @@
 // between endpoint counts that other services use is data alone (make, switch, retire,
 // clean: four transactions, none adding a verdict, so none that makes the kernel validate the
 // table); one into a count no other service uses makes that group's chain and its dispatch
-// rule as well, and validates once (switch).
+// rule as well (make: the kernel validates the table once), and the move out of a count that
+// leaves it unused refills the dispatch chains without it (clean: once).
 // The hairpin set is the one exception to "new keys are made first": it is looked up only in
 // nat-postrouting, a base chain a packet enters after its DNAT was decided, so at a generation
 // no older than the one that chose the endpoint. A new endpoint's pair therefore rides with the
@@ -159,8 +162,8 @@ class DeltaBuilder {
   private readonly switchAdd = new ElementOps();
   private readonly retireDel = new ElementOps();
   private readonly cleanDel = new ElementOps();
-  /** the dispatch chains' rules for the switch (a group came) and for the clean (a group went) */
-  private switchDispatch: KChain[] | undefined;
+  /** the dispatch chains' rules for the make (a group came) and for the clean (a group went) */
+  private makeDispatch: KChain[] | undefined;
   private cleanDispatch: KChain[] | undefined;
   readonly sharedDelta = new Map<string, { n: number; s: KUnitElement }>();
   readonly groupDelta = new Map<string, { n: number; g: GroupObjects }>();
@@ -231,11 +234,13 @@ class DeltaBuilder {
         if (groupDispatchTargets(name).length) went.add(name);
       }
     }
-    // The dispatch chains name every group's sets and chain: refilled with the new groups
-    // before keys go to them, and without the gone ones before those are deleted.
+    // The dispatch chains name every group's sets and chain: refilled with a new group in the
+    // transaction that makes it (its dispatch set is empty until the switch, so no packet goes
+    // there before its chain has rules: one table validation, not two), and without a gone one
+    // before its set and chain are deleted.
     if (came.length || went.size) {
       const all = [...counts.groupNames(), ...came];
-      if (came.length) this.switchDispatch = dispatchChains(this.where.family, this.base, all);
+      if (came.length) this.makeDispatch = dispatchChains(this.where.family, this.base, all);
       if (went.size) this.cleanDispatch = dispatchChains(this.where.family, this.base, all.filter((n) => !went.has(n)));
     }
     this.elements(be, ae);
@@ -280,19 +285,19 @@ class DeltaBuilder {
 
   phases(): Phases {
     const w = this.where;
+    const refill = (c: KChain): Op[] => [{ ...w, op: 'flush-chain', name: c.name, ...(c.owner ? { owner: c.owner } : {}) }, ...c.rules.map((rule): Op => ({ ...w, op: 'add-rule', chain: c.name, rule }))];
     const elementOps = (verb: 'add-elements' | 'delete-elements', e: ElementOps): Op[] =>
       [...e.bySet].map(([set, elements]) => ({ ...w, op: verb, set, shape: this.shapeOf(set), elements }));
     const make: Op[] = [
       ...this.newSets.map((s): Op => ({ ...w, op: 'add-set', set: s.decl })),
       ...this.newChains.map((c): Op => ({ ...w, op: 'add-chain', chain: { name: c.name }, ...(c.owner ? { owner: c.owner } : {}) })),
       ...this.newChains.flatMap((c) => c.rules.map((rule): Op => ({ ...w, op: 'add-rule', chain: c.name, rule }))),
+      ...(this.makeDispatch ?? []).flatMap(refill),
       ...elementOps('add-elements', this.makeAdd),
     ];
-    const refill = (c: KChain): Op[] => [{ ...w, op: 'flush-chain', name: c.name, ...(c.owner ? { owner: c.owner } : {}) }, ...c.rules.map((rule): Op => ({ ...w, op: 'add-rule', chain: c.name, rule }))];
     const sw: Op[] = [
       ...elementOps('delete-elements', this.switchDel),
       ...this.changedChains.flatMap(refill),
-      ...(this.switchDispatch ?? []).flatMap(refill),
       ...elementOps('add-elements', this.switchAdd),
     ];
     const retire: Op[] = elementOps('delete-elements', this.retireDel);
