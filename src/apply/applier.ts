@@ -1,6 +1,6 @@
 // Keeps the kernel's nftproxy tables equal to the desired kernel objects (render/kernel).
 // Remembers what it last applied, so a change costs transactions the size of the change,
-// ordered make -> switch -> clean (render/kernel/diff.ts says why); anything it is not sure
+// ordered make -> switch -> retire -> clean (render/kernel/diff.ts says why); anything it is not sure
 // of (first sync, a failed transaction, --sync-period, a foreign change) is a full, atomic
 // replace. Owns only the `nftproxy` tables of families ip and ip6.
 import type { Family, Ruleset } from '../ir/types.js';
@@ -42,7 +42,7 @@ export class ApplyError extends Error {
 export interface ApplierOptions {
   readonly clock?: () => number;
   /**
-   * 'ordered' (the product): a partial sync is up to three transactions, make, switch, clean,
+   * 'ordered' (the product): a partial sync is up to four transactions, make, switch, retire, clean,
    * each acknowledged before the next. 'single' (tests only): the same ops in one transaction,
    * to show what the order prevents.
    */
