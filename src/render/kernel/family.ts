@@ -42,7 +42,7 @@ export interface KUnit {
 export interface KBase {
   readonly sets: readonly KSet[];
   readonly chains: readonly KChain[];
-  /** the fixed rules of the dispatch chains (dispatchChains); undefined: the base has no services chain */
+  /** the fixed rules of the dispatch chains (dispatchChains); undefined: the base has no services chain (nothing dispatches) */
   readonly dispatch?: DispatchTemplate;
 }
 
@@ -178,15 +178,17 @@ function lowerBase(family: Family, chains: readonly Chain[], aliases: Aliases): 
   const out: KChain[] = [];
   let dispatch: DispatchTemplate | undefined;
   for (const c of chains) {
-    const at = c.name === CHAIN.services ? c.rules.findIndex((r) => r.stmts.some((st) => st.kind === 'vmap' && st.key === 'l4proto.dport')) : -1;
-    if (at < 0 || dispatch) { out.push(kchain(family, c, aliases)); continue; }
-    const nodePort = c.rules[at]!;
+    if (c.name !== CHAIN.services || dispatch) { out.push(kchain(family, c, aliases)); continue; }
+    // the NodePort rule (a table without one still gets the chains: the dispatch sets' keys need them)
+    const found = c.rules.findIndex((r) => r.stmts.some((st) => st.kind === 'vmap' && st.key === 'l4proto.dport'));
+    const at = found < 0 ? c.rules.length : found;
+    const nodePort = c.rules[at];
     const lower = (r: Rule): KRule => lowerRule(family, r, aliases, c.owner);
     const goto = (chain: string): Rule => ({ matches: [], stmts: [{ kind: 'verdict', verdict: { kind: 'goto', chain } }] });
     out.push({ name: c.name, ...(c.base ? { hook: c.base } : {}), rules: [...c.rules.slice(0, at).map(lower), lower(goto(DISPATCH_CHAIN.vip))] });
     dispatch = {
-      vipTail: [lower({ ...nodePort, stmts: nodePort.stmts.map((st) => (st.kind === 'vmap' ? goto(DISPATCH_CHAIN.nodePort).stmts[0]! : st)) }), ...c.rules.slice(at + 1).map(lower)],
-      nodePortHead: [lower({ matches: [], stmts: nodePort.stmts.filter((st) => st.kind === 'vmap') })],
+      vipTail: nodePort ? [lower({ ...nodePort, stmts: nodePort.stmts.map((st) => (st.kind === 'vmap' ? goto(DISPATCH_CHAIN.nodePort).stmts[0]! : st)) }), ...c.rules.slice(at + 1).map(lower)] : [],
+      nodePortHead: nodePort ? [lower({ matches: [], stmts: nodePort.stmts.filter((st) => st.kind === 'vmap') })] : [],
     };
   }
   return { chains: out, ...(dispatch ? { dispatch } : {}) };

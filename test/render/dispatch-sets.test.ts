@@ -1,0 +1,115 @@
+// Dispatch sets (render/lower-dnat.ts: DISPATCH_CHAIN) and the ordered transactions that move a
+// key between them (render/kernel/diff.ts). Each row is a partial sync: the services' endpoint
+// counts before and after, and the ops of each transaction, summarized as `op object`. What
+// the rows say: a move between counts in use adds no rule and no verdict, so the kernel never
+// validates the table for it; the old dispatch entry goes one transaction after the new one
+// came (retire), its endpoints one after that (clean); a new count's group and its dispatch
+// rule are made together, before any key points at them; a group's rule goes before its sets.
+import { describe, expect, it } from 'vitest';
+import { compileParts } from '../../src/compile/compile.js';
+import { buildModel } from '../../src/model/build-model.js';
+import { AppliedFamily } from '../../src/render/kernel/diff.js';
+import { kernelFamily } from '../../src/render/kernel/family.js';
+import type { Op } from '../../src/render/kernel/ops.js';
+import { config, service, slice } from '../support/builders.js';
+import { CLUSTER_ENV } from '../support/address-plan.js';
+
+const ENV = { ...CLUSTER_ENV, ipFamilies: ['ipv4' as const] };
+
+/** ClusterIP services, each with its endpoint count (name -> count), as the daemon's path makes them */
+function family(counts: Record<string, number>) {
+  const objects = Object.entries(counts).flatMap(([name, n], i) => [
+    service('shop', name, { clusterIP: `10.96.7.${i + 1}`, ports: [{ name: 'http', port: 80 }] }),
+    slice('shop', name, `${name}-1`, [{ name: 'http', port: 8080 }], Array.from({ length: n }, (_, k) => ({ ip: `10.244.${i + 1}.${k + 1}` }))),
+  ]);
+  const { model, diagnostics } = buildModel(objects.map((object) => ({ object })));
+  expect(diagnostics).toEqual([]);
+  return kernelFamily(compileParts(model, config(ENV))[0]!);
+}
+
+/** `op object` per op (elements counted), a run of the same written once with its length */
+function summary(ops: readonly Op[]): string[] {
+  const out: string[] = [];
+  let last = '', n = 0;
+  const flush = (): void => { if (n) out.push(n > 1 ? `${last} x${n}` : last); };
+  for (const op of ops) {
+    const s = op.op === 'add-elements' || op.op === 'delete-elements' ? `${op.op} ${op.set} (${[...op.elements].length})`
+      : op.op === 'add-set' ? `add-set ${op.set.name}`
+        : op.op === 'add-chain' ? `add-chain ${op.chain.name}`
+          : op.op === 'add-rule' ? `add-rule ${op.chain}`
+            : op.op === 'flush-chain' || op.op === 'delete-chain' || op.op === 'delete-set' ? `${op.op} ${op.name}` : op.op;
+    if (s === last) { n++; continue; }
+    flush();
+    last = s; n = 1;
+  }
+  flush();
+  return out;
+}
+
+/** ops that make the kernel validate the whole table at their commit (a rule, or a verdict that goes somewhere) */
+const validates = (ops: readonly Op[]): boolean =>
+  ops.some((op) => op.op === 'add-rule' || (op.op === 'add-elements' && [...op.elements].some((e) => e.data?.kind === 'verdict' && 'chain' in e.data.verdict)));
+
+const ROWS: { what: string; before: Record<string, number>; after: Record<string, number>; make: string[]; switch: string[]; retire: string[]; clean: string[]; validated: string[] }[] = [
+  {
+    what: 'into a count another service uses: data alone',
+    before: { a: 3, b: 2, c: 2 }, after: { a: 3, b: 3, c: 2 },
+    make: ['add-elements endpoints-cluster-3 (3)'],
+    switch: ['add-elements hairpin-endpoints (1)', 'add-elements service-ips-dnat-cluster-3 (1)'],
+    retire: ['delete-elements service-ips-dnat-cluster-2 (1)'],
+    clean: ['delete-elements endpoints-cluster-2 (2)'],
+    validated: [],
+  },
+  {
+    what: 'out of a count others still use, into one in use: data alone',
+    before: { a: 3, b: 3, c: 2 }, after: { a: 3, b: 2, c: 2 },
+    make: ['add-elements endpoints-cluster-2 (2)'],
+    switch: ['add-elements service-ips-dnat-cluster-2 (1)'],
+    retire: ['delete-elements service-ips-dnat-cluster-3 (1)'],
+    clean: ['delete-elements hairpin-endpoints (1)', 'delete-elements endpoints-cluster-3 (3)'],
+    validated: [],
+  },
+  {
+    what: 'into a count no other service uses: its group and dispatch rule made together, one validation',
+    before: { a: 3, b: 2, c: 2 }, after: { a: 3, b: 4, c: 2 },
+    make: [
+      'add-set endpoints-cluster-4', 'add-set nodeport-endpoints-cluster-4',
+      'add-set service-ips-dnat-cluster-4', 'add-set service-nodeports-dnat-cluster-4', 'add-set service-ips-dnat-cluster-4-masq', 'add-set service-nodeports-dnat-cluster-4-masq',
+      'add-chain dnat-cluster-4', 'add-chain dnat-cluster-4-masq', 'add-rule dnat-cluster-4 x2', 'add-rule dnat-cluster-4-masq x2',
+      // groups 2, 3 and 4, each with its -masq chain, then the NodePort rule; the NodePort lookup, then the same six
+      'flush-chain service-groups', 'add-rule service-groups x7', 'flush-chain nodeport-services', 'add-rule nodeport-services x7',
+      'add-elements endpoints-cluster-4 (4)',
+    ],
+    switch: ['add-elements hairpin-endpoints (2)', 'add-elements service-ips-dnat-cluster-4 (1)'],
+    retire: ['delete-elements service-ips-dnat-cluster-2 (1)'],
+    clean: ['delete-elements endpoints-cluster-2 (2)'],
+    validated: ['make'],
+  },
+  {
+    what: 'the last service leaves a count: the dispatch chains lose its rule before its sets and chains go',
+    before: { a: 3, b: 4, c: 2 }, after: { a: 3, b: 2, c: 2 },
+    make: ['add-elements endpoints-cluster-2 (2)'],
+    switch: ['add-elements service-ips-dnat-cluster-2 (1)'],
+    retire: ['delete-elements service-ips-dnat-cluster-4 (1)'],
+    clean: [
+      'flush-chain service-groups', 'add-rule service-groups x5', 'flush-chain nodeport-services', 'add-rule nodeport-services x5',
+      'delete-elements hairpin-endpoints (2)', 'delete-elements endpoints-cluster-4 (4)',
+      'flush-chain dnat-cluster-4', 'flush-chain dnat-cluster-4-masq', 'delete-chain dnat-cluster-4', 'delete-chain dnat-cluster-4-masq',
+      'delete-set endpoints-cluster-4', 'delete-set nodeport-endpoints-cluster-4',
+      'delete-set service-ips-dnat-cluster-4', 'delete-set service-nodeports-dnat-cluster-4', 'delete-set service-ips-dnat-cluster-4-masq', 'delete-set service-nodeports-dnat-cluster-4-masq',
+    ],
+    validated: ['clean'],
+  },
+];
+
+describe('dispatch sets: the transactions of a move between endpoint counts', () => {
+  it.each(ROWS)('$what', (row) => {
+    const applied = AppliedFamily.of(family(row.before));
+    const delta = applied.diff(family(row.after));
+    expect(delta).toBeDefined();
+    const p = delta!.phases;
+    expect({ make: summary(p.make), switch: summary(p.switch), retire: summary(p.retire), clean: summary(p.clean) })
+      .toEqual({ make: row.make, switch: row.switch, retire: row.retire, clean: row.clean });
+    expect((['make', 'switch', 'retire', 'clean'] as const).filter((k) => validates(p[k]))).toEqual(row.validated);
+  });
+});
