@@ -108,7 +108,8 @@ export interface ConnRound { rate: number; p50us: number; p99us: number; errors:
 export interface DataplaneRow {
   id: string;
   loader: string;
-  which: 'direct' | 'dnat1' | 'first' | 'last';
+  /** pod: the pod's own address through a loader's table (traffic that is no service's) */
+  which: 'direct' | 'dnat1' | 'first' | 'last' | 'pod';
   dst: string;
   rounds: ConnRound[];
   rate?: number;

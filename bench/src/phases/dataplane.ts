@@ -2,7 +2,9 @@
 // the client namespace, through the node namespace holding each ruleset, to the backend
 // server in the pod namespace. Targets: the pod IP directly (no netfilter at all: the floor),
 // one hand-written DNAT rule, and the first and the last service under nftproxy and under
-// each peer layout that was loaded at this size. Rounds interleave every target; conntrack in
+// each peer layout that was loaded at this size; and the pod IP again through nftproxy's table
+// (`nftproxy/pod`: what a connection that is no service's pays for it, all its dispatch
+// lookups missing). Rounds interleave every target; conntrack in
 // the node namespace is flushed before each measurement.
 //
 // BPF hot path on (`bpf/first`, `bpf/last`): nftproxy's lab as it is (its ruleset in the node
@@ -56,6 +58,9 @@ export async function dataplanePhase(ctx: Ctx): Promise<void> {
     const lab = ctx.labs.get(l.id)!;
     mk(`${l.id}/first`, l.id, 'first', lab, first.clusterIP, 80);
     mk(`${l.id}/last`, l.id, 'last', lab, last.clusterIP, 80);
+    // what a connection that is no service's pays for the table on its path (nat chains: the
+    // dispatch lookups that all miss), against `direct`, the same pod with no rules at all
+    if (l.id === 'nftproxy') mk(`${l.id}/pod`, l.id, 'pod', lab, first.endpoints[0]!.ip, 8080);
     if (l.id === 'nftproxy') bpf = await bpfTargets(ctx, lab, first.clusterIP, last.clusterIP, mk, skipped);
   }
   if (!loaded.some((l) => l.id === 'nftproxy')) skipped.push({ loader: 'bpf', why: `nftproxy's ruleset was not loaded at ${plan.target.n}×${plan.target.m} (see full sync)` });
