@@ -24,6 +24,7 @@ import type { KChain } from '../render/kernel/types.js';
 import { TraceReader } from '../apply/netlink/trace.js';
 import { type KFamily, familyChains, familySets, kernelFamilyOfTable } from '../render/kernel/family.js';
 import { addrField, portField, protoField } from '../render/kernel/bytes.js';
+import { dispatchKeyOf } from '../render/kernel/ops.js';
 import { TRACE_PRIORITY, type TraceMatch, traceTableName, traceTableOps, traceTableOwner, traceTableRemoveOps } from '../render/kernel/trace-table.js';
 import { anonReader } from '../inspect/verify.js';
 import { ownerOfChainName } from '../inspect/owners.js';
@@ -237,8 +238,9 @@ function traceContext(family: Family, ownTable: string, query: NfSocket, intende
       for (const e of elements ?? []) {
         if (decl.name === 'nodeport-ips') nodePortIPs.add(e.key);
         if (!e.owner) continue;
-        if (decl.shape === 'addr.proto.port:verdict' || decl.shape === 'addr.proto.port') byVip.set(e.key, e.owner);
-        if (decl.shape === 'proto.port:verdict' || decl.shape === 'proto.port') byNodePort.set(e.key, e.owner);
+        const which = dispatchKeyOf(decl.shape);
+        if (which === 'vip') byVip.set(e.key, e.owner);
+        if (which === 'nodeport') byNodePort.set(e.key, e.owner);
       }
     }
   }

@@ -147,16 +147,8 @@ export function sharedChains(chains: readonly Chain[], aliases: ReadonlyMap<stri
 export const DISPATCH_CHAIN = { vip: 'service-groups', nodePort: 'nodeport-services' } as const;
 
 const DISPATCH_TARGET = /^dnat-(cluster|local)-[0-9]+(-masq)?$/;
-const dispatchMemo = new Map<string, boolean>();
 /** A chain that keys reach through dispatch sets: an endpoint-count chain or its masquerade chain. */
-export function isDispatchTarget(chain: string): boolean {
-  let hit = dispatchMemo.get(chain);
-  if (hit === undefined) {
-    hit = DISPATCH_TARGET.test(chain);
-    if (dispatchMemo.size < 10_000) dispatchMemo.set(chain, hit);
-  }
-  return hit;
-}
+export const isDispatchTarget = (chain: string): boolean => DISPATCH_TARGET.test(chain);
 
 const VIP_SETS = new Map<string, string>(), NODEPORT_SETS = new Map<string, string>();
 /** The dispatch set of a target chain (isDispatchTarget) for VIP or NodePort keys. */

@@ -47,7 +47,7 @@
 // hairpin storm from an endpoint that comes and goes.
 import { SET } from '../../compile/base-chains.js';
 import type { Op } from './ops.js';
-import { at, sameElement, sameHook, sameRules, setKind } from './ops.js';
+import { at, dispatchKeyOf, sameElement, sameHook, sameRules, setKind } from './ops.js';
 import { type KBase, type KFamily, type KUnit, type KUnitElement, dispatchChains, unitsByService } from './family.js';
 import { groupDispatchTargets } from '../lower-dnat.js';
 import { UnitCounts } from './counts.js';
@@ -179,7 +179,7 @@ class DeltaBuilder {
   /** a dispatch map (verdicts) or a dispatch set (lower-dnat.ts: DISPATCH_CHAIN) */
   private isDispatch(set: string): boolean {
     const s = this.shapes.get(set);
-    return s !== undefined && (s.endsWith(':verdict') || s === 'addr.proto.port' || s === 'proto.port');
+    return s !== undefined && dispatchKeyOf(s) !== undefined;
   }
 
   /** A base that changed in elements or in the rules of its regular chains (the IR table path). */

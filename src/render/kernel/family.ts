@@ -10,7 +10,7 @@
 // is. The units would otherwise be the daemon's largest holding (at 10k services x 10
 // endpoints about 130 MB of heap: every dnat-map element again, as bytes), and a second copy
 // of what the compiled parts already say.
-import type { Chain, Family, Rule, Table } from '../../ir/types.js';
+import type { Chain, Family, Rule, Statement, Table } from '../../ir/types.js';
 import { TABLE_NAME } from '../../ir/types.js';
 import type { CompiledFamily, FamilyBase } from '../../compile/compile.js';
 import type { ServicePortRules } from '../../compile/service-port.js';
@@ -184,10 +184,10 @@ function lowerBase(family: Family, chains: readonly Chain[], aliases: Aliases): 
     const at = found < 0 ? c.rules.length : found;
     const nodePort = c.rules[at];
     const lower = (r: Rule): KRule => lowerRule(family, r, aliases, c.owner);
-    const goto = (chain: string): Rule => ({ matches: [], stmts: [{ kind: 'verdict', verdict: { kind: 'goto', chain } }] });
-    out.push({ name: c.name, ...(c.base ? { hook: c.base } : {}), rules: [...c.rules.slice(0, at).map(lower), lower(goto(DISPATCH_CHAIN.vip))] });
+    const goto = (chain: string): Statement => ({ kind: 'verdict', verdict: { kind: 'goto', chain } });
+    out.push({ name: c.name, ...(c.base ? { hook: c.base } : {}), rules: [...c.rules.slice(0, at).map(lower), lower({ matches: [], stmts: [goto(DISPATCH_CHAIN.vip)] })] });
     dispatch = {
-      vipTail: nodePort ? [lower({ ...nodePort, stmts: nodePort.stmts.map((st) => (st.kind === 'vmap' ? goto(DISPATCH_CHAIN.nodePort).stmts[0]! : st)) }), ...c.rules.slice(at + 1).map(lower)] : [],
+      vipTail: nodePort ? [lower({ ...nodePort, stmts: nodePort.stmts.map((st) => (st.kind === 'vmap' ? goto(DISPATCH_CHAIN.nodePort) : st)) }), ...c.rules.slice(at + 1).map(lower)] : [],
       nodePortHead: nodePort ? [lower({ matches: [], stmts: nodePort.stmts.filter((st) => st.kind === 'vmap') })] : [],
     };
   }

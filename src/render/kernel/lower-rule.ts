@@ -191,24 +191,18 @@ export function groupDnatRule(f: Family, n: number, map: string, vip: boolean): 
   };
 }
 
-const DISPATCH_RULES = new Map<string, KRule>();
 /**
  * A dispatch set's rule (lower-dnat.ts: DISPATCH_CHAIN): `KEY @service-ips-<chain> goto
  * <chain>`, KEY being the packet's `daddr . l4proto . dport` (vip) or `l4proto . dport`: the
  * same registers as the dispatch maps' lookups, a lookup without data, then the verdict.
  */
 export function dispatchRule(f: Family, target: string, which: 'vip' | 'nodeport'): KRule {
-  const id = `${f} ${which} ${target}`;
-  const hit = DISPATCH_RULES.get(id);
-  if (hit) return hit;
   const a = f === 'ip' ? 'ip' : 'ip6';
   const alen = addrLen(f);
   const set = dispatchSetName(target, which);
   const key: Expr[] = which === 'vip' ? [loadAddr(f, 'daddr', 1), loadL4proto(regAt(alen)), loadDport(regAt(alen + 4))] : [loadL4proto(1), loadDport(regAt(4))];
-  const rule: KRule = {
+  return {
     text: `${which === 'vip' ? `${a} daddr . ` : ''}meta l4proto . th dport @${set} goto ${target}`,
     exprs: [...key, { op: 'lookup', sreg: 1, set }, { op: 'verdict', verdict: { kind: 'goto', chain: target } }],
   };
-  if (DISPATCH_RULES.size < 10_000) DISPATCH_RULES.set(id, rule);
-  return rule;
 }

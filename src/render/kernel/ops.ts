@@ -193,6 +193,19 @@ export const sameHook = (a: KHook | undefined, b: KHook | undefined): boolean =>
 /** A set shape's kind: a map when it has data. */
 export const setKind = (shape: SetShape): 'set' | 'map' => (shape.includes(':') ? 'map' : 'set');
 
+/**
+ * Which packet key a dispatch map or set holds (`daddr . l4proto . dport`: vip; `l4proto .
+ * dport`: nodeport), undefined for any other shape: a verdict map, or a dispatch set
+ * (lower-dnat.ts: DISPATCH_CHAIN), whose keys send a packet on.
+ */
+export function dispatchKeyOf(shape: SetShape): 'vip' | 'nodeport' | undefined {
+  switch (shape) {
+    case 'addr.proto.port:verdict': case 'addr.proto.port': return 'vip';
+    case 'proto.port:verdict': case 'proto.port': return 'nodeport';
+    default: return undefined;
+  }
+}
+
 /** How many objects and elements a transaction touches: what a sync costs the kernel. */
 export function opCount(ops: Iterable<Op>): number {
   let n = 0;
