@@ -29,21 +29,23 @@ export class UnitCounts {
     bump(m, s.el.key, n);
   }
 
+  /** One more unit holds this shared element: true when it is the first (the element is new to the kernel). */
+  holdShared(set: string, key: string): boolean {
+    let m = this.shared.get(set);
+    if (!m) this.shared.set(set, (m = new Map()));
+    const n = m.get(key) ?? 0;
+    m.set(key, n + 1);
+    return n === 0;
+  }
+
   bumpGroup(name: string, n: number): void {
     bump(this.groupUses, name, n);
   }
 
-  /** Counts one service's units in; `fresh` gets each shared element no unit held before. */
-  add(us: readonly KUnit[], fresh?: (s: KUnitElement) => void): void {
-    // one lookup per element (a full sync counts ~190k of them at 10k x 10)
+  /** Counts one service's units in. */
+  add(us: readonly KUnit[]): void {
     for (const u of us) {
-      for (const s of u.shared) {
-        let m = this.shared.get(s.set);
-        if (!m) this.shared.set(s.set, (m = new Map()));
-        const n = m.get(s.el.key) ?? 0;
-        if (n === 0 && fresh) fresh(s);
-        m.set(s.el.key, n + 1);
-      }
+      for (const s of u.shared) this.holdShared(s.set, s.el.key);
       for (const g of u.groups) this.bumpGroup(g.name, 1);
     }
   }

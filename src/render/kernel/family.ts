@@ -60,15 +60,25 @@ export interface KUnits {
   refs(): IterableIterator<string>;
   /** what a service's units are made from (the same object, the same units); undefined: none */
   sourceOf(ref: string): object | undefined;
+  /** the units made from a source this family, or an earlier one of the same base, handed out */
+  unitsOf(source: object): readonly KUnit[];
   /**
-   * the units made from a source this family, or an earlier one of the same base, handed out;
-   * `elementsOnly`: their chains may be left out (made or not: a kept unit has them)
+   * What a full sync's second pass reads of a service's units, handed to `sink` as it is made,
+   * no unit built: the elements its units alone put in their sets, then (after all of those) the
+   * elements several units may add, and the groups each unit uses.
    */
-  unitsOf(source: object, elementsOnly?: boolean): readonly KUnit[];
+  elementsOf(source: object, sink: UnitSink): void;
   /** the chains of a service's units (with their rules) */
   chainsOf(source: object): readonly KChain[];
   /** what a full sync must know of a service's units before it makes them: cheap, nothing made */
   outlineOf(source: object): UnitOutline;
+}
+
+/** Receives a service's elements and groups (KUnits.elementsOf), in the order a unit lists them. */
+export interface UnitSink {
+  element(set: string, el: KElement): void;
+  shared(set: string, el: KElement): void;
+  group(g: KGroup): void;
 }
 
 export interface UnitOutline {
@@ -87,6 +97,14 @@ export class KeptUnits implements KUnits {
   refs(): IterableIterator<string> { return this.m.keys(); }
   sourceOf(ref: string): readonly KUnit[] | undefined { return this.m.get(ref); }
   unitsOf(source: object): readonly KUnit[] { return source as readonly KUnit[]; }
+  elementsOf(source: object, sink: UnitSink): void {
+    const us = source as readonly KUnit[];
+    for (const u of us) for (const e of u.elements) sink.element(e.set, e.el);
+    for (const u of us) {
+      for (const e of u.shared) sink.shared(e.set, e.el);
+      for (const g of u.groups) sink.group(g);
+    }
+  }
   chainsOf(source: object): readonly KChain[] { return (source as readonly KUnit[]).flatMap((u) => u.chains); }
   outlineOf(source: object): UnitOutline {
     const us = source as readonly KUnit[];
@@ -102,10 +120,19 @@ class CompiledUnits implements KUnits {
   get size(): number { return this.services.size; }
   refs(): IterableIterator<string> { return this.services.keys(); }
   sourceOf(ref: string): ServiceRules | undefined { return this.services.get(ref); }
-  unitsOf(source: object, elementsOnly = false): readonly KUnit[] {
+  unitsOf(source: object): readonly KUnit[] {
     const us: KUnit[] = [];
-    for (const r of source as ServiceRules) if (r) us.push(unitOf(this.family, this.shapes, r, elementsOnly));
+    for (const r of source as ServiceRules) if (r) us.push(unitOf(this.family, this.shapes, r));
     return us;
+  }
+  // A full sync makes every service's elements (365k at 10k x 10) and writes them out: made
+  // straight into the sink, without the units and their per-element wrappers (garbage the
+  // young generation would have to copy while the batch is encoded).
+  elementsOf(source: object, sink: UnitSink): void {
+    let later: KUnitElement[] | undefined;
+    const inner: UnitSink = { element: sink.element, shared: (set, el) => { (later ??= []).push({ set, el }); }, group: sink.group };
+    for (const r of source as ServiceRules) if (r) feedUnit(this.family, this.shapes, r, dnatAliases(r.chains), inner);
+    if (later) for (const e of later) sink.shared(e.set, e.el);
   }
   chainsOf(source: object): readonly KChain[] {
     const out: KChain[] = [];
@@ -207,26 +234,54 @@ export function dispatchChains(family: Family, base: KBase, groups: Iterable<str
 
 /**
  * A dispatch map's element that goes to a dispatch target is an element of that target's
- * dispatch set instead (lower-dnat.ts: DISPATCH_CHAIN), with the same key.
+ * dispatch set instead (lower-dnat.ts: DISPATCH_CHAIN), with the same key: the set it goes to.
  */
-function routed(set: string, el: KElement): KUnitElement {
+function routedSet(set: string, el: KElement): string {
+  if (set !== SET.serviceIPs && set !== SET.serviceNodePorts) return set;
   const v = el.data?.kind === 'verdict' ? el.data.verdict : undefined;
-  if (v?.kind !== 'goto' || (set !== SET.serviceIPs && set !== SET.serviceNodePorts) || !isDispatchTarget(v.chain)) return { set, el };
-  return { set: dispatchSetName(v.chain, set === SET.serviceIPs ? 'vip' : 'nodeport'), el: { key: el.key, ...(el.comment ? { comment: el.comment } : {}), ...(el.owner ? { owner: el.owner } : {}) } };
+  if (v?.kind !== 'goto' || !isDispatchTarget(v.chain)) return set;
+  return dispatchSetName(v.chain, set === SET.serviceIPs ? 'vip' : 'nodeport');
+}
+/** the element as a dispatch set holds it: no verdict */
+const dispatchElement = (el: KElement): KElement => ({ key: el.key, ...(el.comment ? { comment: el.comment } : {}), ...(el.owner ? { owner: el.owner } : {}) });
+
+/** A compiled service port's unit. */
+function unitOf(family: Family, shapes: ReadonlyMap<string, SetShape>, r: ServicePortRules): KUnit {
+  const aliases = dnatAliases(r.chains);
+  const elements: KUnitElement[] = [], shared: KUnitElement[] = [], groups: KGroup[] = [];
+  feedUnit(family, shapes, r, aliases, {
+    element: (set, el) => { elements.push({ set, el }); },
+    shared: (set, el) => { shared.push({ set, el }); },
+    group: (g) => { groups.push(g); },
+  });
+  return { chains: unitChains(family, r, aliases), elements, shared, groups, affinityKeys: affinityKeysOf(r.chains) };
 }
 
-/** A compiled service port's unit; `elementsOnly`: without its chains (what a full sync's second pass reads). */
-function unitOf(family: Family, shapes: ReadonlyMap<string, SetShape>, r: ServicePortRules, elementsOnly = false): KUnit {
-  const aliases = dnatAliases(r.chains);
-  const elements: KUnitElement[] = [];
-  const shared: KUnitElement[] = [];
+/**
+ * A compiled service port's elements and groups, in a unit's order: its own elements, then its
+ * groups' map elements; the elements any service port may add (an element without an owner: a
+ * cluster IP, say; hairpin pairs); its endpoint-count groups, then the shared chains (after the
+ * groups whose chains they go to: made after them, deleted in the same transaction).
+ */
+function feedUnit(family: Family, shapes: ReadonlyMap<string, SetShape>, r: ServicePortRules, aliases: Aliases, sink: UnitSink): void {
   for (const [set, e] of r.elements) {
     const el = kelement(shapeIn(shapes, set), e, undefined, aliases);
-    // An element without an owner is one any service port may add: a cluster IP, say.
-    (e.owner === undefined ? shared : elements).push(routed(set, el));
+    const to = routedSet(set, el);
+    const put = to === set ? el : dispatchElement(el);
+    if (e.owner === undefined) sink.shared(to, put); else sink.element(to, put);
   }
-  for (const ip of r.hairpin) shared.push(hairpinPair(ip));
-  return withGroups(family, elementsOnly ? [] : unitChains(family, r, aliases), elements, shared, collectDnatGroups({ chains: r.chains }), affinityKeysOf(r.chains), sharedGroups(family, r.chains, aliases));
+  for (const ip of r.hairpin) sink.shared(SET.hairpin, { key: PAIRS.addr(ip).addr(ip).take() });
+  feedGroups(family, r.chains, aliases, sink);
+}
+
+/** The groups a unit's chains use, each with its map elements (this unit's endpoints). */
+function feedGroups(family: Family, chains: readonly Chain[], aliases: Aliases, sink: Omit<UnitSink, 'shared'>): void {
+  for (const g of collectDnatGroups({ chains })) {
+    sink.group({ name: g.chain, objects: groupObjects(family, g) });
+    for (const el of groupElements(g, 'vip')) sink.element(g.vipMap, el);
+    for (const el of groupElements(g, 'nodeport')) sink.element(g.nodePortMap, el);
+  }
+  for (const g of sharedGroups(family, chains, aliases)) sink.group(g);
 }
 
 const unitChains = (family: Family, r: ServicePortRules, aliases = dnatAliases(r.chains)): KChain[] =>
@@ -236,26 +291,12 @@ const unitChains = (family: Family, r: ServicePortRules, aliases = dnatAliases(r
 // a sync and dropped, so nothing is gained by sharing pairs between units (a full sync makes
 // ~170k of them at 10k x 10).
 const PAIRS = new KeyBuilder();
-const hairpinPair = (ip: string): KUnitElement => ({ set: SET.hairpin, el: { key: PAIRS.addr(ip).addr(ip).take() } });
 
 // Each key once: a policy chain remembers an endpoint's clients in two rules (compile/endpoint-chains.ts).
 function affinityKeysOf(chains: readonly Chain[]): string[] {
   const keys = new Set<string>();
   for (const c of chains) for (const r of c.rules) for (const st of r.stmts) if (st.kind === 'affinity-update') keys.add(`${st.key[0]}.${st.key[1]}`);
   return [...keys];
-}
-
-function withGroups(family: Family, chains: KChain[], elements: KUnitElement[], shared: KUnitElement[], groups: readonly DnatGroup[], affinityKeys: readonly string[], sharedChainGroups: readonly KGroup[]): KUnit {
-  const gs: KGroup[] = [];
-  for (const g of groups) {
-    const objects = groupObjects(family, g);
-    gs.push({ name: g.chain, objects });
-    for (const el of groupElements(g, 'vip')) elements.push({ set: g.vipMap, el });
-    for (const el of groupElements(g, 'nodeport')) elements.push({ set: g.nodePortMap, el });
-  }
-  // after the groups whose chains they go to: made after them, deleted in the same transaction
-  for (const g of sharedChainGroups) gs.push(g);
-  return { chains, elements, shared, groups: gs, affinityKeys };
 }
 
 const sharedGroups = (family: Family, chains: readonly Chain[], aliases: ReadonlyMap<string, string>): KGroup[] =>
@@ -309,8 +350,9 @@ export function kernelFamilyOfTable(t: Table): KFamily {
     const mine = new Map<string, KElement>();
     for (const e of s.elements) {
       const el = kelement(decl.shape, e, s.owner, aliases);
-      if (el.owner !== undefined) unit(el.owner).elements.push(routed(s.name, el));
-      else mine.set(el.key, el);
+      if (el.owner === undefined) { mine.set(el.key, el); continue; }
+      const to = routedSet(s.name, el);
+      unit(el.owner).elements.push({ set: to, el: to === s.name ? el : dispatchElement(el) });
     }
     baseSets.push({ ...decl, elements: mine });
   }
@@ -324,7 +366,9 @@ export function kernelFamilyOfTable(t: Table): KFamily {
   for (const [owner, u] of owned) {
     const mine = dnatAliases(u.chains);
     const chains = u.chains.filter((c) => !mine.has(c.name)).map((c) => kchain(t.family, c, mine));
-    units.set(owner, [withGroups(t.family, chains, u.elements, [], collectDnatGroups({ chains: u.chains }), affinityKeysOf(u.chains), sharedGroups(t.family, u.chains, mine))]);
+    const groups: KGroup[] = [];
+    feedGroups(t.family, u.chains, mine, { element: (set, el) => { u.elements.push({ set, el }); }, group: (g) => { groups.push(g); } });
+    units.set(owner, [{ chains, elements: u.elements, shared: [], groups, affinityKeys: affinityKeysOf(u.chains) }]);
   }
   const baseKey = JSON.stringify([baseSets.map(declKey), baseChains.filter((c) => c.hook).map((c) => [c.name, c.hook])]);
   return { head: head(t.family), base: { sets: baseSets, chains: baseChains, ...(dispatch ? { dispatch } : {}) }, baseKey, units: new KeptUnits(units) };

@@ -93,7 +93,8 @@ function dnatElement(e: GroupElement): KElement {
   const k = KEYS;
   const key = (e.key.kind === 'vip' ? k.addr(e.key.addr) : k).proto(e.key.proto).port(e.key.port).word(e.slot).take();
   const bytes = k.addr(e.backend.addr).port(e.backend.port).take();
-  return { key, data: { kind: 'value', bytes }, ...(e.owner ? { owner: e.owner } : {}) };
+  // no spread of a conditional object: this runs for every endpoint of every service
+  return e.owner ? { key, data: { kind: 'value', bytes }, owner: e.owner } : { key, data: { kind: 'value', bytes } };
 }
 
 /** Objects several service ports share, made while one uses them: an endpoint-count group's maps and chains, or a shared chain alone. */
