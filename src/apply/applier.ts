@@ -5,7 +5,7 @@
 // replace. Owns only the `nftproxy` tables of families ip and ip6.
 import type { Family, Ruleset } from '../ir/types.js';
 import { TABLE_NAME } from '../ir/types.js';
-import { AppliedFamily, type FamilyDelta, PHASE_ORDER } from '../render/kernel/diff.js';
+import { AppliedFamily, type FamilyDelta, PHASE_ORDER, asOneTransaction } from '../render/kernel/diff.js';
 import { type KFamily, kernelFamilyOfTable } from '../render/kernel/family.js';
 import { UnitCounts } from '../render/kernel/counts.js';
 import { type Op, type TableLayout, type Transaction, fullOps } from '../render/kernel/ops.js';
@@ -79,7 +79,7 @@ export class Applier {
     const deltas = !opts.full && same ? fams.map((f, i) => applied[i]!.diff(f)) : undefined;
     if (deltas && deltas.every((d): d is FamilyDelta => d !== undefined)) {
       const phases = PHASE_ORDER.map((p) => deltas.flatMap((d) => d.phases[p]));
-      const txs = this.opts.partial === 'single' ? [phases.flat()] : phases;
+      const txs = this.opts.partial === 'single' ? [asOneTransaction(phases.flat())] : phases;
       let ops = 0, transactions = 0;
       for (const tx of txs) {
         if (tx.length === 0) continue;

@@ -176,6 +176,53 @@ describe.skipIf(!canUseKernel)(`applier in the kernel${canUseKernel ? '' : ` [sk
     });
   });
 
+  it('a count left unused loses its dispatch rules by handle; a rule that is not there fails the partial sync, and the full sync after it mends the table', async () => {
+    // two services with 3 and 2 endpoints; the second then has 3 too: group 2 goes
+    const objects = (second: number) => [
+      service('shop', 'web', { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }] }),
+      slice('shop', 'web', 'web-1', [{ name: 'http', port: 8080 }], [1, 2, 3].map((i) => ({ ip: `10.244.0.${i}` }))),
+      service('shop', 'db', { clusterIP: '10.96.0.11', ports: [{ name: 'pg', port: 5432 }] }),
+      slice('shop', 'db', 'db-1', [{ name: 'pg', port: 5432 }], Array.from({ length: second }, (_, i) => ({ ip: `10.244.1.${i + 1}` }))),
+    ];
+    const fams = (second: number) => compileParts(buildModel(objects(second).map((object) => ({ object }))).model, config(ENV)).map(kernelFamily);
+    const dispatchRules = async (exec: Exec): Promise<string[]> => {
+      const out: string[] = [];
+      for (const chain of ['service-groups', 'nodeport-services']) {
+        const listed = JSON.parse((await exec(['nft', '-j', 'list', 'chain', 'ip', 'nftproxy', chain])).stdout) as { nftables: { rule?: { expr: unknown } }[] };
+        for (const i of listed.nftables) if (i.rule) out.push(`${chain} ${(JSON.stringify(i.rule.expr).match(/"@([a-z0-9-]+)"/) ?? [])[1] ?? 'other'}`);
+      }
+      return out;
+    };
+    await inNetns('byhandle', async (exec, applier) => {
+      await applier.sync(fams(2), { full: true });
+      expect(await dispatchRules(exec)).toContain('service-groups service-ips-dnat-cluster-2');
+      const part = await applier.sync(fams(3));
+      expect(part.kind).toBe('partial');
+      // the group's four rules gone, the others in their order, as a full sync writes them
+      const afterPartial = await readKernelTables(exec);
+      expect(await dispatchRules(exec)).toEqual([
+        'service-groups service-ips-dnat-cluster-3', 'service-groups service-ips-dnat-cluster-3-masq', 'service-groups nodeport-ips',
+        'nodeport-services service-nodeports', 'nodeport-services service-nodeports-dnat-cluster-3', 'nodeport-services service-nodeports-dnat-cluster-3-masq',
+      ]);
+      await inNetns('byhandleref', async (exec2, fresh) => {
+        await fresh.sync(fams(3), { full: true });
+        expect(afterPartial).toEqual(await readKernelTables(exec2));
+      });
+      // back to 2 (the group and its rules made again), then someone deletes one of them: the
+      // next move out of 2 finds no rule to delete, changes nothing, and a full sync follows
+      await applier.sync(fams(2));
+      const listed = JSON.parse((await exec(['nft', '-j', '-a', 'list', 'chain', 'ip', 'nftproxy', 'service-groups'])).stdout) as { nftables: { rule?: { handle: number; expr: unknown } }[] };
+      const victim = listed.nftables.find((i) => i.rule && JSON.stringify(i.rule.expr).includes('"@service-ips-dnat-cluster-2"'))!.rule!;
+      await exec(['nft', 'delete', 'rule', 'ip', 'nftproxy', 'service-groups', 'handle', String(victim.handle)]);
+      const err = await applier.sync(fams(3)).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ApplyError);
+      expect((err as ApplyError).error).toMatchObject({ code: 'NFT_REJECTED', errnos: [2] });
+      expect(applier.knowsKernelState).toBe(false);
+      expect((await applier.sync(fams(3))).kind).toBe('full');
+      expect(await readKernelTables(exec)).toEqual(afterPartial);
+    });
+  });
+
   it('a rejected transaction changes nothing and names the service port that caused it', async () => {
     const objects = [
       service('shop', 'web', { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }] }),

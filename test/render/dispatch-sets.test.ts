@@ -4,11 +4,12 @@
 // the rows say: a move between counts in use adds no rule and no verdict, so the kernel never
 // validates the table for it; the old dispatch entry goes one transaction after the new one
 // came (retire), its endpoints one after that (clean); a new count's group and its dispatch
-// rule are made together, before any key points at them; a group's rule goes before its sets.
+// rule are made together, before any key points at them; a group's rules go before its sets,
+// deleted one by one (a deletion never makes the kernel validate).
 import { describe, expect, it } from 'vitest';
 import { compileParts } from '../../src/compile/compile.js';
 import { buildModel } from '../../src/model/build-model.js';
-import { AppliedFamily } from '../../src/render/kernel/diff.js';
+import { AppliedFamily, PHASE_ORDER, asOneTransaction } from '../../src/render/kernel/diff.js';
 import { kernelFamily } from '../../src/render/kernel/family.js';
 import type { Op } from '../../src/render/kernel/ops.js';
 import { config, service, slice } from '../support/builders.js';
@@ -37,6 +38,7 @@ function summary(ops: readonly Op[]): string[] {
       : op.op === 'add-set' ? `add-set ${op.set.name}`
         : op.op === 'add-chain' ? `add-chain ${op.chain.name}`
           : op.op === 'add-rule' ? `add-rule ${op.chain}`
+            : op.op === 'delete-rule' ? `delete-rule ${op.chain} @${op.lookup}`
             : op.op === 'flush-chain' || op.op === 'delete-chain' || op.op === 'delete-set' ? `${op.op} ${op.name}` : op.op;
     if (s === last) { n++; continue; }
     flush();
@@ -86,19 +88,20 @@ const ROWS: { what: string; before: Record<string, number>; after: Record<string
     validated: ['make'],
   },
   {
-    what: 'the last service leaves a count: the dispatch chains lose its rule before its sets and chains go',
+    what: 'the last service leaves a count: its dispatch rules go (by handle, no validation) before its sets and chains',
     before: { a: 3, b: 4, c: 2 }, after: { a: 3, b: 2, c: 2 },
     make: ['add-elements endpoints-cluster-2 (2)'],
     switch: ['add-elements service-ips-dnat-cluster-2 (1)'],
     retire: ['delete-elements service-ips-dnat-cluster-4 (1)'],
     clean: [
-      'flush-chain service-groups', 'add-rule service-groups x5', 'flush-chain nodeport-services', 'add-rule nodeport-services x5',
+      'delete-rule service-groups @service-ips-dnat-cluster-4', 'delete-rule nodeport-services @service-nodeports-dnat-cluster-4',
+      'delete-rule service-groups @service-ips-dnat-cluster-4-masq', 'delete-rule nodeport-services @service-nodeports-dnat-cluster-4-masq',
       'delete-elements hairpin-endpoints (2)', 'delete-elements endpoints-cluster-4 (4)',
       'flush-chain dnat-cluster-4', 'flush-chain dnat-cluster-4-masq', 'delete-chain dnat-cluster-4', 'delete-chain dnat-cluster-4-masq',
       'delete-set endpoints-cluster-4', 'delete-set nodeport-endpoints-cluster-4',
       'delete-set service-ips-dnat-cluster-4', 'delete-set service-nodeports-dnat-cluster-4', 'delete-set service-ips-dnat-cluster-4-masq', 'delete-set service-nodeports-dnat-cluster-4-masq',
     ],
-    validated: ['clean'],
+    validated: [],
   },
 ];
 
@@ -111,5 +114,19 @@ describe('dispatch sets: the transactions of a move between endpoint counts', ()
     expect({ make: summary(p.make), switch: summary(p.switch), retire: summary(p.retire), clean: summary(p.clean) })
       .toEqual({ make: row.make, switch: row.switch, retire: row.retire, clean: row.clean });
     expect((['make', 'switch', 'retire', 'clean'] as const).filter((k) => validates(p[k]))).toEqual(row.validated);
+  });
+});
+
+describe('the same moves as one transaction (the tests\' control: what the order prevents)', () => {
+  it('a group that comes and one that goes: the refill leaves out the rules the clean would delete by handle (no handle exists yet)', () => {
+    const delta = AppliedFamily.of(family({ a: 3, b: 2 })).diff(family({ a: 3, b: 4 }))!;
+    const ordered = PHASE_ORDER.flatMap((k) => delta.phases[k]);
+    expect(summary(ordered).filter((s) => s.startsWith('delete-rule'))).toHaveLength(4);
+    const one = asOneTransaction(ordered);
+    expect(summary(one).filter((s) => s.includes('service-groups') || s.includes('nodeport-services'))).toEqual([
+      // groups 3 and 4 with their -masq chains, the NodePort rule; the NodePort lookup, the same four
+      'flush-chain service-groups', 'add-rule service-groups x5', 'flush-chain nodeport-services', 'add-rule nodeport-services x5',
+    ]);
+    expect(one.length).toBe(ordered.length - 4 - 4);
   });
 });

@@ -28,7 +28,8 @@ import { MeasuringWriter, ModelEditor, proxyConfig } from '../nftproxy.js';
 import { Applier } from '../../../src/apply/applier.js';
 import { IncrementalCompiler } from '../../../src/compile/incremental-compile.js';
 import { kernelFamilyUpdate, type KFamily } from '../../../src/render/kernel/family.js';
-import { opsText } from '../../../src/render/kernel/text.js';
+import { opsText, withRuleHandles } from '../../../src/render/kernel/text.js';
+import type { Op } from '../../../src/render/kernel/ops.js';
 import { LiveSnapshot, type Change, type ChangeKind } from '../workload.js';
 import { quantile, fmtMs } from '../stats.js';
 import { sameSize, sizeLabel, type Size } from '../plan.js';
@@ -110,6 +111,29 @@ async function partialAt(ctx: Ctx, size: Size, st: PartialState, ns: Netns, cli:
 
   /** the text of the transactions the CLI did not replay (timed) yet */
   const cliBehind: string[] = [];
+  /**
+   * A transaction as nft commands for the CLI's table, and what reading it took: a rule is
+   * deleted by handle, which the CLI must list its chain for (`nft -j -a list chain`; the
+   * writer reads it over its socket). What is behind is replayed first, so the rule is there.
+   */
+  const cliText = async (tx: readonly Op[]): Promise<{ text: string; ms: number }> => {
+    let ms = 0;
+    if (!tx.some((op) => op.op === 'delete-rule')) return { text: opsText(tx), ms };
+    await catchUp();
+    const ops = await withRuleHandles(tx, async (f, t, ch) => {
+      const r = await cli.exec(['nft', '-j', '-a', 'list', 'chain', f, t, ch], { timeoutMs: 60_000 });
+      if (r.exitCode !== 0) throw new Error(`nft list chain ${ch}: ${r.stderr.trim()}`);
+      ms += r.ms;
+      return r.stdout;
+    });
+    return { text: opsText(ops), ms };
+  };
+  const catchUp = async (): Promise<void> => {
+    if (!cliBehind.length) return;
+    const r = await cli.exec(['nft', '-f', '-'], { input: cliBehind.join(''), timeoutMs: 120_000 });
+    cliBehind.length = 0;
+    if (r.exitCode !== 0) throw new Error(`catching up the CLI's table failed: ${r.stderr.trim().split('\n').slice(0, 2).join(' ')}`);
+  };
   const nftproxyOne = async (kind: ChangeKind, change: Change, model: Model, i: number): Promise<void> => {
     const a = data.get('nftproxy')!, c = data.get('nft-cli')!;
     writer.reset();
@@ -131,21 +155,24 @@ async function partialAt(ctx: Ctx, size: Size, st: PartialState, ns: Netns, cli:
     if (change.count === 'back') { a.countBack.e2e.push(c2 - c0); a.countBack.writer.push(w); }
     // the same transactions through the CLI, one process each, in order (each acknowledged before the next)
     if (c.error) return;
-    if (i >= c.limit[kind]) {
-      // not timed (budget), but the CLI's table must follow: applied before the next timed one
-      for (const cm of writer.commits) cliBehind.push(opsText(cm.tx!));
+    try {
+      if (i >= c.limit[kind]) {
+        // not timed (budget), but the CLI's table must follow: applied before the next timed one
+        for (const cm of writer.commits) cliBehind.push((await cliText(cm.tx!)).text);
+        return;
+      }
+      await catchUp();
+    } catch (e) {
+      c.error = String(e instanceof Error ? e.message : e);
       return;
-    }
-    if (cliBehind.length) {
-      const r = await cli.exec(['nft', '-f', '-'], { input: cliBehind.join(''), timeoutMs: 120_000 });
-      cliBehind.length = 0;
-      if (r.exitCode !== 0) { c.error = `catching up the CLI's table failed: ${r.stderr.trim().split('\n').slice(0, 2).join(' ')}`; return; }
     }
     let ms = 0;
     for (const cm of writer.commits) {
-      const r = await cli.exec(['nft', '-f', '-'], { input: opsText(cm.tx!), timeoutMs: 60_000 });
+      let t: { text: string; ms: number };
+      try { t = await cliText(cm.tx!); } catch (e) { c.error = `change ${i + 1} (${kind}): ${String(e instanceof Error ? e.message : e)}`; return; }
+      const r = await cli.exec(['nft', '-f', '-'], { input: t.text, timeoutMs: 60_000 });
       if (r.exitCode !== 0) { c.error = `change ${i + 1} (${kind}): nft -f refused the text of nftproxy's transaction: ${r.stderr.trim().split('\n').slice(0, 2).join(' ')}`; return; }
-      ms += r.ms;
+      ms += t.ms + r.ms;
     }
     c.kinds[kind].push(ms);
     c.tx[kind].push(writer.commits.length);

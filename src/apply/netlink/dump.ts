@@ -111,6 +111,30 @@ export function readRules(sock: NfSocket, family: Family, table: string): Kernel
   return out;
 }
 
+/** The rules of one chain, each with its handle (a dump the kernel filters by chain). */
+export function readChainRules(sock: NfSocket, family: Family, table: string, chain: string): KernelRule[] {
+  const out: KernelRule[] = [];
+  for (const m of sock.dump(A.MSG.GETRULE, A.NFPROTO[family], (w) => { w.str(A.RULE.TABLE, table); w.str(A.RULE.CHAIN, chain); })) {
+    const a = bodyAttrs(m);
+    const handle = u64(a.get(A.RULE.HANDLE));
+    if (str(a.get(A.RULE.TABLE)) !== table || str(a.get(A.RULE.CHAIN)) !== chain || handle === undefined) continue;
+    out.push({ chain, handle, exprs: a.get(A.RULE.EXPRESSIONS) ?? Buffer.alloc(0), userdata: a.get(A.RULE.USERDATA) });
+  }
+  return out;
+}
+
+/** The named sets a rule's lookup expressions read. */
+export function lookupSets(exprs: Buffer): string[] {
+  const out: string[] = [];
+  for (const [, item] of attrList(exprs)) {
+    const e = attrs(item);
+    if (str(e.get(A.EXPR.NAME)) !== 'lookup') continue;
+    const set = str(attrs(e.get(A.EXPR.DATA) ?? Buffer.alloc(0)).get(A.LOOKUP.SET));
+    if (set !== undefined) out.push(set);
+  }
+  return out;
+}
+
 export function setOf(a: Attrs): Omit<KernelSet, 'elements'> | undefined {
   const name = str(a.get(A.SET.NAME));
   if (name === undefined) return undefined;

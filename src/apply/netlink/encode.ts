@@ -206,6 +206,14 @@ export function encodeBatch(ops: Iterable<Op>, seq: number): Batch {
         w.str(A.RULE.CHAIN, op.name);
         w.end(); count++;
         break;
+      case 'delete-rule':
+        if (op.handle === undefined) throw new Error(`delete rule of ${op.chain} (the one that looks up ${op.lookup}): its handle was not read`);
+        msg(A.MSG.DELRULE, 0, f, `delete the rule of ${op.chain} that looks up ${op.lookup}`);
+        w.str(A.RULE.TABLE, op.table);
+        w.str(A.RULE.CHAIN, op.chain);
+        w.u64(A.RULE.HANDLE, op.handle);
+        w.end(); count++;
+        break;
       case 'delete-chain':
         msg(A.MSG.DELCHAIN, 0, f, `delete chain ${op.name}`, op.owner);
         w.str(A.CHAIN.TABLE, op.table);

@@ -3,13 +3,13 @@
 // encoding (microseconds), a full sync one send of the whole batch.
 import type { Family } from '../../ir/types.js';
 import { type Result, err, ok } from '../../model/result.js';
-import type { TableLayout, Transaction } from '../../render/kernel/ops.js';
+import type { Op, TableLayout, Transaction } from '../../render/kernel/ops.js';
 import type { KElement, KHook } from '../../render/kernel/types.js';
 import type { CommitInfo, KernelWriter, WriteError } from '../kernel-writer.js';
 import * as A from './abi.js';
 import { attrList, bodyAttrs, familyOf, str, u64 } from './attrs.js';
 import { type Batch, HOOKNUM, encodeBatch } from './encode.js';
-import { readChains, setOf } from './dump.js';
+import { lookupSets, readChainRules, readChains, setOf } from './dump.js';
 import { NetlinkError, NfSocket, type Refusal, errnoText } from './socket.js';
 import { type MonitorOptions, TableMonitor } from './monitor.js';
 
@@ -46,7 +46,17 @@ export class NetlinkWriter implements KernelWriter {
     } catch (e) {
       return err(writeError(e));
     }
-    const batch = encodeBatch(tx, sock.seqs(0));
+    let ops: Transaction = tx;
+    if (Array.isArray(tx) && tx.some((op: Op) => op.op === 'delete-rule' && op.handle === undefined)) {
+      try {
+        ops = withHandles(sock, tx as readonly Op[]);
+      } catch (e) {
+        if (e instanceof NetlinkError) { this.closeSocket(); return err(writeError(e)); }
+        // the rule is not there: the kernel does not hold what the applier thinks (a full sync follows)
+        return err({ code: 'NFT_REJECTED', message: e instanceof Error ? e.message : String(e), owners: [], errnos: [2] });
+      }
+    }
+    const batch = encodeBatch(ops, sock.seqs(0));
     sock.seqs(batch.lastSeq - batch.firstSeq + 3);
     const pause = batch.replacesTables && this.monitor !== undefined;
     try {
@@ -139,6 +149,20 @@ export class NetlinkWriter implements KernelWriter {
     if (!this.sock || this.sock.isClosed) this.sock = NfSocket.open(this.opts.netns ? { netns: this.opts.netns } : {});
     return this.sock;
   }
+}
+
+/** The ops, each delete-rule with the handle of its rule, read from its chain (one dump per chain). */
+function withHandles(sock: NfSocket, ops: readonly Op[]): Op[] {
+  const read = new Map<string, { handle: bigint; sets: string[] }[]>();
+  return ops.map((op) => {
+    if (op.op !== 'delete-rule' || op.handle !== undefined) return op;
+    const id = `${op.family} ${op.table} ${op.chain}`;
+    let rules = read.get(id);
+    if (!rules) read.set(id, (rules = readChainRules(sock, op.family, op.table, op.chain).map((r) => ({ handle: r.handle, sets: lookupSets(r.exprs) }))));
+    const hit = rules.find((r) => r.sets.includes(op.lookup));
+    if (!hit) throw new Error(`no rule of chain ${op.chain} (${op.family} ${op.table}) looks up set ${op.lookup}`);
+    return { ...op, handle: hit.handle };
+  });
 }
 
 function writeError(e: unknown): WriteError {

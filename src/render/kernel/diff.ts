@@ -26,17 +26,17 @@
 //              one would let a packet make the earlier lookup before the commit and the later
 //              one after it, and miss both. Between 2 and 3 the key is in both: whichever lookup
 //              comes first wins, and both ways lead to a complete path.
-//   4. clean:  stale keys, then chains nothing points at any more (flushed, then deleted),
-//              then sets (the dispatch chains refilled first when a group goes). A packet that
-//              took an old dispatch before 3 committed still finds what it looks up, because
-//              none of it goes before 3 is acknowledged.
+//   4. clean:  a gone group's dispatch rules (deleted by handle: ops.ts, delete-rule), stale
+//              keys, then chains nothing points at any more (flushed, then deleted), then sets.
+//              A packet that took an old dispatch before 3 committed still finds what it looks
+//              up, because none of it goes before 3 is acknowledged.
 // A change that only replaces values under the same keys is a switch alone: one transaction,
 // since the lookup path does not change. A service deleted is a clean alone. A service moved
 // between endpoint counts that other services use is data alone (make, switch, retire,
 // clean: four transactions, none adding a verdict, so none that makes the kernel validate the
 // table); one into a count no other service uses makes that group's chain and its dispatch
 // rule as well (make: the kernel validates the table once), and the move out of a count that
-// leaves it unused refills the dispatch chains without it (clean: once).
+// leaves it unused deletes that group's dispatch rules (clean: deletions, no validation).
 // The hairpin set is the one exception to "new keys are made first": it is looked up only in
 // nat-postrouting, a base chain a packet enters after its DNAT was decided, so at a generation
 // no older than the one that chose the endpoint. A new endpoint's pair therefore rides with the
@@ -49,10 +49,10 @@ import { SET } from '../../compile/base-chains.js';
 import type { Op } from './ops.js';
 import { at, dispatchKeyOf, sameElement, sameHook, sameRules, setKind } from './ops.js';
 import { type KBase, type KFamily, type KUnit, type KUnitElement, dispatchChains, unitsByService } from './family.js';
-import { groupDispatchTargets } from '../lower-dnat.js';
+import { DISPATCH_CHAIN, dispatchSetName, groupDispatchTargets } from '../lower-dnat.js';
 import { UnitCounts } from './counts.js';
 import type { GroupObjects } from './objects.js';
-import type { KChain, KElement, KSet, SetShape } from './types.js';
+import type { KChain, KElement, KRule, KSet, SetShape } from './types.js';
 
 /** What the kernel holds for one family, as the applier knows it. */
 export class AppliedFamily {
@@ -132,6 +132,27 @@ export interface Phases {
 /** The phases in the order they are committed, each acknowledged before the next. */
 export const PHASE_ORDER = ['make', 'switch', 'retire', 'clean'] as const;
 
+/**
+ * The ops of ordered phases as one transaction (tests: what the order prevents). A rule the
+ * clean deletes by handle from a chain the make refilled has no handle yet in one transaction
+ * (the refill made it again): it is left out of the refill instead. The same end state.
+ */
+export function asOneTransaction(ops: readonly Op[]): Op[] {
+  const flushed = new Set<string>();
+  const gone = new Set<string>();
+  for (const op of ops) {
+    if (op.op === 'flush-chain') flushed.add(`${op.family} ${op.table} ${op.name}`);
+    if (op.op === 'delete-rule' && flushed.has(`${op.family} ${op.table} ${op.chain}`)) gone.add(`${op.family} ${op.table} ${op.chain} ${op.lookup}`);
+  }
+  if (gone.size === 0) return [...ops];
+  const lookupsOf = (r: KRule): string[] => r.exprs.flatMap((e) => (e.op === 'lookup' && typeof e.set === 'string' ? [e.set] : []));
+  return ops.filter((op) => {
+    if (op.op === 'delete-rule') return !gone.has(`${op.family} ${op.table} ${op.chain} ${op.lookup}`);
+    if (op.op === 'add-rule') return !lookupsOf(op.rule).some((s) => gone.has(`${op.family} ${op.table} ${op.chain} ${s}`));
+    return true;
+  });
+}
+
 export interface FamilyDelta {
   readonly phases: Phases;
   /** make the delta the known state; call only once the kernel acknowledged every phase */
@@ -162,9 +183,10 @@ class DeltaBuilder {
   private readonly switchAdd = new ElementOps();
   private readonly retireDel = new ElementOps();
   private readonly cleanDel = new ElementOps();
-  /** the dispatch chains' rules for the make (a group came) and for the clean (a group went) */
+  /** the dispatch chains' rules for the make (a group came) */
   private makeDispatch: KChain[] | undefined;
-  private cleanDispatch: KChain[] | undefined;
+  /** the dispatch rules of the groups that went (their chain, the set they look up) */
+  private readonly cleanDispatch: { chain: string; lookup: string }[] = [];
   readonly sharedDelta = new Map<string, { n: number; s: KUnitElement }>();
   readonly groupDelta = new Map<string, { n: number; g: GroupObjects }>();
 
@@ -236,12 +258,16 @@ class DeltaBuilder {
     }
     // The dispatch chains name every group's sets and chain: refilled with a new group in the
     // transaction that makes it (its dispatch set is empty until the switch, so no packet goes
-    // there before its chain has rules: one table validation, not two), and without a gone one
-    // before its set and chain are deleted.
-    if (came.length || went.size) {
-      const all = [...counts.groupNames(), ...came];
-      if (came.length) this.makeDispatch = dispatchChains(this.where.family, this.base, all);
-      if (went.size) this.cleanDispatch = dispatchChains(this.where.family, this.base, all.filter((n) => !went.has(n)));
+    // there before its chain has rules: one table validation, not two; refilled, so that the
+    // rules stay in group order, as a full sync writes them). A gone group's rules are deleted
+    // one by one before its sets and chain are: no rule added, so no validation.
+    if (came.length) this.makeDispatch = dispatchChains(this.where.family, this.base, [...counts.groupNames(), ...came]);
+    if (this.base.dispatch) {
+      for (const name of went) {
+        for (const t of groupDispatchTargets(name)) {
+          this.cleanDispatch.push({ chain: DISPATCH_CHAIN.vip, lookup: dispatchSetName(t, 'vip') }, { chain: DISPATCH_CHAIN.nodePort, lookup: dispatchSetName(t, 'nodeport') });
+        }
+      }
     }
     this.elements(be, ae);
     return this.chains(bc, ac);
@@ -302,7 +328,7 @@ class DeltaBuilder {
     ];
     const retire: Op[] = elementOps('delete-elements', this.retireDel);
     const clean: Op[] = [
-      ...(this.cleanDispatch ?? []).flatMap(refill),
+      ...this.cleanDispatch.map((r): Op => ({ ...w, op: 'delete-rule', chain: r.chain, lookup: r.lookup })),
       ...elementOps('delete-elements', this.cleanDel),
       ...this.goneChains.map((c): Op => ({ ...w, op: 'flush-chain', name: c.name, ...(c.owner ? { owner: c.owner } : {}) })),
       ...this.goneChains.map((c): Op => ({ ...w, op: 'delete-chain', name: c.name, ...(c.owner ? { owner: c.owner } : {}) })),

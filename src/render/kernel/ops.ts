@@ -22,6 +22,14 @@ export type Op =
   | At & { readonly op: 'flush-chain'; readonly name: string; readonly owner?: string }
   | At & { readonly op: 'delete-chain'; readonly name: string; readonly owner?: string }
   | At & { readonly op: 'add-rule'; readonly chain: string; readonly rule: KRule }
+  /**
+   * The one rule of `chain` that looks up set `lookup`: a dispatch rule (lower-dnat.ts:
+   * DISPATCH_CHAIN), deleted when its group goes. A rule has no name, only the handle the kernel
+   * gave it, so the writer reads it from the chain first (`handle` set: already read). Deleting
+   * it, unlike flushing the chain and adding the other rules again, does not make the kernel
+   * validate the table.
+   */
+  | At & { readonly op: 'delete-rule'; readonly chain: string; readonly lookup: string; readonly handle?: bigint }
   | At & { readonly op: 'add-elements' | 'delete-elements'; readonly set: string; readonly shape: SetShape; readonly elements: Iterable<KElement> };
 
 /** One kernel transaction: all its ops take effect together or none does. */

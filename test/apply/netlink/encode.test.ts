@@ -67,6 +67,7 @@ function ops(f: Family): Op[] {
     { ...at, op: 'add-rule', chain: 'dnat-cluster-2', rule: groupDnatRule(f, 2, 'nodeport-endpoints-cluster-2', false) },
     ...SETS.map((s): Op => ({ ...at, op: 'add-elements', set: s.name, shape: s.shape, elements: els[s.name]! })),
     { ...at, op: 'delete-elements', set: 'service-ips', shape: 'addr.proto.port:verdict', elements: els['service-ips']! },
+    { ...at, op: 'delete-rule', chain: 'dnat-cluster-2', lookup: 'nodeport-endpoints-cluster-2', handle: 7n },
     { ...at, op: 'flush-chain', name: 'rules' }, { ...at, op: 'delete-chain', name: 'rules' }, { ...at, op: 'delete-set', name: 'hairpin-endpoints', kind: 'set' }, { ...at, op: 'flush-set', name: 'service-ips', kind: 'map' }, { ...at, op: 'flush-table' },
   ];
 }
