@@ -40,7 +40,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Applier } from '../../src/apply/applier.js';
 import type { KernelWriter } from '../../src/apply/kernel-writer.js';
-import { opsText, withRuleHandles } from '../../src/render/kernel/text.js';
+import { opsText } from '../../src/render/kernel/text.js';
 import { compileParts } from '../../src/compile/compile.js';
 import { buildModel } from '../../src/model/build-model.js';
 import { kernelFamily } from '../../src/render/kernel/family.js';
@@ -146,9 +146,10 @@ describe.skipIf(!canUseKernel)(`make-before-break under traffic${canUseKernel ? 
     const writer = lab!.writer();
     const nftWriter: KernelWriter = {
       commit: async (tx) => {
-        // a rule is deleted by handle: the CLI reads it first, as an operator would
-        const ops = await withRuleHandles([...tx], async (f, t, c) => String((await execa('ip', ['netns', 'exec', lab!.nodeNetns, 'nft', '-j', '-a', 'list', 'chain', f, t, c])).stdout));
-        const r = await execa('ip', ['netns', 'exec', lab!.nodeNetns, 'nft', '-f', '-'], { input: opsText(ops), reject: false });
+        // a rule is deleted by handle, read here over netlink (nft's own listing fills its cache with the whole table)
+        const ops = writer.withRuleHandles([...tx]);
+        if (!ops.ok) return ops;
+        const r = await execa('ip', ['netns', 'exec', lab!.nodeNetns, 'nft', '-f', '-'], { input: opsText(ops.value), reject: false });
         return r.exitCode === 0 ? { ok: true, value: { ops: 1, bytes: 0 } } : { ok: false, error: { code: 'NFT_REJECTED', message: String(r.stderr), owners: [], errnos: [] } };
       },
       listDynamicSet: (...a) => writer.listDynamicSet(...a),

@@ -48,13 +48,9 @@ export class NetlinkWriter implements KernelWriter {
     }
     let ops: Transaction = tx;
     if (Array.isArray(tx) && tx.some((op: Op) => op.op === 'delete-rule' && op.handle === undefined)) {
-      try {
-        ops = withHandles(sock, tx as readonly Op[]);
-      } catch (e) {
-        if (e instanceof NetlinkError) { this.closeSocket(); return err(writeError(e)); }
-        // the rule is not there: the kernel does not hold what the applier thinks (a full sync follows)
-        return err({ code: 'NFT_REJECTED', message: e instanceof Error ? e.message : String(e), owners: [], errnos: [2] });
-      }
+      const r = this.withRuleHandles(tx as readonly Op[]);
+      if (!r.ok) return r;
+      ops = r.value;
     }
     const batch = encodeBatch(ops, sock.seqs(0));
     sock.seqs(batch.lastSeq - batch.firstSeq + 3);
@@ -70,6 +66,20 @@ export class NetlinkWriter implements KernelWriter {
       return err(writeError(e));
     } finally {
       if (pause) this.monitor!.resume();
+    }
+  }
+
+  /**
+   * The ops, each delete-rule with the handle of its rule, read from its chain (one dump per
+   * chain). A rule that is not there: NFT_REJECTED with ENOENT (the kernel does not hold what
+   * the applier thinks; a full sync follows).
+   */
+  withRuleHandles(ops: readonly Op[]): Result<Op[], WriteError> {
+    try {
+      return ok(withHandles(this.socket(), ops));
+    } catch (e) {
+      if (e instanceof NetlinkError) { this.closeSocket(); return err(writeError(e)); }
+      return err({ code: 'NFT_REJECTED', message: e instanceof Error ? e.message : String(e), owners: [], errnos: [2] });
     }
   }
 

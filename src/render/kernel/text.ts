@@ -117,30 +117,6 @@ export function tablesText(fams: readonly KFamily[], heads: readonly KTableHead[
 }
 
 /** A transaction as nft commands (for people: logs, tests, `--dry-run`-like output). */
-/**
- * The ops, each delete-rule with its handle, read from what `nft -j -a list chain FAMILY TABLE
- * CHAIN` prints for its chain (`list`): the nft CLI deletes a rule by handle only. Without such
- * a rule in the chain: an error.
- */
-export async function withRuleHandles(ops: readonly Op[], list: (family: Family, table: string, chain: string) => Promise<string>): Promise<Op[]> {
-  const listed = new Map<string, { handle: number; expr: string }[]>();
-  const out: Op[] = [];
-  for (const op of ops) {
-    if (op.op !== 'delete-rule' || op.handle !== undefined) { out.push(op); continue; }
-    const id = `${op.family} ${op.table} ${op.chain}`;
-    let rules = listed.get(id);
-    if (!rules) {
-      const items = (JSON.parse(await list(op.family, op.table, op.chain)) as { nftables: { rule?: { handle: number; expr: unknown } }[] }).nftables;
-      listed.set(id, (rules = items.flatMap((i) => (i.rule ? [{ handle: i.rule.handle, expr: JSON.stringify(i.rule.expr) }] : []))));
-    }
-    const set = JSON.stringify(`@${op.lookup}`);
-    const hit = rules.find((r) => r.expr.includes(set));
-    if (!hit) throw new Error(`no rule of ${id} looks up ${op.lookup}`);
-    out.push({ ...op, handle: BigInt(hit.handle) });
-  }
-  return out;
-}
-
 export function opsText(ops: Iterable<Op>): string {
   const out: string[] = [];
   for (const op of ops) {
@@ -156,7 +132,7 @@ export function opsText(ops: Iterable<Op>): string {
       case 'flush-chain': out.push(`flush chain ${at} ${op.name}`); break;
       case 'delete-chain': out.push(`delete chain ${at} ${op.name}`); break;
       case 'delete-rule':
-        if (op.handle === undefined) throw new Error(`delete rule of ${op.chain} (the one that looks up ${op.lookup}): read its handle first (ruleHandlesFromListing)`);
+        if (op.handle === undefined) throw new Error(`delete rule of ${op.chain} (the one that looks up ${op.lookup}): read its handle first (NetlinkWriter.withRuleHandles)`);
         out.push(`delete rule ${at} ${op.chain} handle ${op.handle}`);
         break;
       case 'add-rule': out.push(`add rule ${at} ${op.chain} ${op.rule.text}`); break;
