@@ -141,7 +141,7 @@ export function* fullOps(fams: readonly KFamily[], heads: readonly KTableHead[],
       yield* addChains(f.units.chainsOf(src));
     }
     for (const c of dispatchChains(where.family, f.base, groupsMade)) for (const rule of c.rules) yield { ...where, op: 'add-rule', chain: c.name, rule };
-    // Elements go out a few thousand to an op per set, whichever services they come from
+    // Elements go out a few hundred to an op per set, whichever services they come from
     // (every chain exists by now): big messages for the kernel, a bounded batch in memory.
     const pending = new Map<string, KElement[]>();
     const put = (set: string, el: KElement): void => {
