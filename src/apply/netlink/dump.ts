@@ -99,26 +99,14 @@ export function readChains(sock: NfSocket, family: Family, table?: string): { ta
   return out;
 }
 
-/** The rules of a table (every chain), in chain order, each with its handle. */
-export function readRules(sock: NfSocket, family: Family, table: string): KernelRule[] {
+/** The rules of a table (every chain, or only `chain`: the kernel filters the dump), in chain order, each with its handle. */
+export function readRules(sock: NfSocket, family: Family, table: string, chain?: string): KernelRule[] {
   const out: KernelRule[] = [];
-  for (const m of sock.dump(A.MSG.GETRULE, A.NFPROTO[family], (w) => w.str(A.RULE.TABLE, table))) {
+  for (const m of sock.dump(A.MSG.GETRULE, A.NFPROTO[family], (w) => { w.str(A.RULE.TABLE, table); if (chain !== undefined) w.str(A.RULE.CHAIN, chain); })) {
     const a = bodyAttrs(m);
-    const chain = str(a.get(A.RULE.CHAIN)), handle = u64(a.get(A.RULE.HANDLE));
-    if (str(a.get(A.RULE.TABLE)) !== table || chain === undefined || handle === undefined) continue;
-    out.push({ chain, handle, exprs: a.get(A.RULE.EXPRESSIONS) ?? Buffer.alloc(0), userdata: a.get(A.RULE.USERDATA) });
-  }
-  return out;
-}
-
-/** The rules of one chain, each with its handle (a dump the kernel filters by chain). */
-export function readChainRules(sock: NfSocket, family: Family, table: string, chain: string): KernelRule[] {
-  const out: KernelRule[] = [];
-  for (const m of sock.dump(A.MSG.GETRULE, A.NFPROTO[family], (w) => { w.str(A.RULE.TABLE, table); w.str(A.RULE.CHAIN, chain); })) {
-    const a = bodyAttrs(m);
-    const handle = u64(a.get(A.RULE.HANDLE));
-    if (str(a.get(A.RULE.TABLE)) !== table || str(a.get(A.RULE.CHAIN)) !== chain || handle === undefined) continue;
-    out.push({ chain, handle, exprs: a.get(A.RULE.EXPRESSIONS) ?? Buffer.alloc(0), userdata: a.get(A.RULE.USERDATA) });
+    const name = str(a.get(A.RULE.CHAIN)), handle = u64(a.get(A.RULE.HANDLE));
+    if (str(a.get(A.RULE.TABLE)) !== table || name === undefined || handle === undefined || (chain !== undefined && name !== chain)) continue;
+    out.push({ chain: name, handle, exprs: a.get(A.RULE.EXPRESSIONS) ?? Buffer.alloc(0), userdata: a.get(A.RULE.USERDATA) });
   }
   return out;
 }

@@ -9,7 +9,7 @@ import type { CommitInfo, KernelWriter, WriteError } from '../kernel-writer.js';
 import * as A from './abi.js';
 import { attrList, bodyAttrs, familyOf, str, u64 } from './attrs.js';
 import { type Batch, HOOKNUM, encodeBatch } from './encode.js';
-import { lookupSets, readChainRules, readChains, setOf } from './dump.js';
+import { lookupSets, readChains, readRules, setOf } from './dump.js';
 import { NetlinkError, NfSocket, type Refusal, errnoText } from './socket.js';
 import { type MonitorOptions, TableMonitor } from './monitor.js';
 
@@ -168,7 +168,7 @@ function withHandles(sock: NfSocket, ops: readonly Op[]): Op[] {
     if (op.op !== 'delete-rule' || op.handle !== undefined) return op;
     const id = `${op.family} ${op.table} ${op.chain}`;
     let rules = read.get(id);
-    if (!rules) read.set(id, (rules = readChainRules(sock, op.family, op.table, op.chain).map((r) => ({ handle: r.handle, sets: lookupSets(r.exprs) }))));
+    if (!rules) read.set(id, (rules = readRules(sock, op.family, op.table, op.chain).map((r) => ({ handle: r.handle, sets: lookupSets(r.exprs) }))));
     const hit = rules.find((r) => r.sets.includes(op.lookup));
     if (!hit) throw new Error(`no rule of chain ${op.chain} (${op.family} ${op.table}) looks up set ${op.lookup}`);
     return { ...op, handle: hit.handle };
