@@ -5,8 +5,13 @@
 // other service uses, and back); this one measures all four, one service after another:
 //   into a count other services use (10 -> 9, one service kept at 9 throughout),
 //   out of it, the count still used (9 -> 10),
-//   into a count no other service uses (10 -> 8: its endpoint-count group is made),
-//   back, that count left unused (8 -> 10: its group removed).
+//   into a count no other service uses but next to one in use (10 -> 8: its group is a spare,
+//     render/kernel/spares.ts, made beforehand),
+//   back, that count left unused (8 -> 10: its group stays, a spare of 9),
+//   into a count with no group (10 -> 6: the group is made, the kernel validates the table),
+//   back (6 -> 10: its group and its spares 5 and 7 are removed).
+// Between two changes the spares the first left wanted are made, untimed, as the daemon
+// makes them after a change's ack; their own time is printed last.
 // After `make build` and `npx tsc -p bench/tsconfig.json`, as root:
 //   node bench/count-changes.mjs [changes per kind, default 15] [services, default 10000]
 import { execa } from 'execa';
@@ -35,8 +40,11 @@ try {
   // plain ClusterIP services (no session affinity: theirs is a chain's rules, not a dispatch entry)
   const plain = gen.snapshot.services.filter((s) => s.type === 'ClusterIP' && !s.affinity && s.endpoints.length === 10).slice(1, n + 2);
   if (plain.length < n + 1) throw new Error(`only ${plain.length} plain services with 10 endpoints`);
+  const spares = [];
   const step = async (svc, endpoints) => {
     const model = editor.apply({ kind: 'endpoint', before: svc, after: { ...svc, endpoints }, index: 0 });
+    writer.reset();
+    if (await applier.makeSpares()) spares.push(writer.totalMs);
     writer.reset();
     const t0 = performance.now();
     comp = compiler.update(model, cfg, new Set([`${svc.ns}/${svc.name}`]), serviceOf);
@@ -45,7 +53,11 @@ try {
     if (r.kind !== 'partial') throw new Error(`a ${r.kind} sync`);
     return { e2e: performance.now() - t0, writer: writer.totalMs, tx: r.transactions };
   };
-  const kinds = { 'into a count in use (10 -> 9)': [], 'out, the count still used (9 -> 10)': [], 'into a new count (10 -> 8)': [], 'back, the count left unused (8 -> 10)': [] };
+  const kinds = {
+    'into a count in use (10 -> 9)': [], 'out, the count still used (9 -> 10)': [],
+    'into a spare (10 -> 8)': [], 'back, the count left unused (8 -> 10)': [],
+    'into a count with no group (10 -> 6)': [], 'back, its group removed (6 -> 10)': [],
+  };
   const rows = Object.values(kinds);
   await step(plain[0], plain[0].endpoints.slice(0, 9));
   for (const s of plain.slice(1)) {
@@ -53,6 +65,8 @@ try {
     rows[1].push(await step(s, s.endpoints));
     rows[2].push(await step(s, s.endpoints.slice(0, 8)));
     rows[3].push(await step(s, s.endpoints));
+    rows[4].push(await step(s, s.endpoints.slice(0, 6)));
+    rows[5].push(await step(s, s.endpoints));
   }
   const q = (a, p) => { const b = [...a].sort((x, y) => x - y); return b[Math.min(b.length - 1, Math.floor(p * b.length))]; };
   const ms = (x) => `${x.toFixed(2)} ms`;
@@ -61,6 +75,7 @@ try {
     const w = v.map((x) => x.writer), e = v.map((x) => x.e2e);
     console.log(`${what.padEnd(38)} writer p50 ${ms(q(w, 0.5))}, max ${ms(Math.max(...w))}; end to end p50 ${ms(q(e, 0.5))}; transactions ${q(v.map((x) => x.tx), 0.5)}`);
   }
+  if (spares.length) console.log(`${'spares made between changes'.padEnd(38)} writer p50 ${ms(q(spares, 0.5))}, max ${ms(Math.max(...spares))}; ${spares.length} times (untimed above)`);
 } finally {
   await writer?.close();
   await execa('ip', ['netns', 'del', ns]);

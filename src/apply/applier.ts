@@ -99,6 +99,27 @@ export class Applier {
     return this.full(fams, start);
   }
 
+  /**
+   * Makes the spare endpoint-count groups the last partial sync left wanted (render/kernel/
+   * spares.ts): one transaction (the kernel validates the table), after the change itself was
+   * acknowledged. The daemon runs it once it has logged the change's ack. Undefined: nothing
+   * to make, or the state is unknown (the next sync is full and makes them). A refusal throws
+   * and, as any failed transaction, makes the next sync a full one.
+   */
+  async makeSpares(): Promise<SyncResult | undefined> {
+    const start = this.clock();
+    const works = (this.applied ?? []).map((a) => a.spareWork());
+    const ops = works.flatMap((w) => w?.ops ?? []);
+    if (ops.length === 0) return undefined;
+    const r = await this.writer.commit(ops);
+    if (!r.ok) {
+      this.invalidate();
+      throw new ApplyError('partial', r.error);
+    }
+    for (const w of works) w?.commit();
+    return { kind: 'partial', ops: r.value.ops, transactions: 1, durationMs: this.clock() - start };
+  }
+
   private async full(fams: readonly KFamily[], start: number): Promise<SyncResult> {
     // A full replace keeps the clients session affinity remembers (affinity-carry.ts). Should
     // the kernel refuse them, the replace goes ahead without: affinity is lost, nothing else.

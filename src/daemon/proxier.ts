@@ -183,7 +183,19 @@ export class Proxier {
     }
     await this.o.serviceHealth?.sync([...this.healthEntries.values()], healthHostsOf(comp.parts));
     this.report({ reason, ok: true, kind: result.kind, ops: result.ops, durationMs, ...counts });
+    // the spare groups the change left wanted (render/kernel/spares.ts): after its ack was
+    // logged, so that the table validation they cost is not on the change's path
+    if (result.kind === 'partial') await this.makeSpares(reason);
     return true;
+  }
+
+  private async makeSpares(reason: SyncReason): Promise<void> {
+    try {
+      const r = await this.o.applier.makeSpares();
+      if (r) this.o.log.debug({ reason, ops: r.ops, applyMs: round(r.durationMs) }, 'spare endpoint-count groups made');
+    } catch (e) {
+      this.o.log.warn({ reason, error: e instanceof ApplyError ? e.error.message : String(e) }, 'making spare endpoint-count groups failed; the next sync is a full one');
+    }
   }
 
   private report(r: SyncReport): void {

@@ -140,8 +140,9 @@ export function sharedChains(chains: readonly Chain[], aliases: ReadonlyMap<stri
  * transaction that adds a jump or goto (kernel 6.18 nf_tables_api.c: nft_table_validate;
  * 7-26 ms at 10k services x 10 endpoints), and a plain set element is no verdict. So moving a
  * service between endpoint counts, adding one and deleting one are data alone; only a count
- * no other service uses (a new group, a new rule) still validates. The cost: a packet that
- * misses service-ips makes one set lookup per such chain (one per endpoint count in use and
+ * without a group (a new group, a new rule) still validates, and the counts next to one in use
+ * have their groups made beforehand (render/kernel/spares.ts). The cost: a packet that
+ * misses service-ips makes one set lookup per such chain (one per endpoint count in use or spare, and
  * policy), only for the first packet of a connection (nat chains).
  */
 export const DISPATCH_CHAIN = { vip: 'service-groups', nodePort: 'nodeport-services' } as const;

@@ -145,6 +145,10 @@ describe.skipIf(!canUseKernel)(`applier in the kernel${canUseKernel ? '' : ` [sk
         log.push(world.mutate());
         try {
           kinds[(await syncOnce(applier)).kind]++;
+          // the spare groups a change leaves wanted (render/kernel/spares.ts), made after it as
+          // the daemon does; every other step not, so that changes also land on counts whose
+          // group is not there yet
+          if (i % 2 === 0) await applier.makeSpares();
         } catch (e) {
           throw new Error(`step ${i} (${log.at(-1)}) failed: ${String(e)}`);
         }
@@ -152,6 +156,7 @@ describe.skipIf(!canUseKernel)(`applier in the kernel${canUseKernel ? '' : ` [sk
       // Nothing here changes a set declaration or the context (an affinity timeout is a
       // rule's, in the shared affinity set): every change is a partial sync.
       expect(kinds).toMatchObject({ partial: 150 });
+      await applier.makeSpares();
       const afterPartials = await readKernelTables(exec);
       await inNetns('seqref', async (exec2, fresh) => {
         await fresh.syncRuleset(world.ruleset());
@@ -177,7 +182,8 @@ describe.skipIf(!canUseKernel)(`applier in the kernel${canUseKernel ? '' : ` [sk
   });
 
   it('a count left unused loses its dispatch rules by handle; a rule that is not there fails the partial sync, and the full sync after it mends the table', async () => {
-    // two services with 3 and 2 endpoints; the second then has 3 too: group 2 goes
+    // two services with 3 and 6 endpoints; the second then has 3 too: group 6 goes, with its
+    // spares 5 and 7 (render/kernel/spares.ts); 2 and 4 stay, the spares of 3
     const objects = (second: number) => [
       service('shop', 'web', { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }] }),
       slice('shop', 'web', 'web-1', [{ name: 'http', port: 8080 }], [1, 2, 3].map((i) => ({ ip: `10.244.0.${i}` }))),
@@ -194,25 +200,26 @@ describe.skipIf(!canUseKernel)(`applier in the kernel${canUseKernel ? '' : ` [sk
       return out;
     };
     await inNetns('byhandle', async (exec, applier) => {
-      await applier.sync(fams(2), { full: true });
-      expect(await dispatchRules(exec)).toContain('service-groups service-ips-dnat-cluster-2');
+      await applier.sync(fams(6), { full: true });
+      expect(await dispatchRules(exec)).toContain('service-groups service-ips-dnat-cluster-6');
       const part = await applier.sync(fams(3));
       expect(part.kind).toBe('partial');
       // the group's four rules gone, the others in their order, as a full sync writes them
       const afterPartial = await readKernelTables(exec);
       expect(await dispatchRules(exec)).toEqual([
-        'service-groups service-ips-dnat-cluster-3', 'service-groups service-ips-dnat-cluster-3-masq', 'service-groups nodeport-ips',
-        'nodeport-services service-nodeports', 'nodeport-services service-nodeports-dnat-cluster-3', 'nodeport-services service-nodeports-dnat-cluster-3-masq',
+        ...[2, 3, 4].flatMap((n) => [`service-groups service-ips-dnat-cluster-${n}`, `service-groups service-ips-dnat-cluster-${n}-masq`]), 'service-groups nodeport-ips',
+        'nodeport-services service-nodeports', ...[2, 3, 4].flatMap((n) => [`nodeport-services service-nodeports-dnat-cluster-${n}`, `nodeport-services service-nodeports-dnat-cluster-${n}-masq`]),
       ]);
       await inNetns('byhandleref', async (exec2, fresh) => {
         await fresh.sync(fams(3), { full: true });
         expect(afterPartial).toEqual(await readKernelTables(exec2));
       });
-      // back to 2 (the group and its rules made again), then someone deletes one of them: the
-      // next move out of 2 finds no rule to delete, changes nothing, and a full sync follows
-      await applier.sync(fams(2));
+      // back to 6 (the group and its rules made again: no spare of 3), then someone deletes one
+      // of them: the next move out of 6 finds no rule to delete, changes nothing, and a full
+      // sync follows
+      await applier.sync(fams(6));
       const listed = JSON.parse((await exec(['nft', '-j', '-a', 'list', 'chain', 'ip', 'nftproxy', 'service-groups'])).stdout) as { nftables: { rule?: { handle: number; expr: unknown } }[] };
-      const victim = listed.nftables.find((i) => i.rule && JSON.stringify(i.rule.expr).includes('"@service-ips-dnat-cluster-2"'))!.rule!;
+      const victim = listed.nftables.find((i) => i.rule && JSON.stringify(i.rule.expr).includes('"@service-ips-dnat-cluster-6"'))!.rule!;
       await exec(['nft', 'delete', 'rule', 'ip', 'nftproxy', 'service-groups', 'handle', String(victim.handle)]);
       const err = await applier.sync(fams(3)).then(() => undefined, (e: unknown) => e);
       expect(err).toBeInstanceOf(ApplyError);

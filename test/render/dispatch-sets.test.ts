@@ -3,9 +3,10 @@
 // counts before and after, and the ops of each transaction, summarized as `op object`. What
 // the rows say: a move between counts in use adds no rule and no verdict, so the kernel never
 // validates the table for it; the old dispatch entry goes one transaction after the new one
-// came (retire), its endpoints one after that (clean); a new count's group and its dispatch
-// rule are made together, before any key points at them; a group's rules go before its sets,
-// deleted one by one (a deletion never makes the kernel validate).
+// came (retire), its endpoints one after that (clean); a count next to one in use has its
+// group made already (a spare), so moving there is data alone too; a new count's group and its
+// dispatch rule are made together, before any key points at them; a group's rules go before
+// its sets, deleted one by one (a deletion never makes the kernel validate).
 import { describe, expect, it } from 'vitest';
 import { compileParts } from '../../src/compile/compile.js';
 import { buildModel } from '../../src/model/build-model.js';
@@ -52,7 +53,11 @@ function summary(ops: readonly Op[]): string[] {
 const validates = (ops: readonly Op[]): boolean =>
   ops.some((op) => op.op === 'add-rule' || (op.op === 'add-elements' && [...op.elements].some((e) => e.data?.kind === 'verdict' && 'chain' in e.data.verdict)));
 
-const ROWS: { what: string; before: Record<string, number>; after: Record<string, number>; make: string[]; switch: string[]; retire: string[]; clean: string[]; validated: string[] }[] = [
+// Every count in use has the groups of the counts next to it made as spares
+// (render/kernel/spares.ts): in these rows, counts 2 and 3 in use make 1 and 4 spares.
+// `spares` is what the applier makes after the change was acknowledged (spareWork): the
+// spares the new counts want and the kernel does not hold yet.
+const ROWS: { what: string; before: Record<string, number>; after: Record<string, number>; make: string[]; switch: string[]; retire: string[]; clean: string[]; validated: string[]; spares: string[] }[] = [
   {
     what: 'into a count another service uses: data alone',
     before: { a: 3, b: 2, c: 2 }, after: { a: 3, b: 3, c: 2 },
@@ -60,7 +65,7 @@ const ROWS: { what: string; before: Record<string, number>; after: Record<string
     switch: ['add-elements hairpin-endpoints (1)', 'add-elements service-ips-dnat-cluster-3 (1)'],
     retire: ['delete-elements service-ips-dnat-cluster-2 (1)'],
     clean: ['delete-elements endpoints-cluster-2 (2)'],
-    validated: [],
+    validated: [], spares: [],
   },
   {
     what: 'out of a count others still use, into one in use: data alone',
@@ -69,39 +74,81 @@ const ROWS: { what: string; before: Record<string, number>; after: Record<string
     switch: ['add-elements service-ips-dnat-cluster-2 (1)'],
     retire: ['delete-elements service-ips-dnat-cluster-3 (1)'],
     clean: ['delete-elements hairpin-endpoints (1)', 'delete-elements endpoints-cluster-3 (3)'],
-    validated: [],
+    validated: [], spares: [],
   },
   {
-    what: 'into a count no other service uses: its group and dispatch rule made together, one validation',
+    what: 'into a count no other service uses, one above a count in use: its spare group is there, data alone; the spare it wants next is made after',
     before: { a: 3, b: 2, c: 2 }, after: { a: 3, b: 4, c: 2 },
-    make: [
-      'add-set endpoints-cluster-4', 'add-set nodeport-endpoints-cluster-4',
-      'add-set service-ips-dnat-cluster-4', 'add-set service-nodeports-dnat-cluster-4', 'add-set service-ips-dnat-cluster-4-masq', 'add-set service-nodeports-dnat-cluster-4-masq',
-      'add-chain dnat-cluster-4', 'add-chain dnat-cluster-4-masq', 'add-rule dnat-cluster-4 x2', 'add-rule dnat-cluster-4-masq x2',
-      // groups 2, 3 and 4, each with its -masq chain, then the NodePort rule; the NodePort lookup, then the same six
-      'flush-chain service-groups', 'add-rule service-groups x7', 'flush-chain nodeport-services', 'add-rule nodeport-services x7',
-      'add-elements endpoints-cluster-4 (4)',
-    ],
+    make: ['add-elements endpoints-cluster-4 (4)'],
     switch: ['add-elements hairpin-endpoints (2)', 'add-elements service-ips-dnat-cluster-4 (1)'],
     retire: ['delete-elements service-ips-dnat-cluster-2 (1)'],
     clean: ['delete-elements endpoints-cluster-2 (2)'],
-    validated: ['make'],
+    validated: [],
+    spares: [
+      'add-set endpoints-cluster-5', 'add-set nodeport-endpoints-cluster-5',
+      'add-set service-ips-dnat-cluster-5', 'add-set service-nodeports-dnat-cluster-5', 'add-set service-ips-dnat-cluster-5-masq', 'add-set service-nodeports-dnat-cluster-5-masq',
+      'add-chain dnat-cluster-5', 'add-chain dnat-cluster-5-masq', 'add-rule dnat-cluster-5 x2', 'add-rule dnat-cluster-5-masq x2',
+      // groups 1 to 5, each with its -masq chain, then the NodePort rule; the NodePort lookup, then the same ten
+      'flush-chain service-groups', 'add-rule service-groups x11', 'flush-chain nodeport-services', 'add-rule nodeport-services x11',
+    ],
   },
   {
-    what: 'the last service leaves a count: its dispatch rules go (by handle, no validation) before its sets and chains',
+    what: 'into a count with no group (two above any in use): its group and dispatch rule made together, one validation',
+    before: { a: 3, b: 2, c: 2 }, after: { a: 3, b: 5, c: 2 },
+    make: [
+      'add-set endpoints-cluster-5', 'add-set nodeport-endpoints-cluster-5',
+      'add-set service-ips-dnat-cluster-5', 'add-set service-nodeports-dnat-cluster-5', 'add-set service-ips-dnat-cluster-5-masq', 'add-set service-nodeports-dnat-cluster-5-masq',
+      'add-chain dnat-cluster-5', 'add-chain dnat-cluster-5-masq', 'add-rule dnat-cluster-5 x2', 'add-rule dnat-cluster-5-masq x2',
+      'flush-chain service-groups', 'add-rule service-groups x11', 'flush-chain nodeport-services', 'add-rule nodeport-services x11',
+      'add-elements endpoints-cluster-5 (5)',
+    ],
+    switch: ['add-elements hairpin-endpoints (3)', 'add-elements service-ips-dnat-cluster-5 (1)'],
+    retire: ['delete-elements service-ips-dnat-cluster-2 (1)'],
+    clean: ['delete-elements endpoints-cluster-2 (2)'],
+    validated: ['make'],
+    spares: [
+      'add-set endpoints-cluster-6', 'add-set nodeport-endpoints-cluster-6',
+      'add-set service-ips-dnat-cluster-6', 'add-set service-nodeports-dnat-cluster-6', 'add-set service-ips-dnat-cluster-6-masq', 'add-set service-nodeports-dnat-cluster-6-masq',
+      'add-chain dnat-cluster-6', 'add-chain dnat-cluster-6-masq', 'add-rule dnat-cluster-6 x2', 'add-rule dnat-cluster-6-masq x2',
+      'flush-chain service-groups', 'add-rule service-groups x13', 'flush-chain nodeport-services', 'add-rule nodeport-services x13',
+    ],
+  },
+  {
+    what: 'the last service leaves a count next to one in use: its group stays, a spare; the spare nobody neighbours any more goes (rules by handle, no validation)',
     before: { a: 3, b: 4, c: 2 }, after: { a: 3, b: 2, c: 2 },
     make: ['add-elements endpoints-cluster-2 (2)'],
     switch: ['add-elements service-ips-dnat-cluster-2 (1)'],
     retire: ['delete-elements service-ips-dnat-cluster-4 (1)'],
     clean: [
+      'delete-rule service-groups @service-ips-dnat-cluster-5', 'delete-rule nodeport-services @service-nodeports-dnat-cluster-5',
+      'delete-rule service-groups @service-ips-dnat-cluster-5-masq', 'delete-rule nodeport-services @service-nodeports-dnat-cluster-5-masq',
+      'delete-elements hairpin-endpoints (2)', 'delete-elements endpoints-cluster-4 (4)',
+      'flush-chain dnat-cluster-5', 'flush-chain dnat-cluster-5-masq', 'delete-chain dnat-cluster-5', 'delete-chain dnat-cluster-5-masq',
+      'delete-set endpoints-cluster-5', 'delete-set nodeport-endpoints-cluster-5',
+      'delete-set service-ips-dnat-cluster-5', 'delete-set service-nodeports-dnat-cluster-5', 'delete-set service-ips-dnat-cluster-5-masq', 'delete-set service-nodeports-dnat-cluster-5-masq',
+    ],
+    validated: [], spares: [],
+  },
+  {
+    what: 'the last service leaves a count nobody neighbours: its group goes with its spare, rules before sets and chains',
+    before: { a: 1, b: 3 }, after: { a: 1, b: 1 },
+    make: ['add-elements endpoints-cluster-1 (1)'],
+    switch: ['add-elements service-ips-dnat-cluster-1 (1)'],
+    retire: ['delete-elements service-ips-dnat-cluster-3 (1)'],
+    clean: [
+      'delete-rule service-groups @service-ips-dnat-cluster-3', 'delete-rule nodeport-services @service-nodeports-dnat-cluster-3',
+      'delete-rule service-groups @service-ips-dnat-cluster-3-masq', 'delete-rule nodeport-services @service-nodeports-dnat-cluster-3-masq',
       'delete-rule service-groups @service-ips-dnat-cluster-4', 'delete-rule nodeport-services @service-nodeports-dnat-cluster-4',
       'delete-rule service-groups @service-ips-dnat-cluster-4-masq', 'delete-rule nodeport-services @service-nodeports-dnat-cluster-4-masq',
-      'delete-elements hairpin-endpoints (2)', 'delete-elements endpoints-cluster-4 (4)',
-      'flush-chain dnat-cluster-4', 'flush-chain dnat-cluster-4-masq', 'delete-chain dnat-cluster-4', 'delete-chain dnat-cluster-4-masq',
+      'delete-elements hairpin-endpoints (2)', 'delete-elements endpoints-cluster-3 (3)',
+      'flush-chain dnat-cluster-3', 'flush-chain dnat-cluster-3-masq', 'flush-chain dnat-cluster-4', 'flush-chain dnat-cluster-4-masq',
+      'delete-chain dnat-cluster-3', 'delete-chain dnat-cluster-3-masq', 'delete-chain dnat-cluster-4', 'delete-chain dnat-cluster-4-masq',
+      'delete-set endpoints-cluster-3', 'delete-set nodeport-endpoints-cluster-3',
+      'delete-set service-ips-dnat-cluster-3', 'delete-set service-nodeports-dnat-cluster-3', 'delete-set service-ips-dnat-cluster-3-masq', 'delete-set service-nodeports-dnat-cluster-3-masq',
       'delete-set endpoints-cluster-4', 'delete-set nodeport-endpoints-cluster-4',
       'delete-set service-ips-dnat-cluster-4', 'delete-set service-nodeports-dnat-cluster-4', 'delete-set service-ips-dnat-cluster-4-masq', 'delete-set service-nodeports-dnat-cluster-4-masq',
     ],
-    validated: [],
+    validated: [], spares: [],
   },
 ];
 
@@ -114,18 +161,31 @@ describe('dispatch sets: the transactions of a move between endpoint counts', ()
     expect({ make: summary(p.make), switch: summary(p.switch), retire: summary(p.retire), clean: summary(p.clean) })
       .toEqual({ make: row.make, switch: row.switch, retire: row.retire, clean: row.clean });
     expect((['make', 'switch', 'retire', 'clean'] as const).filter((k) => validates(p[k]))).toEqual(row.validated);
+    delta!.commit();
+    expect(summary(applied.spareWork()?.ops ?? [])).toEqual(row.spares);
+  });
+
+  it('after the spares are made, nothing is missing: a full sync of the same state holds the same groups', () => {
+    const applied = AppliedFamily.of(family({ a: 3, b: 2, c: 2 }));
+    const delta = applied.diff(family({ a: 3, b: 4, c: 2 }))!;
+    delta.commit();
+    applied.spareWork()!.commit();
+    expect(applied.spareWork()).toBeUndefined();
+    const fresh = AppliedFamily.of(family({ a: 3, b: 4, c: 2 }));
+    expect(fresh.spareWork()).toBeUndefined();
   });
 });
 
 describe('the same moves as one transaction (the tests\' control: what the order prevents)', () => {
   it('a group that comes and one that goes: the refill leaves out the rules the clean would delete by handle (no handle exists yet)', () => {
-    const delta = AppliedFamily.of(family({ a: 3, b: 2 })).diff(family({ a: 3, b: 4 }))!;
+    // counts 2 and 3 in use (spares 1 and 4) -> 3 and 6: group 6 is made, spare 1 goes (2, 4, 5 and 7 are wanted)
+    const delta = AppliedFamily.of(family({ a: 3, b: 2 })).diff(family({ a: 3, b: 6 }))!;
     const ordered = PHASE_ORDER.flatMap((k) => delta.phases[k]);
     expect(summary(ordered).filter((s) => s.startsWith('delete-rule'))).toHaveLength(4);
     const one = asOneTransaction(ordered);
     expect(summary(one).filter((s) => s.includes('service-groups') || s.includes('nodeport-services'))).toEqual([
-      // groups 3 and 4 with their -masq chains, the NodePort rule; the NodePort lookup, the same four
-      'flush-chain service-groups', 'add-rule service-groups x5', 'flush-chain nodeport-services', 'add-rule nodeport-services x5',
+      // groups 2, 3, 4 and 6 with their -masq chains, the NodePort rule; the NodePort lookup, the same eight
+      'flush-chain service-groups', 'add-rule service-groups x9', 'flush-chain nodeport-services', 'add-rule nodeport-services x9',
     ]);
     expect(one.length).toBe(ordered.length - 4 - 4);
   });

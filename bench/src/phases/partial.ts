@@ -75,6 +75,8 @@ type Acc = {
   kinds: Record<ChangeKind, number[]>; compile: Record<ChangeKind, number[]>; writer: Record<ChangeKind, number[]>; tx: Record<ChangeKind, number[]>;
   lines: Record<ChangeKind, number[]>; stale: number[]; limit: Record<ChangeKind, number>;
   countTo: { e2e: number[]; writer: number[] }; countBack: { e2e: number[]; writer: number[] }; error?: string;
+  /** the transactions that made spare groups between changes (writer ms; untimed in the rows) */
+  spares: number[];
 };
 const perKind = (): Record<ChangeKind, number[]> => ({ endpoint: [], count: [], add: [], delete: [] });
 
@@ -108,7 +110,7 @@ async function partialAt(ctx: Ctx, size: Size, st: PartialState, ns: Netns, cli:
       for (const p of peers) engines.set(p.id, p.layout!.deltas(st.gen.snapshot));
     }, () => `${engines.size} peers`);
   }
-  const acc = (): Acc => ({ kinds: perKind(), compile: perKind(), writer: perKind(), tx: perKind(), lines: perKind(), stale: [], limit: { endpoint: K, count: COUNT_CHANGES, add: K, delete: K }, countTo: { e2e: [], writer: [] }, countBack: { e2e: [], writer: [] } });
+  const acc = (): Acc => ({ kinds: perKind(), compile: perKind(), writer: perKind(), tx: perKind(), lines: perKind(), stale: [], limit: { endpoint: K, count: COUNT_CHANGES, add: K, delete: K }, countTo: { e2e: [], writer: [] }, countBack: { e2e: [], writer: [] }, spares: [] });
   const ids = ['nftproxy', 'nft-cli', ...peers.map((p) => p.id)];
   const data = new Map<string, Acc>(ids.map((id) => [id, acc()]));
 
@@ -135,6 +137,14 @@ async function partialAt(ctx: Ctx, size: Size, st: PartialState, ns: Netns, cli:
   };
   const nftproxyOne = async (kind: ChangeKind, change: Change, model: Model, i: number): Promise<void> => {
     const a = data.get('nftproxy')!, c = data.get('nft-cli')!;
+    // The spare groups the previous change left wanted (render/kernel/spares.ts), made as the
+    // daemon makes them: after that change's ack, before the next change. Not in the change's
+    // figures (the daemon's are from its event to its ack); the CLI's table follows, untimed.
+    writer.reset();
+    if (await applier.makeSpares()) {
+      a.spares.push(writer.totalMs);
+      if (!c.error) for (const cm of writer.commits) cliBehind.push(await cliText(cm.tx!));
+    }
     writer.reset();
     const c0 = performance.now();
     // the daemon's path: the changed service compiled again, its kernel objects, the differ, the writer
@@ -270,6 +280,8 @@ async function partialAt(ctx: Ctx, size: Size, st: PartialState, ns: Netns, cli:
     if (a.error) row.error = a.error;
     rows.push(row);
   }
+  const sp = data.get('nftproxy')!.spares;
+  if (sp.length) ctx.results.notes.push(`${sizeLabel(size)}: nftproxy made spare endpoint-count groups ${sp.length} times between changes (after a change's ack, as the daemon does; not in the change's figures): writer p50 ${fmtMs(quantile(sp, 0.5))}, max ${fmtMs(Math.max(...sp))}.`);
   ctx.results.partial.push({ size, changesPerKind: K, rows });
   // what nftproxy's lab now holds (the data plane's BPF maps are filled for the same ruleset)
   if (isTarget && ctx.target && !data.get('nftproxy')!.error) ctx.target.syncedModel = editor.current;

@@ -9,6 +9,8 @@ export class UnitCounts {
   private readonly shared = new Map<string, Map<string, number>>();
   /** per group (its chain's name): how many units use it */
   private readonly groupUses = new Map<string, number>();
+  /** the groups made although no unit uses them (spares.ts): not counted, made and deleted by name */
+  readonly spares = new Set<string>();
 
   sharedCount(s: KUnitElement): number {
     return this.shared.get(s.set)?.get(s.el.key) ?? 0;

@@ -34,9 +34,11 @@
 // since the lookup path does not change. A service deleted is a clean alone. A service moved
 // between endpoint counts that other services use is data alone (make, switch, retire,
 // clean: four transactions, none adding a verdict, so none that makes the kernel validate the
-// table); one into a count no other service uses makes that group's chain and its dispatch
-// rule as well (make: the kernel validates the table once), and the move out of a count that
-// leaves it unused deletes that group's dispatch rules (clean: deletions, no validation).
+// table). So is one into a count next to a count in use: its group is there, a spare
+// (spares.ts), and the spares the new count wants are made after the change (spareWork). One
+// into a count with no group makes that group's chain and its dispatch rule as well (make:
+// the kernel validates the table once), and a group neither in use nor wanted as a spare any
+// more has its dispatch rules deleted (clean: deletions, no validation).
 // The hairpin set is the one exception to "new keys are made first": it is looked up only in
 // nat-postrouting, a base chain a packet enters after its DNAT was decided, so at a generation
 // no older than the one that chose the endpoint. A new endpoint's pair therefore rides with the
@@ -51,6 +53,7 @@ import { at, dispatchKeyOf, sameElement, sameHook, sameRules, setKind } from './
 import { type KBase, type KFamily, type KUnit, type KUnitElement, dispatchChains, unitsByService } from './family.js';
 import { DISPATCH_CHAIN, dispatchSetName, groupDispatchTargets } from '../lower-dnat.js';
 import { UnitCounts } from './counts.js';
+import { countGroupObjects, spareGroupNames } from './spares.js';
 import type { GroupObjects } from './objects.js';
 import type { KChain, KElement, KRule, KSet, SetShape } from './types.js';
 
@@ -72,6 +75,7 @@ export class AppliedFamily {
     if (!counts) {
       counts = new UnitCounts();
       for (const us of unitsByService(fam.units)) counts.add(us);
+      if (fam.base.dispatch) for (const name of spareGroupNames(counts.groupNames())) counts.spares.add(name);
     }
     const sources = new Map<string, object>();
     for (const ref of fam.units.refs()) {
@@ -117,8 +121,34 @@ export class AppliedFamily {
         for (const [ref, src] of nextSources) { if (src) mine.set(ref, src); else mine.delete(ref); }
         for (const n of d.sharedDelta.values()) this.counts.bumpShared(n.s, n.n);
         for (const [k, n] of d.groupDelta) this.counts.bumpGroup(k, n.n);
+        this.counts.spares.clear();
+        for (const name of d.sparesAfter ?? []) this.counts.spares.add(name);
       },
     };
+  }
+
+  /**
+   * The spares the groups in use want and the kernel does not hold (spares.ts): one
+   * transaction that makes them and refills the dispatch chains (the kernel validates the
+   * table once), off the path of the change that wanted them. Undefined: none missing.
+   */
+  spareWork(): { ops: Op[]; commit(): void } | undefined {
+    if (!this.fam.base.dispatch) return undefined;
+    const missing = [...spareGroupNames(this.counts.groupNames())].filter((name) => !this.counts.spares.has(name));
+    if (missing.length === 0) return undefined;
+    const w = at(this.fam.head);
+    const ops: Op[] = [];
+    for (const name of missing) {
+      const g = countGroupObjects(w.family, name);
+      for (const m of g.maps) ops.push({ ...w, op: 'add-set', set: m });
+      for (const c of g.chains) ops.push({ ...w, op: 'add-chain', chain: { name: c.name } });
+      for (const c of g.chains) for (const rule of c.rules) ops.push({ ...w, op: 'add-rule', chain: c.name, rule });
+    }
+    for (const c of dispatchChains(w.family, this.fam.base, [...this.counts.groupNames(), ...this.counts.spares, ...missing])) {
+      ops.push({ ...w, op: 'flush-chain', name: c.name });
+      for (const rule of c.rules) ops.push({ ...w, op: 'add-rule', chain: c.name, rule });
+    }
+    return { ops, commit: () => { for (const name of missing) this.counts.spares.add(name); } };
   }
 }
 
@@ -189,6 +219,8 @@ class DeltaBuilder {
   private readonly cleanDispatch: { chain: string; lookup: string }[] = [];
   readonly sharedDelta = new Map<string, { n: number; s: KUnitElement }>();
   readonly groupDelta = new Map<string, { n: number; g: GroupObjects }>();
+  /** the spares the kernel holds once the delta is applied (units: undefined until then) */
+  sparesAfter: Set<string> | undefined;
 
   private readonly base: KBase;
 
@@ -240,28 +272,43 @@ class DeltaBuilder {
       if (cur === 0 && d.n > 0) (d.s.set === SET.hairpin ? this.switchAdd : this.makeAdd).add(d.s.set, d.s.el);
       if (cur > 0 && cur + d.n <= 0) this.cleanDel.add(d.s.set, d.s.el);
     }
+    // Groups in use after the change, and the groups the kernel holds before it: those in use
+    // and the spares (spares.ts). A group that comes into use is made only if it is not there
+    // (a spare is); a group is deleted when it is neither in use nor a spare the groups in
+    // use still want. Spares wanted and not made yet are not made here (spareWork).
+    const live = new Set(counts.groupNames());
+    const made = new Set([...live, ...counts.spares]);
     const came: string[] = [], went = new Set<string>();
     for (const [name, d] of this.groupDelta) {
       const cur = counts.groupCount(name);
-      const g = d.g;
-      for (const m of g.maps) this.shapes.set(m.name, m.shape);
+      for (const m of d.g.maps) this.shapes.set(m.name, m.shape);
       if (cur === 0 && d.n > 0) {
-        for (const m of g.maps) this.newSets.push({ name: m.name, shape: m.shape, decl: m });
-        for (const c of g.chains) this.newChains.push(c);
+        live.add(name);
+        if (made.has(name)) continue;
+        for (const m of d.g.maps) this.newSets.push({ name: m.name, shape: m.shape, decl: m });
+        for (const c of d.g.chains) this.newChains.push(c);
         if (groupDispatchTargets(name).length) came.push(name);
+        made.add(name);
       }
-      if (cur > 0 && cur + d.n <= 0) {
-        for (const c of g.chains) this.goneChains.push(c);
-        for (const m of g.maps) this.goneSets.push({ name: m.name, shape: m.shape });
-        if (groupDispatchTargets(name).length) went.add(name);
-      }
+      if (cur > 0 && cur + d.n <= 0) live.delete(name);
     }
+    const wanted = this.base.dispatch ? spareGroupNames(live) : new Set<string>();
+    for (const name of made) {
+      if (live.has(name) || wanted.has(name)) continue;
+      const g = this.groupDelta.get(name)?.g ?? countGroupObjects(this.where.family, name);
+      for (const m of g.maps) this.shapes.set(m.name, m.shape);
+      for (const c of g.chains) this.goneChains.push(c);
+      for (const m of g.maps) this.goneSets.push({ name: m.name, shape: m.shape });
+      if (groupDispatchTargets(name).length) went.add(name);
+      made.delete(name);
+    }
+    this.sparesAfter = new Set([...made].filter((name) => !live.has(name)));
     // The dispatch chains name every group's sets and chain: refilled with a new group in the
     // transaction that makes it (its dispatch set is empty until the switch, so no packet goes
     // there before its chain has rules: one table validation, not two; refilled, so that the
     // rules stay in group order, as a full sync writes them). A gone group's rules are deleted
     // one by one before its sets and chain are: no rule added, so no validation.
-    if (came.length) this.makeDispatch = dispatchChains(this.where.family, this.base, [...counts.groupNames(), ...came]);
+    if (came.length) this.makeDispatch = dispatchChains(this.where.family, this.base, [...counts.groupNames(), ...counts.spares, ...came]);
     if (this.base.dispatch) {
       for (const name of went) {
         for (const t of groupDispatchTargets(name)) {

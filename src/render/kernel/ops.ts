@@ -5,6 +5,7 @@ import type { Family } from '../../ir/types.js';
 import { type KFamily, type UnitSink, dispatchChains } from './family.js';
 import { DISPATCH_CHAIN } from '../lower-dnat.js';
 import { UnitCounts } from './counts.js';
+import { countGroupObjects, spareGroupNames } from './spares.js';
 import type { KChain, KElement, KHook, KRule, KSetDecl, KTableHead, SetShape } from './types.js';
 
 interface At { readonly family: Family; readonly table: string }
@@ -140,7 +141,18 @@ export function* fullOps(fams: readonly KFamily[], heads: readonly KTableHead[],
       }
       yield* addChains(f.units.chainsOf(src));
     }
-    for (const c of dispatchChains(where.family, f.base, groupsMade)) for (const rule of c.rules) yield { ...where, op: 'add-rule', chain: c.name, rule };
+    // the spares of the counts in use (spares.ts), made empty
+    const spares = f.base.dispatch ? spareGroupNames(groupsMade) : new Set<string>();
+    for (const name of spares) {
+      const g = countGroupObjects(where.family, name);
+      for (const m of g.maps) {
+        shapes.set(m.name, m.shape);
+        if (!keptSets.has(m.name)) yield { ...where, op: 'add-set', set: m };
+      }
+      yield* addChains(g.chains);
+      counts.spares.add(name);
+    }
+    for (const c of dispatchChains(where.family, f.base, [...groupsMade, ...spares])) for (const rule of c.rules) yield { ...where, op: 'add-rule', chain: c.name, rule };
     // Elements go out a few hundred to an op per set, whichever services they come from
     // (every chain exists by now): big messages for the kernel, a bounded batch in memory.
     const pending = new Map<string, KElement[]>();
@@ -178,12 +190,21 @@ function wantedNames(f: KFamily): { chains: Map<string, KHook | undefined>; sets
   for (const c of f.base.chains) chains.set(c.name, c.hook);
   if (f.base.dispatch) for (const name of DISPATCH_NAMES) chains.set(name, undefined);
   for (const s of f.base.sets) sets.set(s.name, s.shape);
+  const live = new Set<string>();
   for (const ref of f.units.refs()) {
     const src = f.units.sourceOf(ref);
     if (!src) continue;
     const o = f.units.outlineOf(src);
     for (const name of o.chains) chains.set(name, undefined);
     for (const g of o.groups) {
+      for (const c of g.chains) chains.set(c.name, undefined);
+      for (const m of g.maps) sets.set(m.name, m.shape);
+      live.add(g.chains[0]!.name);
+    }
+  }
+  if (f.base.dispatch) {
+    for (const name of spareGroupNames(live)) {
+      const g = countGroupObjects(f.head.family, name);
       for (const c of g.chains) chains.set(c.name, undefined);
       for (const m of g.maps) sets.set(m.name, m.shape);
     }
