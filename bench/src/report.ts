@@ -150,8 +150,8 @@ export function summaryMarkdown(r: Results): string {
     };
     line('one endpoint replaced', np.writer?.endpoint, np.kinds.endpoint, np.compile?.endpoint, np.compileDiff?.endpoint, np.txP50?.endpoint, cli?.kinds.endpoint);
     line('endpoint count M → M-1 and back', np.writer?.count, np.kinds.count, np.compile?.count, np.compileDiff?.count, np.txP50?.count, cli?.kinds.count);
-    line('… into a count no other service uses', np.countSplit?.writerToNew, np.countSplit?.toNew, undefined, undefined, undefined, cli?.countSplit?.toNew);
-    line('… back (that count\'s group removed)', np.countSplit?.writerBack, np.countSplit?.back, undefined, undefined, undefined, cli?.countSplit?.back);
+    line('… into a count no other service uses (its group a spare: next to M)', np.countSplit?.writerToNew, np.countSplit?.toNew, undefined, undefined, undefined, cli?.countSplit?.toNew);
+    line('… back (M − 1 left unused: its group stays, a spare of M)', np.countSplit?.writerBack, np.countSplit?.back, undefined, undefined, undefined, cli?.countSplit?.back);
     line('one service added', np.writer?.add, np.kinds.add, np.compile?.add, np.compileDiff?.add, np.txP50?.add, cli?.kinds.add);
     line('one service deleted', np.writer?.delete, np.kinds.delete, np.compile?.delete, np.compileDiff?.delete, np.txP50?.delete, cli?.kinds.delete);
     if (np.error || cli?.error) L.push('', `Errors: ${[np.error, cli?.error].filter(Boolean).join('; ')}`);

@@ -60,7 +60,7 @@ export interface PartialRow {
   compileDiff?: Partial<Record<ChangeKind, Stats>>;
   /** nftproxy: kernel transactions per sync (p50) */
   txP50?: Partial<Record<ChangeKind, number>>;
-  /** count changes split: into a count no other service uses (its group made) / back (a group removed) */
+  /** count changes split: into a count no other service uses (M -> M-1: its group is a spare of M) / back (M-1 left unused) */
   countSplit?: { toNew?: Stats; back?: Stats; writerToNew?: Stats; writerBack?: Stats };
   /** upstream's separate stale-chain deletion transaction */
   staleDelete?: Stats;
