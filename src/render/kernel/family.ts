@@ -222,11 +222,15 @@ function lowerBase(family: Family, chains: readonly Chain[], aliases: Aliases): 
   return { chains: out, ...(dispatch ? { dispatch } : {}) };
 }
 
-/** The dispatch chains for the groups in use (named by their chains), in group order; none without a template. */
+/** The dispatch chains for the groups made (named by their chains): endpoint-count chains in group order, then their masquerade chains; none without a template. */
 export function dispatchChains(family: Family, base: KBase, groups: Iterable<string>): KChain[] {
   const t = base.dispatch;
   if (!t) return [];
-  const targets = [...groups].sort(byGroupOrder).flatMap(groupDispatchTargets);
+  // Every endpoint-count chain before any masquerade chain: a packet walks these rules until its
+  // key's set holds it, and a ClusterIP's (most packets that get here) is never in a masquerade
+  // chain's set, so it looks up no such set (with counts 1 to 10 in use: 10 lookups at most, not 19)
+  const sorted = [...groups].sort(byGroupOrder).flatMap(groupDispatchTargets);
+  const targets = [...sorted.filter((t) => !t.endsWith('-masq')), ...sorted.filter((t) => t.endsWith('-masq'))];
   return [
     { name: DISPATCH_CHAIN.vip, rules: [...targets.map((g) => dispatchRule(family, g, 'vip')), ...t.vipTail] },
     { name: DISPATCH_CHAIN.nodePort, rules: [...t.nodePortHead, ...targets.map((g) => dispatchRule(family, g, 'nodeport'))] },
