@@ -53,6 +53,13 @@ function summary(ops: readonly Op[]): string[] {
 const validates = (ops: readonly Op[]): boolean =>
   ops.some((op) => op.op === 'add-rule' || (op.op === 'add-elements' && [...op.elements].some((e) => e.data?.kind === 'verdict' && 'chain' in e.data.verdict)));
 
+/** the ops that make count n's group (a cluster group: its chain and its masquerade chain, two maps, four dispatch sets) */
+const groupMade = (n: number): string[] => [
+  `add-set endpoints-cluster-${n}`, `add-set nodeport-endpoints-cluster-${n}`,
+  `add-set service-ips-dnat-cluster-${n}`, `add-set service-nodeports-dnat-cluster-${n}`, `add-set service-ips-dnat-cluster-${n}-masq`, `add-set service-nodeports-dnat-cluster-${n}-masq`,
+  `add-chain dnat-cluster-${n}`, `add-chain dnat-cluster-${n}-masq`, `add-rule dnat-cluster-${n} x2`, `add-rule dnat-cluster-${n}-masq x2`,
+];
+
 // Every count in use has the groups of the counts next to it made as spares
 // (render/kernel/spares.ts): in these rows, counts 2 and 3 in use make 1 and 4 spares.
 // `spares` is what the applier makes after the change was acknowledged (spareWork): the
@@ -85,9 +92,7 @@ const ROWS: { what: string; before: Record<string, number>; after: Record<string
     clean: ['delete-elements endpoints-cluster-2 (2)'],
     validated: [],
     spares: [
-      'add-set endpoints-cluster-5', 'add-set nodeport-endpoints-cluster-5',
-      'add-set service-ips-dnat-cluster-5', 'add-set service-nodeports-dnat-cluster-5', 'add-set service-ips-dnat-cluster-5-masq', 'add-set service-nodeports-dnat-cluster-5-masq',
-      'add-chain dnat-cluster-5', 'add-chain dnat-cluster-5-masq', 'add-rule dnat-cluster-5 x2', 'add-rule dnat-cluster-5-masq x2',
+      ...groupMade(5),
       // groups 1 to 5, each with its -masq chain, then the NodePort rule; the NodePort lookup, then the same ten
       'flush-chain service-groups', 'add-rule service-groups x11', 'flush-chain nodeport-services', 'add-rule nodeport-services x11',
     ],
@@ -96,9 +101,7 @@ const ROWS: { what: string; before: Record<string, number>; after: Record<string
     what: 'into a count with no group (two above any in use): its group and dispatch rule made together, one validation',
     before: { a: 3, b: 2, c: 2 }, after: { a: 3, b: 5, c: 2 },
     make: [
-      'add-set endpoints-cluster-5', 'add-set nodeport-endpoints-cluster-5',
-      'add-set service-ips-dnat-cluster-5', 'add-set service-nodeports-dnat-cluster-5', 'add-set service-ips-dnat-cluster-5-masq', 'add-set service-nodeports-dnat-cluster-5-masq',
-      'add-chain dnat-cluster-5', 'add-chain dnat-cluster-5-masq', 'add-rule dnat-cluster-5 x2', 'add-rule dnat-cluster-5-masq x2',
+      ...groupMade(5),
       'flush-chain service-groups', 'add-rule service-groups x11', 'flush-chain nodeport-services', 'add-rule nodeport-services x11',
       'add-elements endpoints-cluster-5 (5)',
     ],
@@ -107,9 +110,7 @@ const ROWS: { what: string; before: Record<string, number>; after: Record<string
     clean: ['delete-elements endpoints-cluster-2 (2)'],
     validated: ['make'],
     spares: [
-      'add-set endpoints-cluster-6', 'add-set nodeport-endpoints-cluster-6',
-      'add-set service-ips-dnat-cluster-6', 'add-set service-nodeports-dnat-cluster-6', 'add-set service-ips-dnat-cluster-6-masq', 'add-set service-nodeports-dnat-cluster-6-masq',
-      'add-chain dnat-cluster-6', 'add-chain dnat-cluster-6-masq', 'add-rule dnat-cluster-6 x2', 'add-rule dnat-cluster-6-masq x2',
+      ...groupMade(6),
       'flush-chain service-groups', 'add-rule service-groups x13', 'flush-chain nodeport-services', 'add-rule nodeport-services x13',
     ],
   },
