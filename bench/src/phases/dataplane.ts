@@ -12,7 +12,7 @@
 // ruleset (bench/src/bpf.ts); the client runs in the client namespace AND that cgroup, so its
 // connect() to the ClusterIP goes to a backend pod directly: no DNAT in the node namespace
 // (checked: no conntrack flow to the ClusterIP), hence it can beat the single DNAT rule.
-import { CLIENT, CLIENT_BPF, createLab, type Lab } from '../lab.js';
+import { CLIENT, CLIENT_BPF, CLIENT_POD, createLab, type Lab } from '../lab.js';
 import { labTag, dataplaneAddrs } from './full-sync.js';
 import { median, fmtMs } from '../stats.js';
 import { compileParts, proxyConfig } from '../nftproxy.js';
@@ -22,7 +22,7 @@ import { run } from '../sys.js';
 import type { BpfInfo, Ctx, ConnRound, DataplaneRow } from '../results.js';
 
 /** wrap: argv running the client elsewhere than plainly in lab.client (the BPF rows: + the cgroup) */
-interface Target { row: DataplaneRow; lab: Lab; ip: string; port: number; wrap?: (cmd: readonly string[]) => string[] }
+interface Target { row: DataplaneRow; lab: Lab; ip: string; port: number; wrap?: (cmd: readonly string[]) => string[]; src?: string }
 
 export async function dataplanePhase(ctx: Ctx): Promise<void> {
   const { plan, progress } = ctx;
@@ -60,7 +60,11 @@ export async function dataplanePhase(ctx: Ctx): Promise<void> {
     mk(`${l.id}/last`, l.id, 'last', lab, last.clusterIP, 80);
     // what a connection that is no service's pays for the table on its path (nat chains: the
     // dispatch lookups that all miss), against `direct`, the same pod with no rules at all
-    if (l.id === 'nftproxy') mk(`${l.id}/pod`, l.id, 'pod', lab, first.endpoints[0]!.ip, 8080);
+    if (l.id === 'nftproxy') {
+      mk(`${l.id}/pod`, l.id, 'pod', lab, first.endpoints[0]!.ip, 8080);
+      // its own source address: it reaches nftproxy/first's server sockets by another address (lab.ts, CLIENT_POD)
+      targets[targets.length - 1]!.src = CLIENT_POD;
+    }
     if (l.id === 'nftproxy') bpf = await bpfTargets(ctx, lab, first.clusterIP, last.clusterIP, mk, skipped);
   }
   if (!loaded.some((l) => l.id === 'nftproxy')) skipped.push({ loader: 'bpf', why: `nftproxy's ruleset was not loaded at ${plan.target.n}×${plan.target.m} (see full sync)` });
@@ -200,7 +204,7 @@ async function measureAll(ctx: Ctx, targets: Target[], bpf: BpfState | undefined
 }
 
 async function measure(x: Target, seconds: number, concurrency: number, bin: string): Promise<ConnRound> {
-  const cmd = [bin, x.ip, String(x.port), String(seconds), String(concurrency), x.wrap ? CLIENT_BPF : CLIENT];
+  const cmd = [bin, x.ip, String(x.port), String(seconds), String(concurrency), x.src ?? (x.wrap ? CLIENT_BPF : CLIENT)];
   const timeoutMs = (seconds + 30) * 1000;
   // the BPF client is tracked: killed by pid at cleanup (SIGINT), before its cgroup is removed
   const r = x.wrap ? await run(x.wrap(cmd), { timeoutMs, track: true }) : await x.lab.client.exec(cmd, { timeoutMs });
