@@ -204,7 +204,7 @@ describe.skipIf(!canUseKernel)(`applier in the kernel${canUseKernel ? '' : ` [sk
       expect(await dispatchRules(exec)).toContain('service-groups service-ips-dnat-cluster-6');
       const part = await applier.sync(fams(3));
       expect(part.kind).toBe('partial');
-      // the group's four rules gone, the others in their order, as a full sync writes them
+      // the rules of group 6 and of spares 5 and 7 gone, the others in their order, as a full sync writes them
       const afterPartial = await readKernelTables(exec);
       // (the endpoint-count chains' rules first, then their masquerade chains')
       expect(await dispatchRules(exec)).toEqual([
