@@ -53,7 +53,7 @@ import { at, dispatchKeyOf, sameElement, sameHook, sameRules, setKind } from './
 import { type KBase, type KFamily, type KUnit, type KUnitElement, dispatchChains, unitsByService } from './family.js';
 import { DISPATCH_CHAIN, dispatchSetName, groupDispatchTargets } from '../lower-dnat.js';
 import { UnitCounts } from './counts.js';
-import { countGroupObjects, spareGroupNames } from './spares.js';
+import { countGroupObjects, sparesOf } from './spares.js';
 import type { GroupObjects } from './objects.js';
 import type { KChain, KElement, KRule, KSet, SetShape } from './types.js';
 
@@ -75,7 +75,7 @@ export class AppliedFamily {
     if (!counts) {
       counts = new UnitCounts();
       for (const us of unitsByService(fam.units)) counts.add(us);
-      if (fam.base.dispatch) for (const name of spareGroupNames(counts.groupNames())) counts.spares.add(name);
+      for (const name of sparesOf(fam.base, counts.groupNames())) counts.spares.add(name);
     }
     const sources = new Map<string, object>();
     for (const ref of fam.units.refs()) {
@@ -133,8 +133,7 @@ export class AppliedFamily {
    * table once), off the path of the change that wanted them. Undefined: none missing.
    */
   spareWork(): { ops: Op[]; commit(): void } | undefined {
-    if (!this.fam.base.dispatch) return undefined;
-    const missing = [...spareGroupNames(this.counts.groupNames())].filter((name) => !this.counts.spares.has(name));
+    const missing = [...sparesOf(this.fam.base, this.counts.groupNames())].filter((name) => !this.counts.spares.has(name));
     if (missing.length === 0) return undefined;
     const w = at(this.fam.head);
     const ops: Op[] = [];
@@ -144,10 +143,7 @@ export class AppliedFamily {
       for (const c of g.chains) ops.push({ ...w, op: 'add-chain', chain: { name: c.name } });
       for (const c of g.chains) for (const rule of c.rules) ops.push({ ...w, op: 'add-rule', chain: c.name, rule });
     }
-    for (const c of dispatchChains(w.family, this.fam.base, [...this.counts.groupNames(), ...this.counts.spares, ...missing])) {
-      ops.push({ ...w, op: 'flush-chain', name: c.name });
-      for (const rule of c.rules) ops.push({ ...w, op: 'add-rule', chain: c.name, rule });
-    }
+    for (const c of dispatchChains(w.family, this.fam.base, [...this.counts.groupNames(), ...this.counts.spares, ...missing])) ops.push(...refillOps(w, c));
     return { ops, commit: () => { for (const name of missing) this.counts.spares.add(name); } };
   }
 }
@@ -190,6 +186,10 @@ export interface FamilyDelta {
 }
 
 const sharedKey = (s: KUnitElement): string => `${s.set}\0${s.el.key}`;
+
+/** A chain's rules replaced: flushed, then its rules added again (one transaction). */
+const refillOps = (w: ReturnType<typeof at>, c: KChain): Op[] =>
+  [{ ...w, op: 'flush-chain', name: c.name, ...(c.owner ? { owner: c.owner } : {}) }, ...c.rules.map((rule): Op => ({ ...w, op: 'add-rule', chain: c.name, rule }))];
 
 /** Element changes of one phase, one op per set. */
 class ElementOps {
@@ -292,7 +292,7 @@ class DeltaBuilder {
       }
       if (cur > 0 && cur + d.n <= 0) live.delete(name);
     }
-    const wanted = this.base.dispatch ? spareGroupNames(live) : new Set<string>();
+    const wanted = sparesOf(this.base, live);
     for (const name of made) {
       if (live.has(name) || wanted.has(name)) continue;
       const g = this.groupDelta.get(name)?.g ?? countGroupObjects(this.where.family, name);
@@ -358,19 +358,18 @@ class DeltaBuilder {
 
   phases(): Phases {
     const w = this.where;
-    const refill = (c: KChain): Op[] => [{ ...w, op: 'flush-chain', name: c.name, ...(c.owner ? { owner: c.owner } : {}) }, ...c.rules.map((rule): Op => ({ ...w, op: 'add-rule', chain: c.name, rule }))];
     const elementOps = (verb: 'add-elements' | 'delete-elements', e: ElementOps): Op[] =>
       [...e.bySet].map(([set, elements]) => ({ ...w, op: verb, set, shape: this.shapeOf(set), elements }));
     const make: Op[] = [
       ...this.newSets.map((s): Op => ({ ...w, op: 'add-set', set: s.decl })),
       ...this.newChains.map((c): Op => ({ ...w, op: 'add-chain', chain: { name: c.name }, ...(c.owner ? { owner: c.owner } : {}) })),
       ...this.newChains.flatMap((c) => c.rules.map((rule): Op => ({ ...w, op: 'add-rule', chain: c.name, rule }))),
-      ...(this.makeDispatch ?? []).flatMap(refill),
+      ...(this.makeDispatch ?? []).flatMap((c) => refillOps(w, c)),
       ...elementOps('add-elements', this.makeAdd),
     ];
     const sw: Op[] = [
       ...elementOps('delete-elements', this.switchDel),
-      ...this.changedChains.flatMap(refill),
+      ...this.changedChains.flatMap((c) => refillOps(w, c)),
       ...elementOps('add-elements', this.switchAdd),
     ];
     const retire: Op[] = elementOps('delete-elements', this.retireDel);

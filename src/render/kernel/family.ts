@@ -20,7 +20,7 @@ import type { Aliases } from '../rule-text.js';
 import { type GroupObjects, groupElements, groupObjects, kchain, kelement, kset, setDecl, sharedChainObjects } from './objects.js';
 import { KeyBuilder } from './bytes.js';
 import { dispatchRule, lowerRule } from './lower-rule.js';
-import { countGroupObjects, spareGroupNames } from './spares.js';
+import { countGroupObjects, sparesOf } from './spares.js';
 import type { KChain, KElement, KRule, KSet, KSetDecl, KTableHead, SetShape } from './types.js';
 
 export const TABLE_COMMENT = 'rules for nftproxy';
@@ -419,7 +419,7 @@ export function* familyChains(f: KFamily): Generator<KChain> {
 export function familyGroups(f: KFamily): GroupObjects[] {
   const gs = new Map<string, GroupObjects>();
   for (const us of unitsByService(f.units)) for (const u of us) for (const g of u.groups) gs.set(g.name, g.objects);
-  if (f.base.dispatch) for (const name of spareGroupNames([...gs.keys()])) gs.set(name, countGroupObjects(f.head.family, name));
+  for (const name of sparesOf(f.base, [...gs.keys()])) gs.set(name, countGroupObjects(f.head.family, name));
   return [...gs.entries()].sort(([a], [b]) => groupOrder(a) - groupOrder(b) || (a < b ? -1 : 1)).map(([, g]) => g);
 }
 // endpoint-count groups by policy and N, then the shared chains that go to them

@@ -5,7 +5,8 @@ import type { Family } from '../../ir/types.js';
 import { type KFamily, type UnitSink, dispatchChains } from './family.js';
 import { DISPATCH_CHAIN } from '../lower-dnat.js';
 import { UnitCounts } from './counts.js';
-import { countGroupObjects, spareGroupNames } from './spares.js';
+import type { GroupObjects } from './objects.js';
+import { countGroupObjects, sparesOf } from './spares.js';
 import type { KChain, KElement, KHook, KRule, KSetDecl, KTableHead, SetShape } from './types.js';
 
 interface At { readonly family: Family; readonly table: string }
@@ -105,6 +106,14 @@ export function* fullOps(fams: readonly KFamily[], heads: readonly KTableHead[],
       for (const c of chains) if (!keptChains.has(c.name)) yield { family: where.family, table: where.table, op: 'add-chain', chain: c.hook ? { name: c.name, hook: c.hook } : { name: c.name }, ...(c.owner ? { owner: c.owner } : {}) };
       for (const c of chains) for (const rule of c.rules) yield { family: where.family, table: where.table, op: 'add-rule', chain: c.name, rule };
     };
+    // an endpoint-count group or shared chain: its maps (unless kept), then its chains
+    const addGroup = function* (g: GroupObjects): Generator<Op> {
+      for (const m of g.maps) {
+        shapes.set(m.name, m.shape);
+        if (!keptSets.has(m.name)) yield { ...where, op: 'add-set', set: m };
+      }
+      yield* addChains(g.chains);
+    };
     // The base: its sets, its chains and their rules, its fixed elements. The dispatch chains
     // (lower-dnat.ts: DISPATCH_CHAIN) are made with it (the services chain goes to one) and
     // filled once the groups whose sets and chains their rules name are made.
@@ -133,23 +142,14 @@ export function* fullOps(fams: readonly KFamily[], heads: readonly KTableHead[],
         const name = g.chains[0]!.name;
         if (groupsMade.has(name)) continue;
         groupsMade.add(name);
-        for (const m of g.maps) {
-          shapes.set(m.name, m.shape);
-          if (!keptSets.has(m.name)) yield { ...where, op: 'add-set', set: m };
-        }
-        yield* addChains(g.chains);
+        yield* addGroup(g);
       }
       yield* addChains(f.units.chainsOf(src));
     }
     // the spares of the counts in use (spares.ts), made empty
-    const spares = f.base.dispatch ? spareGroupNames(groupsMade) : new Set<string>();
+    const spares = sparesOf(f.base, groupsMade);
     for (const name of spares) {
-      const g = countGroupObjects(where.family, name);
-      for (const m of g.maps) {
-        shapes.set(m.name, m.shape);
-        if (!keptSets.has(m.name)) yield { ...where, op: 'add-set', set: m };
-      }
-      yield* addChains(g.chains);
+      yield* addGroup(countGroupObjects(where.family, name));
       counts.spares.add(name);
     }
     for (const c of dispatchChains(where.family, f.base, [...groupsMade, ...spares])) for (const rule of c.rules) yield { ...where, op: 'add-rule', chain: c.name, rule };
@@ -190,6 +190,10 @@ function wantedNames(f: KFamily): { chains: Map<string, KHook | undefined>; sets
   for (const c of f.base.chains) chains.set(c.name, c.hook);
   if (f.base.dispatch) for (const name of DISPATCH_NAMES) chains.set(name, undefined);
   for (const s of f.base.sets) sets.set(s.name, s.shape);
+  const note = (g: GroupObjects): void => {
+    for (const c of g.chains) chains.set(c.name, undefined);
+    for (const m of g.maps) sets.set(m.name, m.shape);
+  };
   const live = new Set<string>();
   for (const ref of f.units.refs()) {
     const src = f.units.sourceOf(ref);
@@ -197,18 +201,11 @@ function wantedNames(f: KFamily): { chains: Map<string, KHook | undefined>; sets
     const o = f.units.outlineOf(src);
     for (const name of o.chains) chains.set(name, undefined);
     for (const g of o.groups) {
-      for (const c of g.chains) chains.set(c.name, undefined);
-      for (const m of g.maps) sets.set(m.name, m.shape);
+      note(g);
       live.add(g.chains[0]!.name);
     }
   }
-  if (f.base.dispatch) {
-    for (const name of spareGroupNames(live)) {
-      const g = countGroupObjects(f.head.family, name);
-      for (const c of g.chains) chains.set(c.name, undefined);
-      for (const m of g.maps) sets.set(m.name, m.shape);
-    }
-  }
+  for (const name of sparesOf(f.base, live)) note(countGroupObjects(f.head.family, name));
   return { chains, sets };
 }
 

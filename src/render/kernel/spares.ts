@@ -48,6 +48,15 @@ export function spareGroupNames(live: Iterable<string>): Set<string> {
   return out;
 }
 
+/**
+ * The spares a table holds beside the groups in use: none in a table without dispatch chains
+ * (no services chain), whose groups no dispatch rule reaches, so a spare would be nothing but
+ * objects.
+ */
+export function sparesOf(base: { readonly dispatch?: unknown }, live: Iterable<string>): Set<string> {
+  return base.dispatch ? spareGroupNames(live) : new Set();
+}
+
 /** A count group's objects from its chain's name (a spare has no dnat statement to make them from). */
 export function countGroupObjects(family: Family, name: string): GroupObjects {
   const m = COUNT_GROUP.exec(name);
